@@ -1,0 +1,108 @@
+"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, or ``demo`` sensors.
+
+Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` is
+``--mqtt-broker-host``); a flag wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from bridge import __version__
+from bridge.config import VARIABLES, RedisSettings, Settings
+from bridge.errors import ConfigError
+
+logger = logging.getLogger("bridge")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.lower().replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mqtt-redis-bridge",
+        description="Bridge one MQTT broker connection into Redis pub/sub, streams and keys.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=("run", "healthcheck", "demo"),
+        help="run the bridge (default); healthcheck: exit 0 only if the bridge is healthy; "
+        "demo: publish simulated sensor data to the broker",
+    )
+    settings = parser.add_argument_group("settings (each also an environment variable)")
+    for variable in VARIABLES:
+        default = f" (default {variable.default})" if variable.default is not None else ""
+        settings.add_argument(
+            _flag(variable.name),
+            dest=variable.name,
+            metavar="VALUE",
+            help=f"{variable.name}: {variable.help}{default}",
+        )
+    parser.add_argument("--demo-rate", type=float, default=2.0, help="demo: messages per second per device")
+    parser.add_argument(
+        "--demo-duration", type=float, default=None, help="demo: stop after this many seconds"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    env.update({v.name: getattr(args, v.name) for v in VARIABLES if getattr(args, v.name) is not None})
+    try:
+        if args.command == "healthcheck":
+            return _healthcheck(env)
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"mqtt-redis-bridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.log_level != "DEBUG":
+        logging.getLogger("paho").setLevel(logging.WARNING)
+    if args.command == "demo":
+        from bridge.demo import run_demo
+
+        run_demo(settings.broker_host, settings.broker_port, rate=args.demo_rate, duration=args.demo_duration)
+        return 0
+    return run(settings)
+
+
+def _healthcheck(env: dict[str, str]) -> int:
+    from bridge import health, redis_sink
+
+    client = redis_sink.connect(RedisSettings.from_env(env).url)
+    healthy, line = health.check(client)
+    print(line)
+    return 0 if healthy else 1
+
+
+def run(settings: Settings) -> int:
+    from bridge.service import Bridge
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    bridge = Bridge(settings)
+    bridge.start()
+    stop.wait()
+    bridge.stop()
+    return 0

@@ -1,0 +1,83 @@
+"""The live client list, rebuilt from mosquitto's log lines on ``$SYS/broker/log/#``.
+
+Mosquitto 2.0 has no client list of its own; with ``log_dest topic`` it publishes lines such as
+``1700000000: New client connected from 10.0.0.5:52144 as sensor-1 (p2, c1, k60, u'alice').``
+Clients connected before the bridge started appear only when they reconnect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+LOG_PREFIX = "$SYS/broker/log/"
+MAX_CLIENTS = 100_000  # a guard against a flood of fake ids, far above any real broker here
+
+_TIMESTAMP = re.compile(r"^\d+: ")
+_CONNECTED = re.compile(
+    r"^New client connected from (?P<address>\S+) as (?P<id>.+) "
+    r"\(p(?P<protocol>\d+), c(?P<clean>\d), k(?P<keepalive>\d+)(?:, u'(?P<username>.*)')?\)\.?$"
+)
+_GONE = re.compile(
+    r"^(?:Client (?P<id>.+?)(?: \[[^\]]*\])? (?:disconnected|closed its connection|has exceeded timeout"
+    r"|been disconnected|already connected, closing old connection)"
+    r"|Socket error on client (?P<id2>.+?), disconnecting\.$)"
+)
+# mosquitto logs its own protocol numbers: p1 = 3.1, p2 = 3.1.1, p5 = 5.0
+PROTOCOLS = {"1": "MQTT 3.1", "2": "MQTT 3.1.1", "5": "MQTT 5.0"}
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    address: str
+    username: str | None
+    protocol: str
+    keepalive: int
+    connected_at: float
+
+
+class ClientTracker:
+    def __init__(self) -> None:
+        self._clients: dict[str, Client] = {}
+        self.changed = False
+
+    def update(self, topic: str, payload: bytes, now: float) -> bool:
+        """Fold in one log line; True when the client list changed."""
+        if not topic.startswith(LOG_PREFIX):
+            return False
+        line = _TIMESTAMP.sub("", payload.decode("utf-8", "replace").strip(), count=1)
+        connected = _CONNECTED.match(line)
+        if connected:
+            if len(self._clients) >= MAX_CLIENTS and connected["id"] not in self._clients:
+                return False
+            self._clients[connected["id"]] = Client(
+                client_id=connected["id"],
+                address=connected["address"],
+                username=connected["username"],
+                protocol=PROTOCOLS.get(connected["protocol"], f"p{connected['protocol']}"),
+                keepalive=int(connected["keepalive"]),
+                connected_at=now,
+            )
+            self.changed = True
+            return True
+        gone = _GONE.match(line)
+        if gone:
+            client_id = gone["id"] or gone["id2"]
+            if self._clients.pop(client_id, None) is not None:
+                self.changed = True
+                return True
+        return False
+
+    def clear(self) -> None:
+        """The broker restarted: every client it had is gone."""
+        if self._clients:
+            self._clients.clear()
+            self.changed = True
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [asdict(c) for c in sorted(self._clients.values(), key=lambda c: c.client_id)]

@@ -1,0 +1,162 @@
+"""Commands from ``mqtt:commands``: publish, subscribe, unsubscribe — each answered on
+``mqtt:commands:results`` with the command's id, whatever happens."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+from bridge import protocol
+from bridge.backoff import Backoff
+from bridge.counters import Counters
+from bridge.errors import InvalidCommand
+from bridge.mqtt_source import MqttSource
+from bridge.redis_sink import RedisSink
+from bridge.subscriptions import Subscription, SubscriptionSet
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_ACK_TIMEOUT = 5.0
+
+
+class CommandProcessor:
+    """Carries out one command at a time and builds its answer (no pub/sub loop: testable)."""
+
+    def __init__(
+        self, source: MqttSource, subscriptions: SubscriptionSet, sink: RedisSink, counters: Counters
+    ):
+        self.source = source
+        self.subscriptions = subscriptions
+        self.sink = sink
+        self.counters = counters
+
+    def handle(self, raw: bytes | str) -> dict[str, Any]:
+        """Answer one raw command; never raises for bad input."""
+        try:
+            command = protocol.parse_command(raw)
+        except InvalidCommand as exc:
+            return self._answer(exc.command_id, exc.command, str(exc))
+        try:
+            error = self.execute(command)
+        except redis.RedisError as exc:
+            error = f"could not update Redis: {type(exc).__name__}"
+        except Exception:  # a bug must cost one command, not the command thread
+            logger.exception("command %s failed unexpectedly", command.type)
+            error = "internal error in the bridge (see its log)"
+        return self._answer(command.id, command.type, error)
+
+    def _answer(self, command_id: str | None, command: str | None, error: str | None) -> dict[str, Any]:
+        if error is None:
+            self.counters.commands_ok += 1
+        else:
+            self.counters.commands_failed += 1
+            logger.info("command %s (id %s) failed: %s", command or "?", command_id, error)
+        return protocol.command_result(command_id, command, error is None, error)
+
+    def execute(self, command: protocol.Command) -> str | None:
+        if command.type == protocol.CMD_PUBLISH:
+            return self.source.publish(
+                command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
+            )
+        if command.type == protocol.CMD_SUBSCRIBE:
+            return self._subscribe(command.topic, command.qos)
+        return self._unsubscribe(command.topic)
+
+    def _subscribe(self, topic_filter: str, qos: int) -> str | None:
+        if self.subscriptions.is_configured(topic_filter):
+            return None  # already subscribed by MQTT_TOPICS: nothing to do, nothing to store
+        before = dict(self.subscriptions.broker_filters())
+        created = time.time()
+        self.subscriptions.add(Subscription(topic_filter, qos, created, "command"))
+        self.sink.save_subscription(topic_filter, qos, created)
+        error = self._apply(before)
+        if error is not None:
+            # The broker said no (an ACL, say): forget it rather than retry it on every connect.
+            self.subscriptions.remove(topic_filter)
+            self.sink.delete_subscription(topic_filter)
+            self._apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
+        return error
+
+    def _unsubscribe(self, topic_filter: str) -> str | None:
+        if self.subscriptions.is_configured(topic_filter):
+            return (
+                f"{topic_filter!r} comes from MQTT_TOPICS (the bridge's configuration) and stays subscribed"
+            )
+        before = dict(self.subscriptions.broker_filters())
+        if not self.subscriptions.remove(topic_filter):
+            return f"the bridge is not subscribed to {topic_filter!r}"
+        self.sink.delete_subscription(topic_filter)
+        return self._apply(before)
+
+    def _apply(self, before: dict[str, int]) -> str | None:
+        """Bring the broker's subscriptions in line with the set. While disconnected there is
+        nothing to do: every connect subscribes the whole set."""
+        if not self.source.is_connected():
+            return None
+        after = dict(self.subscriptions.broker_filters())
+        for topic_filter, qos in after.items():
+            if before.get(topic_filter) != qos:
+                error = self.source.subscribe(topic_filter, qos)
+                if error is not None:
+                    return error
+        for topic_filter in before.keys() - after.keys():
+            error = self.source.unsubscribe(topic_filter)
+            if error is not None:
+                return error
+        return None
+
+
+class CommandListener(threading.Thread):
+    """Reads the command channel with ``get_message(timeout=…)``; survives Redis outages."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        processor: CommandProcessor,
+        stop: threading.Event,
+        backoff: Backoff | None = None,
+    ):
+        super().__init__(name="command-listener", daemon=True)
+        self.client = client
+        self.processor = processor
+        self.stop_event = stop
+        self.backoff = backoff or Backoff(base=0.5, cap=10.0)
+        self.ready = threading.Event()  # set while subscribed (tests and start-up wait on it)
+
+    def run(self) -> None:
+        outage = False
+        while not self.stop_event.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(protocol.CHANNEL_COMMANDS)
+                if outage:
+                    logger.info("command channel is back")
+                    outage = False
+                self.backoff.reset()
+                self.ready.set()
+                while not self.stop_event.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is not None and message.get("type") == "message":
+                        self._answer(message["data"])
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.ready.clear()
+                if not outage:
+                    logger.error("command channel lost (%s); reconnecting with backoff", type(exc).__name__)
+                    outage = True
+                self.backoff.wait(self.stop_event)
+            finally:
+                self.ready.clear()
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+
+    def _answer(self, raw: bytes) -> None:
+        result = self.processor.handle(raw)
+        try:
+            self.processor.sink.reply(result)
+        except redis.RedisError as exc:
+            logger.warning("could not send the result of command %s: %s", result.get("id"), exc)

@@ -1,0 +1,246 @@
+"""The bridge's settings: read once from the environment, validated, frozen.
+
+Every variable is listed in ``VARIABLES`` (name, default, help), which drives the CLI flags and
+is checked against docs/configuration.md by the tests. A bad value raises ConfigError naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from bridge.errors import ConfigError, InvalidCommand
+from bridge.protocol import validate_topic_filter
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("MQTT_BROKER_HOST", "localhost", "broker host name or address"),
+    Variable("MQTT_BROKER_PORT", "1883", "broker port"),
+    Variable("MQTT_USERNAME", None, "user name for the broker"),
+    Variable("MQTT_PASSWORD", None, "password for the broker", secret=True),
+    Variable("MQTT_CLIENT_ID", "mqtt-bridge-service", "the bridge's MQTT client id"),
+    Variable("MQTT_TOPICS", "#", "comma-separated topic filters bridged from the start"),
+    Variable("MQTT_PROTOCOL", "5", "MQTT protocol version: 5 or 3.1.1"),
+    Variable("MQTT_KEEPALIVE", "30", "keepalive interval in seconds"),
+    Variable("MQTT_QOS", "1", "QoS of the bridge's own subscriptions (0, 1 or 2)"),
+    Variable("MQTT_STATUS_TOPIC", "mqtt-redis-bridge/status", "retained online/offline topic (last will)"),
+    Variable("MQTT_TLS", "false", "connect with TLS (true/false)"),
+    Variable("MQTT_TLS_CA", None, "CA certificate file for TLS"),
+    Variable("MQTT_TLS_CERT", None, "client certificate file for TLS"),
+    Variable("MQTT_TLS_KEY", None, "client key file for TLS"),
+    Variable("MQTT_TLS_INSECURE", "false", "skip the broker host name check (testing only)"),
+    Variable(
+        "REDIS_URL", None, "redis:// or rediss:// URL; overrides REDIS_HOST/PORT/PASSWORD/DB", secret=True
+    ),
+    Variable("REDIS_HOST", "localhost", "Redis host"),
+    Variable("REDIS_PORT", "6379", "Redis port"),
+    Variable("REDIS_PASSWORD", None, "Redis password", secret=True),
+    Variable("REDIS_DB", "0", "Redis database number"),
+    Variable("STATS_INTERVAL", "5", "seconds between broker stats snapshots"),
+    Variable("HISTORY_MAXLEN", "10000", "approximate length of the mqtt:history stream"),
+    Variable("QUEUE_MAXSIZE", "100000", "messages buffered between MQTT and Redis before dropping"),
+    Variable("TOPICS_MAX", "10000", "topics kept in the topic index (least recently seen evicted)"),
+    Variable("METRICS_PORT", None, "port for the Prometheus endpoint (unset = off)"),
+    Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+_BY_NAME = {v.name: v for v in VARIABLES}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+class _Reader:
+    """Reads typed values from an environment mapping, naming the variable on failure."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return _BY_NAME[name].default if name in _BY_NAME else None
+        return value.strip()
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ConfigError(f"{name} must be set")
+        return value
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        raw = self.required(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, low: float, high: float) -> float:
+        raw = self.required(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = (self.text(name) or "").lower()
+        if raw in TRUE_WORDS:
+            return True
+        if raw in FALSE_WORDS:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def port(self, name: str) -> int:
+        return self.integer(name, 1, 65535)
+
+    def optional_port(self, name: str) -> int | None:
+        return None if self.text(name) is None else self.port(name)
+
+    def existing_file(self, name: str) -> str | None:
+        path = self.text(name)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{name} names {path!r}, which is not a readable file")
+        return path
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where Redis is. ``url`` may hold a password: never log it, log ``where`` instead."""
+
+    url: str = field(repr=False)
+    where: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RedisSettings:
+        read = _Reader(environ)
+        url = read.text("REDIS_URL")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("redis", "rediss", "unix"):
+                raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+            try:
+                port = parts.port or 6379
+            except ValueError:
+                raise ConfigError("REDIS_URL has a port that is not a number") from None
+            where = parts.path if parts.scheme == "unix" else f"{parts.hostname or 'localhost'}:{port}"
+            return cls(url=url, where=where)
+        host = read.required("REDIS_HOST")
+        port = read.port("REDIS_PORT")
+        db = read.integer("REDIS_DB", 0, 10_000)
+        password = read.text("REDIS_PASSWORD")
+        auth = f":{_quote(password)}@" if password else ""
+        return cls(url=f"redis://{auth}{_bracket(host)}:{port}/{db}", where=f"{host}:{port}/{db}")
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_host: str
+    broker_port: int
+    client_id: str
+    topics: tuple[str, ...]
+    protocol: int  # paho's constants: 5 (MQTTv5) or 4 (MQTTv311)
+    keepalive: int
+    subscribe_qos: int
+    status_topic: str
+    redis: RedisSettings
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False
+    stats_interval: float = 5.0
+    history_maxlen: int = 10_000
+    queue_maxsize: int = 100_000
+    topics_max: int = 10_000
+    metrics_port: int | None = None
+    log_level: str = "INFO"
+
+    @property
+    def broker(self) -> str:
+        """``host:port``, safe to show anywhere (no credentials)."""
+        return f"{_bracket(self.broker_host)}:{self.broker_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        read = _Reader(os.environ if environ is None else environ)
+        protocol_text = read.required("MQTT_PROTOCOL")
+        protocols = {"5": 5, "5.0": 5, "3.1.1": 4, "311": 4, "4": 4}
+        if protocol_text not in protocols:
+            raise ConfigError(f"MQTT_PROTOCOL must be 5 or 3.1.1, got {protocol_text!r}")
+        client_id = read.required("MQTT_CLIENT_ID")
+        if len(client_id.encode()) > 65535:
+            raise ConfigError("MQTT_CLIENT_ID is too long")
+        level = read.required("LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        status_topic = read.required("MQTT_STATUS_TOPIC")
+        if "+" in status_topic or "#" in status_topic:
+            raise ConfigError("MQTT_STATUS_TOPIC must be a plain topic without + or #")
+        username = read.text("MQTT_USERNAME")
+        password = read.text("MQTT_PASSWORD")
+        if password and not username:
+            raise ConfigError("MQTT_PASSWORD is set but MQTT_USERNAME is not")
+        return cls(
+            broker_host=read.required("MQTT_BROKER_HOST"),
+            broker_port=read.port("MQTT_BROKER_PORT"),
+            client_id=client_id,
+            topics=parse_topics(read.required("MQTT_TOPICS")),
+            protocol=protocols[protocol_text],
+            keepalive=read.integer("MQTT_KEEPALIVE", 5, 3600),
+            subscribe_qos=read.integer("MQTT_QOS", 0, 2),
+            status_topic=status_topic,
+            redis=RedisSettings.from_env(read.environ),
+            username=username,
+            password=password,
+            tls=read.flag("MQTT_TLS"),
+            tls_ca=read.existing_file("MQTT_TLS_CA"),
+            tls_cert=read.existing_file("MQTT_TLS_CERT"),
+            tls_key=read.existing_file("MQTT_TLS_KEY"),
+            tls_insecure=read.flag("MQTT_TLS_INSECURE"),
+            stats_interval=read.number("STATS_INTERVAL", 0.1, 3600),
+            history_maxlen=read.integer("HISTORY_MAXLEN", 0, 100_000_000),
+            queue_maxsize=read.integer("QUEUE_MAXSIZE", 100, 10_000_000),
+            topics_max=read.integer("TOPICS_MAX", 10, 10_000_000),
+            metrics_port=read.optional_port("METRICS_PORT"),
+            log_level=level,
+        )
+
+
+def parse_topics(text: str) -> tuple[str, ...]:
+    """MQTT_TOPICS: comma-separated filters; duplicates removed, order kept."""
+    topics: list[str] = []
+    for part in text.split(","):
+        candidate = part.strip()
+        if not candidate:
+            continue
+        try:
+            validate_topic_filter(candidate)
+        except InvalidCommand as exc:
+            raise ConfigError(f"MQTT_TOPICS: {exc}") from None
+        if candidate not in topics:
+            topics.append(candidate)
+    return tuple(topics)

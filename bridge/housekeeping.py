@@ -1,0 +1,175 @@
+"""The housekeeping thread: turns link events and $SYS messages into contract messages, and
+keeps the periodic ones going (stats, clients, topics, heartbeat).
+
+It is the only thread that owns the status, stats and client state, so none of them needs a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from bridge import protocol
+from bridge.clients import ClientTracker
+from bridge.counters import Counters
+from bridge.health import heartbeat_body
+from bridge.mqtt_source import Item, LinkEvent
+from bridge.redis_sink import RedisSink
+from bridge.status import BrokerStatus
+from bridge.sys_stats import SysStats
+from bridge.topics import TopicIndex
+
+logger = logging.getLogger(__name__)
+
+LISTS_INTERVAL = 10.0  # clients_update and topics_update are republished at least this often
+CLIENTS_DEBOUNCE = 1.0  # a burst of connects becomes one clients_update
+
+
+class Housekeeper(threading.Thread):
+    def __init__(
+        self,
+        sink: RedisSink,
+        counters: Counters,
+        status: BrokerStatus,
+        topic_index: TopicIndex,
+        stop: threading.Event,
+        *,
+        stats_interval: float,
+        started_at: float,
+        configured_topics: list[str],
+        load_subscriptions: Callable[[], bool],
+    ):
+        super().__init__(name="housekeeping", daemon=True)
+        self.sink = sink
+        self.counters = counters
+        self.status = status
+        self.topic_index = topic_index
+        self.stop_event = stop
+        self.stats_interval = stats_interval
+        self.started_at = started_at
+        self.configured_topics = configured_topics
+        self.load_subscriptions = load_subscriptions
+        self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
+        self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
+        self.clients = ClientTracker()
+        self._status_pending = True
+        self._subscriptions_loaded = False
+        self._redis_down = False
+        self._last_uptime: float | None = None
+        now = time.monotonic()
+        self._due = {"heartbeat": now, "stats": now + stats_interval, "lists": now + 2.0, "clients": 0.0}
+
+    # Producers (paho thread, writer thread) call these; they only enqueue.
+    def link_event(self, event: LinkEvent) -> None:
+        self.events.put(event)
+
+    def sys_messages(self, items: list[Item]) -> None:
+        self.events.put(items)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            wait = max(0.0, min(self._due.values()) - time.monotonic())
+            try:
+                event = self.events.get(timeout=min(wait, 1.0))
+            except queue.Empty:
+                event = None
+            if event is not None:
+                self._handle(event)
+            self._tick(time.monotonic())
+
+    def _handle(self, event: LinkEvent | list[Item]) -> None:
+        if isinstance(event, LinkEvent):
+            if self.status.apply(event):
+                state = "connected" if event.connected else f"disconnected ({event.reason})"
+                logger.info("broker %s: %s", self.status.broker, state)
+                self._status_pending = True
+            return
+        for topic, payload, _qos, _retain, timestamp in event:
+            try:
+                if self.stats.update(topic, payload, timestamp):
+                    self._watch_restart()
+                elif self.clients.update(topic, payload, timestamp):
+                    self._due["clients"] = min(self._due["clients"], time.monotonic() + CLIENTS_DEBOUNCE)
+            except Exception:  # one odd $SYS line must not stop the others
+                logger.exception("could not read %s", topic)
+
+    def _watch_restart(self) -> None:
+        uptime = self.stats.data.get("uptime_seconds")
+        if isinstance(uptime, int | float):
+            if self._last_uptime is not None and uptime < self._last_uptime:
+                logger.info("the broker restarted; forgetting its old client list")
+                self.clients.clear()
+            self._last_uptime = uptime
+
+    def _tick(self, now: float) -> None:
+        try:
+            self._run_due(now)
+            if self._redis_down:
+                logger.info("Redis is reachable again; status and stats resume")
+                self._redis_down = False
+        except redis.RedisError as exc:
+            if not self._redis_down:
+                logger.error("cannot update Redis (%s); retrying", type(exc).__name__)
+                self._redis_down = True
+
+    def _run_due(self, now: float) -> None:
+        if not self._subscriptions_loaded:
+            self._subscriptions_loaded = self.load_subscriptions()
+        if self._status_pending:
+            self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
+            self._status_pending = False
+        if now >= self._due["heartbeat"]:
+            self._due["heartbeat"] = now + protocol.HEARTBEAT_INTERVAL
+            self.send_heartbeat()
+        if now >= self._due["stats"]:
+            self._due["stats"] = now + self.stats_interval
+            if self.status.connected or self.stats.data:
+                self.sink.announce(protocol.CHANNEL_STATS, self.stats_message())
+        if now >= self._due["lists"]:
+            self._due["lists"] = now + LISTS_INTERVAL
+            self._due["clients"] = now + LISTS_INTERVAL
+            self.sink.announce(protocol.CHANNEL_TOPICS, self.topics_message())
+            self.sink.announce(protocol.CHANNEL_CLIENTS, self.clients_message())
+        elif now >= self._due["clients"]:
+            self._due["clients"] = now + LISTS_INTERVAL
+            self.sink.announce(protocol.CHANNEL_CLIENTS, self.clients_message())
+
+    def send_heartbeat(self) -> None:
+        body = heartbeat_body(
+            self.started_at,
+            self.counters.snapshot(),
+            self.status.broker,
+            self.status.connected,
+            self.configured_topics,
+        )
+        self.sink.heartbeat(body)
+
+    def stats_message(self) -> dict[str, Any]:
+        return protocol.envelope(protocol.TYPE_STATS, data=self.stats.snapshot())
+
+    def clients_message(self) -> dict[str, Any]:
+        clients = self.clients.snapshot()
+        return protocol.envelope(
+            protocol.TYPE_CLIENTS,
+            clients=clients,
+            count=len(clients),
+            broker_connected_count=self.stats.data.get("clients_connected"),
+        )
+
+    def topics_message(self) -> dict[str, Any]:
+        topics = self.topic_index.snapshot()
+        return protocol.envelope(protocol.TYPE_TOPICS, topics=topics, count=len(topics))
+
+    def drain_events(self) -> None:
+        """At shutdown: fold in what is queued so the final status is the true one."""
+        while True:
+            try:
+                self._handle(self.events.get_nowait())
+            except queue.Empty:
+                return

@@ -1,0 +1,337 @@
+"""The Redis contract (version 1): every channel and key name, message type and JSON shape.
+
+The bridge and the dashboard both import this module; no other file spells a Redis name.
+docs/channels.md describes the same contract for people with ``redis-cli``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import InvalidCommand
+
+CONTRACT_VERSION = 1
+
+# --- pub/sub channels -------------------------------------------------------------------
+CHANNEL_MESSAGES = "mqtt:messages"
+CHANNEL_STATS = "mqtt:broker:stats"
+CHANNEL_STATUS = "mqtt:broker:status"
+CHANNEL_CLIENTS = "mqtt:clients"
+CHANNEL_TOPICS = "mqtt:topics"
+CHANNEL_COMMANDS = "mqtt:commands"
+CHANNEL_RESULTS = "mqtt:commands:results"
+
+# --- keys ---------------------------------------------------------------------------------
+KEY_STATS_LATEST = "mqtt:broker:stats:latest"
+KEY_STATUS_LATEST = "mqtt:broker:status:latest"
+KEY_CLIENTS_LATEST = "mqtt:clients:latest"
+KEY_TOPICS_LATEST = "mqtt:topics:latest"
+KEY_SUBSCRIPTIONS = "mqtt:subscriptions"  # hash: filter -> {"qos", "created_at"}
+KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the message JSON
+KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
+
+LATEST_KEY = {
+    CHANNEL_STATS: KEY_STATS_LATEST,
+    CHANNEL_STATUS: KEY_STATUS_LATEST,
+    CHANNEL_CLIENTS: KEY_CLIENTS_LATEST,
+    CHANNEL_TOPICS: KEY_TOPICS_LATEST,
+}
+# What a dashboard relays: the bridge's output channels (never the command channel).
+OUTPUT_CHANNELS = (CHANNEL_MESSAGES, CHANNEL_STATS, CHANNEL_STATUS, CHANNEL_CLIENTS, CHANNEL_TOPICS)
+
+HISTORY_FIELD = "data"
+
+HEARTBEAT_INTERVAL = 5.0  # seconds between refreshes
+HEARTBEAT_TTL = 15  # seconds; an older heartbeat means the bridge is down
+
+# --- message types ------------------------------------------------------------------------
+TYPE_MESSAGE = "message_received"
+TYPE_STATS = "stats_update"
+TYPE_STATUS = "status_change"
+TYPE_CLIENTS = "clients_update"
+TYPE_TOPICS = "topics_update"
+TYPE_RESULT = "command_result"
+CMD_PUBLISH = "cmd_publish"
+CMD_SUBSCRIBE = "cmd_subscribe"
+CMD_UNSUBSCRIBE = "cmd_unsubscribe"
+COMMAND_TYPES = (CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE)
+
+ENCODING_UTF8 = "utf-8"
+ENCODING_BASE64 = "base64"
+ENCODINGS = (ENCODING_UTF8, ENCODING_BASE64)
+
+MAX_TOPIC_BYTES = 65_535  # MQTT's own limit on a topic name or filter
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a command's payload; far above any dashboard use
+MAX_COMMAND_BYTES = 12 * 1024 * 1024  # raw command text (base64 inflates by 4/3)
+MAX_ID_CHARS = 200
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON that keeps non-ASCII text readable in redis-cli."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def envelope(message_type: str, **fields: Any) -> dict[str, Any]:
+    """A contract message: every one carries ``type`` and ``timestamp`` (Unix seconds)."""
+    return {"type": message_type, "timestamp": time.time(), **fields}
+
+
+# --- payloads -----------------------------------------------------------------------------
+def encode_payload(payload: bytes) -> tuple[str, str]:
+    """Bytes to (text, encoding): UTF-8 text travels as is, anything else as base64."""
+    try:
+        return payload.decode("utf-8"), ENCODING_UTF8
+    except UnicodeDecodeError:
+        return base64.b64encode(payload).decode("ascii"), ENCODING_BASE64
+
+
+def decode_payload(text: str, encoding: str) -> bytes:
+    """The inverse of :func:`encode_payload`; raises InvalidCommand on bad input."""
+    if encoding == ENCODING_UTF8:
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidCommand("payload is not valid UTF-8 text") from None
+    if encoding == ENCODING_BASE64:
+        try:
+            return base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise InvalidCommand("payload is not valid base64") from None
+    raise InvalidCommand(f"encoding must be one of {', '.join(ENCODINGS)}")
+
+
+_json_text = json.encoder.encode_basestring  # C-accelerated; keeps non-ASCII readable
+
+
+def message_json(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    timestamp: float,
+    topic_cache: dict[str, str] | None = None,
+) -> str:
+    """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
+
+    This is the bridge's hot path, so the JSON is assembled by hand (``tests/unit`` prove it
+    equals ``json.dumps`` of the same fields); ``topic_cache`` saves re-quoting known topics.
+    """
+    head = topic_cache.get(topic) if topic_cache is not None else None
+    if head is None:
+        head = '{"type":"' + TYPE_MESSAGE + '","topic":' + _json_text(topic)
+        if topic_cache is not None:
+            if len(topic_cache) > 50_000:
+                topic_cache.clear()
+            topic_cache[topic] = head
+    try:
+        text = _json_text(payload.decode("utf-8")) + ',"encoding":"utf-8"'
+    except UnicodeDecodeError:
+        text = '"' + base64.b64encode(payload).decode("ascii") + '","encoding":"base64"'
+    return (
+        f'{head},"payload":{text},"qos":{qos},"retain":{"true" if retain else "false"},'
+        f'"timestamp":{timestamp!r}}}'
+    )
+
+
+# --- topics -------------------------------------------------------------------------------
+def validate_topic_name(topic: object) -> str:
+    """A topic to publish to: non-empty text, no wildcards, within MQTT's length limit."""
+    topic = _topic_text(topic, "topic")
+    if "+" in topic or "#" in topic:
+        raise InvalidCommand(
+            f"topic {_show(topic)} contains a wildcard (+ or #); publish needs an exact topic"
+        )
+    return topic
+
+
+def validate_topic_filter(topic_filter: object) -> str:
+    """A subscription filter: '+' fills a whole level, '#' a whole last level."""
+    topic_filter = _topic_text(topic_filter, "topic filter")
+    levels = topic_filter.split("/")
+    if levels[0] == "$share":
+        if len(levels) < 3 or not levels[1] or "+" in levels[1] or "#" in levels[1]:
+            raise InvalidCommand("a shared subscription must look like $share/<group>/<filter>")
+        levels = levels[2:]
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise InvalidCommand(
+                f"topic filter {_show(topic_filter)} is malformed: '#' must be a whole level and the last one"
+            )
+        if "+" in level and level != "+":
+            raise InvalidCommand(
+                f"topic filter {_show(topic_filter)} is malformed: '+' must fill a whole level"
+            )
+    return topic_filter
+
+
+def _topic_text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidCommand(f"{what} must be a string")
+    if not value:
+        raise InvalidCommand(f"{what} is empty")
+    if "\x00" in value:
+        raise InvalidCommand(f"{what} contains a NUL character")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidCommand(f"{what} is not valid UTF-8 text") from None
+    if size > MAX_TOPIC_BYTES:
+        raise InvalidCommand(f"{what} is {size:,} bytes; MQTT allows at most {MAX_TOPIC_BYTES:,}")
+    return value
+
+
+def _show(text: str, limit: int = 80) -> str:
+    """A topic quoted for an error message, shortened so a huge one cannot flood a log."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT matching, including the rule that wildcards never match a leading '$' level."""
+    filter_levels = topic_filter.split("/")
+    if filter_levels[0] == "$share" and len(filter_levels) > 2:
+        filter_levels = filter_levels[2:]
+    topic_levels = topic.split("/")
+    if topic.startswith("$") and filter_levels[0] in ("+", "#"):
+        return False
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+# --- commands -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    """A validated command for the bridge. ``payload`` is already decoded to bytes."""
+
+    type: str
+    topic: str
+    id: str | None = None
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in COMMAND_TYPES:
+            raise InvalidCommand(f"unknown command type {self.type!r}")
+        if self.type == CMD_PUBLISH:
+            validate_topic_name(self.topic)
+        else:
+            validate_topic_filter(self.topic)
+        if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
+            raise InvalidCommand("qos must be 0, 1 or 2")
+        if len(self.payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidCommand(
+                f"payload is {len(self.payload):,} bytes; the limit is {MAX_PAYLOAD_BYTES:,}"
+            )
+
+
+def parse_command(raw: bytes | str) -> Command:
+    """Read one command from the command channel; InvalidCommand says what is wrong."""
+    if len(raw) > MAX_COMMAND_BYTES:
+        raise InvalidCommand(f"command is {len(raw):,} bytes; the limit is {MAX_COMMAND_BYTES:,}")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidCommand("command is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidCommand("command must be a JSON object")
+    raw_id = body.get("id")
+    command_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS else None
+    kind = body.get("type")
+    name = kind if isinstance(kind, str) and kind in COMMAND_TYPES else None
+    try:
+        return _command_from_body(body, command_id)
+    except InvalidCommand as exc:
+        raise InvalidCommand(str(exc), command_id=command_id, command=name) from None
+
+
+def _command_from_body(body: dict[str, Any], command_id: str | None) -> Command:
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in COMMAND_TYPES:
+        shown = _show(kind) if isinstance(kind, str) else repr(type(kind).__name__)
+        raise InvalidCommand(f"unknown command type {shown}; expected one of {', '.join(COMMAND_TYPES)}")
+    if "topic" not in body:
+        raise InvalidCommand("topic is missing")
+    qos = body.get("qos", 0)
+    if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1, 2):
+        raise InvalidCommand("qos must be 0, 1 or 2")
+    retain = body.get("retain", False)
+    if not isinstance(retain, bool):
+        raise InvalidCommand("retain must be true or false")
+    payload = b""
+    if kind == CMD_PUBLISH:
+        text = body.get("payload", "")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise InvalidCommand("payload must be a string (use encoding 'base64' for binary data)")
+        encoding = body.get("encoding", ENCODING_UTF8)
+        if encoding not in ENCODINGS:
+            raise InvalidCommand(f"encoding must be one of {', '.join(ENCODINGS)}")
+        payload = decode_payload(text, encoding)
+    return Command(type=kind, topic=body["topic"], id=command_id, payload=payload, qos=qos, retain=retain)
+
+
+def command_body(
+    kind: str,
+    topic: str,
+    *,
+    command_id: str | None = None,
+    payload: str = "",
+    encoding: str = ENCODING_UTF8,
+    qos: int = 0,
+    retain: bool = False,
+) -> dict[str, Any]:
+    """The JSON a client (the dashboard, a script) publishes on CHANNEL_COMMANDS."""
+    body = envelope(kind, id=command_id, topic=topic, qos=qos)
+    if kind == CMD_PUBLISH:
+        body.update(payload=payload, encoding=encoding, retain=retain)
+    return body
+
+
+def command_result(
+    command_id: str | None, command: str | None, ok: bool, error: str | None
+) -> dict[str, Any]:
+    return envelope(TYPE_RESULT, id=command_id, command=command, ok=ok, error=None if ok else error)
+
+
+def subscription_record(qos: int, created_at: float) -> str:
+    """The value stored per filter in KEY_SUBSCRIPTIONS."""
+    return dumps({"qos": qos, "created_at": created_at})
+
+
+def parse_subscription_record(raw: bytes | str) -> dict[str, Any]:
+    """A stored subscription; a damaged record falls back to QoS 0 rather than being lost."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        record = {}
+    qos = record.get("qos", 0)
+    created = record.get("created_at")
+    return {
+        "qos": qos if qos in (0, 1, 2) and not isinstance(qos, bool) else 0,
+        "created_at": created if isinstance(created, int | float) else None,
+    }
+
+
+def loads_object(raw: bytes | str | None) -> dict[str, Any] | None:
+    """Parse a contract message; None for anything that is not a JSON object."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None

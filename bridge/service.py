@@ -1,0 +1,160 @@
+"""Wires the bridge together and runs it: source -> writer -> Redis, plus commands and housekeeping.
+
+Threads: paho's network thread (MQTT in), ``redis-writer`` (batches to Redis), ``command-listener``
+(mqtt:commands), ``housekeeping`` (status, stats, clients, topics, heartbeat).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+import redis
+
+from bridge import protocol, redis_sink
+from bridge.backoff import Backoff
+from bridge.commands import CommandListener, CommandProcessor
+from bridge.config import Settings
+from bridge.counters import Counters
+from bridge.errors import InvalidCommand
+from bridge.housekeeping import Housekeeper
+from bridge.metrics import BridgeCollector, serve
+from bridge.mqtt_source import Item, LinkEvent, MqttSource
+from bridge.pipeline import Writer
+from bridge.redis_sink import RedisSink
+from bridge.status import BrokerStatus
+from bridge.subscriptions import Subscription, SubscriptionSet
+from bridge.topics import TopicIndex
+
+logger = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis | None = None,
+        *,
+        backoff: Backoff | None = None,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 30.0,
+    ):
+        self.settings = settings
+        self.started_at = time.time()
+        self.stop_event = threading.Event()
+        self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
+        self.sink = RedisSink(self.redis, settings.history_maxlen)
+        self.items: deque[Item] = deque()
+        self.counters = Counters(queue_depth=lambda: len(self.items))
+        self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
+        self.topic_index = TopicIndex(settings.topics_max)
+        self.status = BrokerStatus(settings.broker)
+        self.housekeeper = Housekeeper(
+            self.sink,
+            self.counters,
+            self.status,
+            self.topic_index,
+            self.stop_event,
+            stats_interval=settings.stats_interval,
+            started_at=self.started_at,
+            configured_topics=list(settings.topics),
+            load_subscriptions=self._load_subscriptions,
+        )
+        self.source = MqttSource(
+            settings,
+            self.counters,
+            self.items,
+            settings.queue_maxsize,
+            self.housekeeper.link_event,
+            self.subscriptions.broker_filters,
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+        )
+        self.writer = Writer(
+            self.items,
+            self.sink,
+            self.counters,
+            self.topic_index,
+            self.housekeeper.sys_messages,
+            self.subscriptions.forwards_sys,
+            self.stop_event,
+            backoff=backoff,
+        )
+        self.commands = CommandListener(
+            self.redis,
+            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters),
+            self.stop_event,
+            backoff=backoff,
+        )
+
+    def _load_subscriptions(self) -> bool:
+        """Restore command-added subscriptions from Redis (retried by housekeeping until it works)."""
+        try:
+            records = self.sink.load_subscriptions()
+        except redis.RedisError as exc:
+            logger.warning("cannot read saved subscriptions yet (%s); will retry", type(exc).__name__)
+            return False
+        restored = {}
+        for topic_filter, record in records.items():
+            try:
+                protocol.validate_topic_filter(topic_filter)
+            except InvalidCommand as exc:
+                logger.warning("ignoring a saved subscription: %s", exc)
+                continue
+            restored[topic_filter] = Subscription(
+                topic_filter, record["qos"], record["created_at"], "command"
+            )
+        before = set(self.subscriptions.broker_filters())
+        self.subscriptions.replace_commands(restored)
+        if restored:
+            logger.info("restored %d saved subscriptions", len(restored))
+        if self.source.is_connected():
+            for topic_filter, qos in set(self.subscriptions.broker_filters()) - before:
+                error = self.source.subscribe(topic_filter, qos)
+                if error:
+                    logger.warning("could not restore subscription %r: %s", topic_filter, error)
+        return True
+
+    def start(self) -> None:
+        logger.info(
+            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s",
+            self.settings.broker,
+            self.settings.redis.where,
+            ", ".join(self.settings.topics) or "(none)",
+        )
+        if self.settings.metrics_port:
+            serve(
+                self.settings.metrics_port,
+                BridgeCollector(
+                    self.counters, lambda: dict(self.housekeeper.stats.data), self.source.is_connected
+                ),
+            )
+        self.writer.start()
+        self.housekeeper.start()
+        self.commands.start()
+        self.source.start()
+
+    def stop(self, timeout: float = 4.0) -> None:
+        """Stop cleanly: leave the broker, flush what is queued, say 'disconnected' last."""
+        deadline = time.monotonic() + timeout
+        logger.info("stopping; %d messages queued", len(self.items))
+        self.source.stop(timeout=1.0)
+        self.stop_event.set()
+        self.writer.join(max(0.1, deadline - time.monotonic() - 0.5))
+        self.housekeeper.join(1.0)
+        self.commands.join(1.0)
+        self.housekeeper.drain_events()
+        self.status.apply(LinkEvent(False, "the bridge stopped"))
+        try:
+            self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
+            self.sink.clear_heartbeat()  # gone at once, rather than stale in 15 s
+        except redis.RedisError as exc:
+            logger.warning("could not publish the final status: %s", type(exc).__name__)
+        logger.info(
+            "stopped: %d received, %d forwarded, %d dropped",
+            self.counters.received,
+            self.counters.forwarded,
+            self.counters.dropped,
+        )

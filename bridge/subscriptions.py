@@ -1,0 +1,93 @@
+"""Which filters the bridge subscribes to: MQTT_TOPICS (configuration) plus those added by command.
+
+Kept in memory so the paho thread can resubscribe on every connect without Redis I/O; the
+command thread persists the command-added ones in ``mqtt:subscriptions``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from bridge.protocol import topic_matches
+
+SYS_FILTER = "$SYS/#"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    filter: str
+    qos: int
+    created_at: float | None
+    source: str  # "config" or "command"
+
+
+def covers(wide: str, narrow: str) -> bool:
+    """True when every topic matching ``narrow`` also matches ``wide``."""
+    if wide == narrow:
+        return True
+    wide_levels, narrow_levels = wide.split("/"), narrow.split("/")
+    if narrow_levels[0].startswith("$") and wide_levels[0] in ("+", "#"):
+        return False
+    for index, level in enumerate(wide_levels):
+        if level == "#":
+            return True
+        if index >= len(narrow_levels):
+            return False
+        other = narrow_levels[index]
+        if other == "#" or (level != "+" and (other == "+" or other != level)):
+            return False
+    return len(wide_levels) == len(narrow_levels)
+
+
+class SubscriptionSet:
+    def __init__(self, configured: tuple[str, ...], qos: int):
+        self._lock = threading.Lock()
+        self._config = {f: Subscription(f, qos, None, "config") for f in configured}
+        self._commands: dict[str, Subscription] = {}
+
+    def is_configured(self, topic_filter: str) -> bool:
+        return topic_filter in self._config
+
+    def replace_commands(self, records: dict[str, Subscription]) -> None:
+        with self._lock:
+            self._commands = dict(records)
+
+    def add(self, sub: Subscription) -> None:
+        with self._lock:
+            self._commands[sub.filter] = sub
+
+    def remove(self, topic_filter: str) -> bool:
+        with self._lock:
+            return self._commands.pop(topic_filter, None) is not None
+
+    def all(self) -> list[Subscription]:
+        with self._lock:
+            return [*self._config.values(), *self._commands.values()]
+
+    def broker_filters(self) -> list[tuple[str, int]]:
+        """The filters to subscribe on the broker: one covered by another is left out, so a
+        message matching both is delivered (and forwarded) once. Shared subscriptions are kept."""
+        subs = self.all()
+        chosen: list[tuple[str, int]] = []
+        for sub in subs:
+            if covers(SYS_FILTER, sub.filter):
+                continue  # the bridge always holds $SYS/# for the stats
+            wider = [
+                other
+                for other in subs
+                if other.filter != sub.filter
+                and not other.filter.startswith("$share/")
+                and covers(other.filter, sub.filter)
+                and (not covers(sub.filter, other.filter))
+            ]
+            if wider and not sub.filter.startswith("$share/"):
+                continue
+            if all(sub.filter != f for f, _ in chosen):
+                qos = max([sub.qos, *(o.qos for o in subs if covers(sub.filter, o.filter))])
+                chosen.append((sub.filter, qos))
+        return chosen
+
+    def forwards_sys(self, topic: str) -> bool:
+        """$SYS topics feed the stats; they reach mqtt:messages only when a filter names $SYS."""
+        return any(s.filter.startswith("$SYS") and topic_matches(s.filter, topic) for s in self.all())

@@ -1,0 +1,91 @@
+"""The topic index: every topic seen, its message count, last activity and last payload.
+
+Updated by the writer thread once per batch, read by the housekeeping thread; bounded by
+TOPICS_MAX with the least recently seen topics evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from bridge.protocol import encode_payload
+
+PREVIEW_CHARS = 120
+
+
+class _Entry:
+    __slots__ = ("last_payload", "last_seen", "messages", "retained")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.last_seen = 0.0
+        self.retained = False
+        self.last_payload = b""
+
+
+def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
+    """A short, always-printable view of a payload, for lists and tooltips."""
+    text, encoding = encode_payload(payload[: limit * 4])
+    if encoding != "utf-8":
+        return f"<{len(payload):,} bytes of binary data>"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class TopicIndex:
+    def __init__(self, max_topics: int = 10_000):
+        self.max_topics = max_topics
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self.changed = False
+
+    def observe(self, items: Iterable[tuple[str, bytes, int, bool, float]]) -> None:
+        """Count a batch of (topic, payload, qos, retain, timestamp)."""
+        entries = self._entries
+        with self._lock:
+            for topic, payload, _qos, retain, timestamp in items:
+                entry = entries.get(topic)
+                if entry is None:
+                    entry = entries[topic] = _Entry()
+                entry.messages += 1
+                entry.last_seen = timestamp
+                entry.last_payload = payload
+                # The broker flags a message as retained only when it replays a stored one; an
+                # empty payload is how a retained message is cleared.
+                if retain:
+                    entry.retained = bool(payload)
+                elif not payload:
+                    entry.retained = False
+            if len(entries) > self.max_topics:
+                self._evict()
+            self.changed = True
+
+    def _evict(self) -> None:
+        # Evict in bulk (down to 90 %) so the sort runs rarely rather than once per new topic.
+        keep = int(self.max_topics * 0.9)
+        newest = sorted(self._entries.items(), key=lambda pair: pair[1].last_seen, reverse=True)
+        self._entries = dict(newest[:keep])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The index as contract dicts, most recently seen first."""
+        with self._lock:
+            rows = [
+                (topic, e.messages, e.last_seen, e.retained, e.last_payload)
+                for topic, e in self._entries.items()
+            ]
+            self.changed = False
+        rows.sort(key=lambda row: row[2], reverse=True)
+        return [
+            {
+                "topic": topic,
+                "messages": messages,
+                "last_seen": last_seen,
+                "retained": retained,
+                "last_payload_preview": preview(payload),
+            }
+            for topic, messages, last_seen, retained, payload in rows
+        ]

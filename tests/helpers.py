@@ -1,0 +1,274 @@
+"""Shared test helpers: free ports, deadline waits, and real mosquitto / redis-server processes."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+REPO = Path(__file__).resolve().parent.parent
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll until ``predicate()`` is truthy and return its value; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    """A server binary on a loopback port; stop() kills it, restart() brings it back on the same port."""
+
+    def __init__(self, argv: list[str], port: int, log: Path):
+        self.argv = argv
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port) or self._died(), timeout, what=f"{self.argv[0]} on {self.port}")
+        if self._died():
+            raise AssertionError(f"{self.argv[0]} exited: {self.log.read_text()[-2000:]}")
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        wait_for(lambda: not port_open(self.port), 5, what=f"port {self.port} to close")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def mosquitto_config(port: int, workdir: Path, extra: str = "") -> Path:
+    """A test broker: loopback only, anonymous, fast $SYS, client log lines on $SYS/broker/log."""
+    conf = workdir / f"mosquitto-{port}.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "sys_interval 1\n"
+        "log_dest topic\n"
+        "log_dest stderr\n"
+        "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+        "connection_messages true\n"
+        "max_queued_messages 200000\n"
+        "persistence false\n" + extra
+    )
+    return conf
+
+
+def start_mosquitto(workdir: Path, port: int | None = None, extra: str = "") -> Process:
+    port = port or free_port()
+    proc = Process(
+        [MOSQUITTO, "-c", str(mosquitto_config(port, workdir, extra))],
+        port,
+        workdir / f"mosquitto-{port}.log",
+    )
+    proc.start()
+    return proc
+
+
+def start_redis(workdir: Path, port: int | None = None) -> Process:
+    port = port or free_port()
+    data = workdir / f"redis-{port}"
+    data.mkdir(exist_ok=True)
+    argv = [
+        REDIS_SERVER,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+    proc = Process(argv, port, workdir / f"redis-{port}.log")
+    proc.start()
+    return proc
+
+
+def env_with(**values: str) -> dict[str, str]:
+    """The current environment plus test settings (for subprocesses)."""
+    env = dict(os.environ)
+    env.update(values)
+    return env
+
+
+# --- the shipped mosquitto configs, rendered onto free ports ----------------------------------
+
+MOSQUITTO_CONF = REPO / "mosquitto" / "mosquitto.conf"
+MOSQUITTO_SECURED_CONF = REPO / "mosquitto" / "mosquitto.secured.conf"
+
+
+def render_mosquitto_conf(
+    text: str,
+    *,
+    mqtt_port: int,
+    ws_port: int,
+    data_dir: Path,
+    paths: dict[str, Path] | None = None,
+) -> str:
+    """A shipped config with other ports and paths, as scripts/run-local.sh renders it.
+
+    Rewrites the lines ``listener 1883``, ``listener 9001`` and ``persistence_location ...`` (plus
+    any directive named in ``paths``, e.g. ``{"password_file": ...}``) and appends ``user <whoever
+    runs the tests>``: started as root, mosquitto would otherwise switch to the ``mosquitto`` user,
+    which cannot write a temporary folder, and its logging would stop.
+    """
+    replacements = {
+        "listener 1883": f"listener {mqtt_port} 127.0.0.1",
+        "listener 9001": f"listener {ws_port} 127.0.0.1",
+        r"persistence_location \S+": f"persistence_location {data_dir}/",
+    }
+    for directive, path in (paths or {}).items():
+        replacements[rf"{re.escape(directive)} \S+"] = f"{directive} {path}"
+    for pattern, line in replacements.items():
+        text, count = re.subn(rf"^{pattern}$", line, text, flags=re.MULTILINE)
+        if count != 1:
+            raise ValueError(f"expected exactly one line matching {pattern!r} in the mosquitto config")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    return f"{text.rstrip()}\n\n# added by tests/helpers.py\nuser {user}\n"
+
+
+class ShippedMosquitto(Process):
+    """The real broker running a shipped config (mosquitto/*.conf) on free MQTT and WebSocket ports."""
+
+    def __init__(self, workdir: Path, source: Path = MOSQUITTO_CONF, paths: dict[str, Path] | None = None):
+        port, self.ws_port = free_port(), free_port()
+        data_dir = workdir / f"mosquitto-data-{port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / f"mosquitto-{port}.conf"
+        conf.write_text(
+            render_mosquitto_conf(
+                source.read_text(), mqtt_port=port, ws_port=self.ws_port, data_dir=data_dir, paths=paths
+            )
+        )
+        super().__init__([MOSQUITTO, "-c", str(conf)], port, workdir / f"mosquitto-{port}.log")
+
+    def start(self, timeout: float = 10.0) -> None:
+        super().start(timeout)
+        wait_for(lambda: port_open(self.ws_port), timeout, what=f"websocket listener on {self.ws_port}")
+
+
+# --- an MQTT client that records what it receives ---------------------------------------------
+
+
+class MqttRecorder:
+    """A paho client that subscribes and keeps every message it receives, for assertions."""
+
+    def __init__(
+        self,
+        port: int,
+        topics: str | list[str],
+        *,
+        host: str = "127.0.0.1",
+        client_id: str = "",
+        username: str | None = None,
+        password: str | None = None,
+        transport: str = "tcp",
+    ):
+        self._lock = threading.Lock()
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.subscribed = threading.Event()
+        self.connect_result: Any = None
+        self.granted: list[Any] = []
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            transport=transport,  # type: ignore[arg-type]  # "tcp" or "websockets"
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.host, self.port = host, port
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self.connect_result = reason_code
+        if not reason_code.is_failure:
+            client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        self.granted = list(reason_codes)
+        self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def start(self, timeout: float = 10.0) -> MqttRecorder:
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        wait_for(self.subscribed.is_set, timeout, what=f"subscription to {self.topics}")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def received(self, predicate: Callable[[mqtt.MQTTMessage], bool] | None = None) -> list[mqtt.MQTTMessage]:
+        with self._lock:
+            return [m for m in self.messages if predicate is None or predicate(m)]
+
+    def __enter__(self) -> MqttRecorder:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

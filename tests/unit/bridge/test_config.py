@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from bridge.config import VARIABLES, RedisSettings, Settings
+from bridge.errors import ConfigError
+
+
+def test_defaults_match_the_design() -> None:
+    s = Settings.from_env({})
+    assert (s.broker_host, s.broker_port, s.client_id, s.topics) == ("localhost", 1883, "mqtt-bridge-service", ("#",))
+    assert (s.stats_interval, s.history_maxlen, s.topics_max, s.metrics_port) == (5.0, 10_000, 10_000, None)
+    assert s.protocol == 5
+    assert s.redis.where == "localhost:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"MQTT_BROKER_PORT": "abc"}, "MQTT_BROKER_PORT must be a whole number, got 'abc'"),
+        ({"MQTT_BROKER_PORT": "70000"}, "MQTT_BROKER_PORT must be between 1 and 65535"),
+        ({"REDIS_PORT": "-1"}, "REDIS_PORT must be between"),
+        ({"STATS_INTERVAL": "soon"}, "STATS_INTERVAL must be a number"),
+        ({"HISTORY_MAXLEN": "1.5"}, "HISTORY_MAXLEN must be a whole number"),
+        ({"MQTT_PROTOCOL": "4.0"}, "MQTT_PROTOCOL must be 5 or 3.1.1"),
+        ({"MQTT_TLS": "maybe"}, "MQTT_TLS must be true or false"),
+        ({"MQTT_TOPICS": "a/#/b"}, "MQTT_TOPICS: topic filter 'a/#/b' is malformed"),
+        ({"MQTT_TLS_CA": "/nonexistent/ca.pem"}, "MQTT_TLS_CA names '/nonexistent/ca.pem'"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL must start with redis://"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR"),
+        ({"MQTT_PASSWORD": "pw"}, "MQTT_PASSWORD is set but MQTT_USERNAME is not"),
+        ({"METRICS_PORT": "0"}, "METRICS_PORT must be between 1 and 65535"),
+    ],
+)
+def test_a_bad_value_names_the_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert words in str(caught.value)
+
+
+def test_topics_are_split_trimmed_and_deduplicated() -> None:
+    assert Settings.from_env({"MQTT_TOPICS": " a/# , b/+ ,, a/# "}).topics == ("a/#", "b/+")
+
+
+def test_protocol_311_is_selectable() -> None:
+    assert Settings.from_env({"MQTT_PROTOCOL": "3.1.1"}).protocol == 4
+
+
+def test_secrets_never_show_in_repr_or_where() -> None:
+    s = Settings.from_env({"MQTT_USERNAME": "u", "MQTT_PASSWORD": "s3cret-mqtt", "REDIS_PASSWORD": "s3cret-redis"})
+    assert "s3cret" not in repr(s)
+    assert "s3cret" not in s.redis.where
+    assert s.redis.url == "redis://:s3cret-redis@localhost:6379/0"
+
+
+def test_redis_url_wins_and_hides_its_password() -> None:
+    r = RedisSettings.from_env({"REDIS_URL": "redis://:pw@cache.internal:6380/2", "REDIS_HOST": "other"})
+    assert r.where == "cache.internal:6380"
+    assert "pw" not in repr(r)
+
+
+def test_every_variable_has_help_and_unique_name() -> None:
+    names = [v.name for v in VARIABLES]
+    assert len(names) == len(set(names))
+    assert all(v.help for v in VARIABLES)

@@ -1,0 +1,159 @@
+"""The ingest path without sockets: paho callback -> bounded deque -> writer -> (fake) Redis."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+
+import fakeredis
+import paho.mqtt.client as mqtt
+
+from bridge import protocol
+from bridge.backoff import NoWait
+from bridge.config import Settings
+from bridge.counters import Counters
+from bridge.mqtt_source import Item, MqttSource
+from bridge.pipeline import Writer, drain
+from bridge.redis_sink import RedisSink
+from bridge.subscriptions import SubscriptionSet
+from bridge.topics import TopicIndex
+
+
+def _message(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessage:
+    msg = mqtt.MQTTMessage(topic=topic.encode())
+    msg.payload, msg.qos, msg.retain = payload, qos, retain
+    return msg
+
+
+def _source(settings: Settings, items: deque[Item], counters: Counters, maxsize: int) -> MqttSource:
+    return MqttSource(settings, counters, items, maxsize, lambda event: None, lambda: [])
+
+
+def _writer(r: fakeredis.FakeRedis, items: deque[Item], counters: Counters, subs: SubscriptionSet | None = None):
+    system: list[Item] = []
+    subs = subs or SubscriptionSet(("#",), 0)
+    writer = Writer(
+        items,
+        RedisSink(r, history_maxlen=1000),
+        counters,
+        TopicIndex(),
+        system.extend,
+        subs.forwards_sys,
+        threading.Event(),
+        backoff=NoWait(),
+    )
+    return writer, system
+
+
+def _history(r: fakeredis.FakeRedis) -> list[dict]:
+    return [json.loads(fields[b"data"]) for _, fields in r.xrange(protocol.KEY_HISTORY)]
+
+
+def test_messages_reach_pubsub_and_history_intact_and_in_order(settings: Settings, r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque()
+    counters = Counters()
+    source = _source(settings, items, counters, maxsize=1000)
+    listener = r.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(protocol.CHANNEL_MESSAGES)
+    sent = [("t/a", f"m{i}".encode()) for i in range(50)] + [("t/bin", b"\x00\xff\xfe")]
+    for topic, payload in sent:
+        source._on_message(source.client, None, _message(topic, payload, qos=1))
+    writer, _ = _writer(r, items, counters)
+    writer.process(drain(items, 1000))
+
+    published = []
+    for _ in range(200):
+        msg = listener.get_message(timeout=0.001)
+        if msg is not None:
+            published.append(json.loads(msg["data"]))
+    assert [(m["topic"], protocol.decode_payload(m["payload"], m["encoding"])) for m in published] == sent
+    assert published[-1]["encoding"] == "base64"
+    assert _history(r) == published
+    assert (counters.received, counters.forwarded, counters.dropped) == (51, 51, 0)
+
+
+def test_full_queue_drops_and_counts_instead_of_blocking(settings: Settings) -> None:
+    items: deque[Item] = deque()
+    counters = Counters()
+    source = _source(settings, items, counters, maxsize=100)
+    for i in range(130):
+        source._on_message(source.client, None, _message("t", str(i).encode()))
+    assert len(items) == 100
+    assert (counters.received, counters.dropped) == (130, 30)
+    assert items[0][1] == b"0"  # the oldest are kept: what was dropped is what arrived late
+
+
+def test_drain_takes_batches_in_order() -> None:
+    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0) for i in range(2500))
+    first = drain(items, 1000)
+    assert len(first) == 1000 and first[0][1] == b"0" and len(items) == 1500
+
+
+def test_sys_messages_feed_stats_and_are_not_forwarded_by_default(r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque([("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0), ("a", b"x", 0, False, 1.0)])
+    writer, system = _writer(r, items, Counters())
+    writer.process(drain(items, 10))
+    assert [i[0] for i in system] == ["$SYS/broker/uptime"]
+    assert [m["topic"] for m in _history(r)] == ["a"]
+
+
+def test_sys_messages_are_forwarded_when_a_sys_filter_is_subscribed(r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque([("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0)])
+    writer, system = _writer(r, items, Counters(), SubscriptionSet(("#", "$SYS/broker/#"), 0))
+    writer.process(drain(items, 10))
+    assert len(system) == 1
+    assert [m["topic"] for m in _history(r)] == ["$SYS/broker/uptime"]
+
+
+def test_history_is_trimmed_near_maxlen(r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque(("t", b"x", 0, False, 0.0) for _ in range(5000))
+    writer, _ = _writer(r, items, Counters())
+    while items:
+        writer.process(drain(items, 1000))
+    assert 1000 <= r.xlen(protocol.KEY_HISTORY) < 2000  # MAXLEN ~ trims in whole nodes
+
+
+def test_a_redis_outage_is_survived_and_nothing_is_lost(server: fakeredis.FakeServer, r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque([("t", b"during outage", 0, False, 1.0)])
+    counters = Counters()
+    writer, _ = _writer(r, items, counters)
+    server.connected = False
+    attempts = 0
+    original_wait = writer.backoff.wait
+
+    def wait_then_recover(stop: threading.Event) -> bool:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            server.connected = True
+        return original_wait(stop)
+
+    writer.backoff.wait = wait_then_recover  # type: ignore[method-assign]
+    writer.process(drain(items, 10))
+    assert attempts == 3
+    assert [m["payload"] for m in _history(r)] == ["during outage"]
+    assert (counters.forwarded, counters.dropped) == (1, 0)
+
+
+def test_a_batch_redis_refuses_is_dropped_and_counted(r: fakeredis.FakeRedis) -> None:
+    r.set(protocol.KEY_HISTORY, "not a stream")  # XADD will fail with WRONGTYPE
+    items: deque[Item] = deque([("t", b"x", 0, False, 1.0), ("t", b"y", 0, False, 1.0)])
+    counters = Counters()
+    writer, _ = _writer(r, items, counters)
+    writer.process(drain(items, 10))
+    assert counters.dropped == 2
+    writer.process([("t", b"z", 0, False, 1.0)])  # and the writer keeps going
+    assert counters.dropped == 3
+
+
+def test_writer_thread_flushes_the_queue_on_stop(r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0) for i in range(3000))
+    counters = Counters()
+    writer, _ = _writer(r, items, counters)
+    writer.stop_event.set()
+    writer.start()
+    writer.join(5)
+    assert not writer.is_alive()
+    assert counters.forwarded == 3000
+    assert r.xlen(protocol.KEY_HISTORY) >= 1000
