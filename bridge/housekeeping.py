@@ -59,7 +59,7 @@ class Housekeeper(threading.Thread):
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
         self._status_pending = True
-        self._subscriptions_loaded = False
+        self.subscriptions_loaded = False
         self._redis_down = False
         self._last_uptime: float | None = None
         now = time.monotonic()
@@ -119,8 +119,8 @@ class Housekeeper(threading.Thread):
                 self._redis_down = True
 
     def _run_due(self, now: float) -> None:
-        if not self._subscriptions_loaded:
-            self._subscriptions_loaded = self.load_subscriptions()
+        if not self.subscriptions_loaded:
+            self.subscriptions_loaded = self.load_subscriptions()
         if self._status_pending:
             self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
             self._status_pending = False
@@ -148,7 +148,7 @@ class Housekeeper(threading.Thread):
             self.status.connected,
             self.configured_topics,
         )
-        self.sink.heartbeat(body)
+        self.sink.heartbeat(body, self.status.message())
 
     def stats_message(self) -> dict[str, Any]:
         return protocol.envelope(protocol.TYPE_STATS, data=self.stats.snapshot())

@@ -62,6 +62,8 @@ class MqttSource:
         self._wanted_filters = wanted_filters
         self._connected = threading.Event()
         self._ever_connected = False
+        # What the latest on_connect subscribed, so filters restored later can be told apart.
+        self.connect_filters: set[str] = set()
         self._suback_waiters: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._lock = threading.Lock()
         self.client = self._make_client(reconnect_min, reconnect_max)
@@ -92,6 +94,7 @@ class MqttSource:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_subscribe  # UNSUBACK carries the same (mid, reason codes)
         client.on_message = self._on_message
         client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
         client.enable_logger(logging.getLogger("paho"))
@@ -138,6 +141,7 @@ class MqttSource:
             self.counters.reconnects += 1
         self._ever_connected = True
         filters = [(SYS_FILTER, 0), *self._wanted_filters()]
+        self.connect_filters = {f for f, _ in filters}
         logger.info("connected to %s; subscribing to %d filters", self.settings.broker, len(filters))
         result, mid = client.subscribe(filters)
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
@@ -206,7 +210,8 @@ class MqttSource:
         codes = box[0] if box else None
         if codes is None:
             return f"the connection to the broker was lost before the {what} was acknowledged"
-        refused = [code for code in codes if code.is_failure]
+        # "No subscription existed" (MQTT 5) means the unsubscribe's goal is already met.
+        refused = [code for code in codes if code.is_failure and code.value != 0x11]
         if refused:
             return f"the broker refused the {what}: {refused[0]}"
         return None

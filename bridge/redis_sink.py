@@ -63,8 +63,14 @@ class RedisSink:
         pipe.publish(channel, text)
         pipe.execute()
 
-    def heartbeat(self, body: Mapping[str, Any]) -> None:
-        self.client.set(protocol.KEY_HEARTBEAT, protocol.dumps(body), ex=protocol.HEARTBEAT_TTL)
+    def heartbeat(self, body: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> None:
+        """Refresh the heartbeat; with ``status``, also restore the status key (Redis may have
+        restarted empty since it was last announced)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(protocol.KEY_HEARTBEAT, protocol.dumps(body), ex=protocol.HEARTBEAT_TTL)
+        if status is not None:
+            pipe.set(protocol.KEY_STATUS_LATEST, protocol.dumps(status))
+        pipe.execute()
 
     def clear_heartbeat(self) -> None:
         self.client.delete(protocol.KEY_HEARTBEAT)

@@ -56,7 +56,7 @@ class Bridge:
             self.counters,
             self.status,
             self.topic_index,
-            self.stop_event,
+            threading.Event(),  # stopped first, so the final status is the only one at shutdown
             stats_interval=settings.stats_interval,
             started_at=self.started_at,
             configured_topics=list(settings.topics),
@@ -110,11 +110,16 @@ class Bridge:
         self.subscriptions.replace_commands(restored)
         if restored:
             logger.info("restored %d saved subscriptions", len(restored))
-        if self.source.is_connected():
-            for topic_filter, qos in set(self.subscriptions.broker_filters()) - before:
+        # Loaded after a connect already subscribed (Redis was down at start): add what it missed.
+        if self.source.connect_filters:
+            for topic_filter, qos in self.subscriptions.broker_filters():
+                if topic_filter in self.source.connect_filters or (topic_filter, qos) in before:
+                    continue
                 error = self.source.subscribe(topic_filter, qos)
                 if error:
-                    logger.warning("could not restore subscription %r: %s", topic_filter, error)
+                    logger.warning(
+                        "could not restore subscription %r: %s (retried on reconnect)", topic_filter, error
+                    )
         return True
 
     def start(self) -> None:
@@ -131,6 +136,9 @@ class Bridge:
                     self.counters, lambda: dict(self.housekeeper.stats.data), self.source.is_connected
                 ),
             )
+        # Restore saved subscriptions before connecting, so the first SUBSCRIBE includes them;
+        # if Redis is not up yet, housekeeping keeps trying.
+        self.housekeeper.subscriptions_loaded = self._load_subscriptions()
         self.writer.start()
         self.housekeeper.start()
         self.commands.start()
@@ -140,10 +148,11 @@ class Bridge:
         """Stop cleanly: leave the broker, flush what is queued, say 'disconnected' last."""
         deadline = time.monotonic() + timeout
         logger.info("stopping; %d messages queued", len(self.items))
+        self.housekeeper.stop_event.set()
+        self.housekeeper.join(1.5)
         self.source.stop(timeout=1.0)
         self.stop_event.set()
         self.writer.join(max(0.1, deadline - time.monotonic() - 0.5))
-        self.housekeeper.join(1.0)
         self.commands.join(1.0)
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))

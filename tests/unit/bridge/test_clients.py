@@ -13,7 +13,11 @@ def _log(tracker: ClientTracker, line: str, now: float = 1.0) -> bool:
 
 def test_connect_with_username_and_disconnect() -> None:
     tracker = ClientTracker()
-    assert _log(tracker, "1795351147: New client connected from 127.0.0.1:53370 as dev-1 (p2, c1, k60, u'alice').", 5.0)
+    assert _log(
+        tracker,
+        "1795351147: New client connected from 127.0.0.1:53370 as dev-1 (p2, c1, k60, u'alice').",
+        5.0,
+    )
     assert tracker.snapshot() == [
         {
             "client_id": "dev-1",
@@ -56,7 +60,11 @@ def test_ipv6_addresses_and_unusual_ids() -> None:
     tracker = ClientTracker()
     _log(tracker, "New client connected from [::1]:41000 as auto-3F2A (p2, c1, k0, u'we ird').")
     (client,) = tracker.snapshot()
-    assert (client["address"], client["client_id"], client["username"]) == ("[::1]:41000", "auto-3F2A", "we ird")
+    assert (client["address"], client["client_id"], client["username"]) == (
+        "[::1]:41000",
+        "auto-3F2A",
+        "we ird",
+    )
 
 
 def test_noise_is_ignored() -> None:
@@ -64,7 +72,9 @@ def test_noise_is_ignored() -> None:
     for line in ["New connection from 127.0.0.1:5 on port 1883.", "garbage", "", "Client x disconnected."]:
         assert _log(tracker, line) is False
     assert tracker.update(LOG, b"\xff\xfe\x00", 1.0) is False
-    assert tracker.update("$SYS/broker/uptime", b"New client connected from a as b (p2, c1, k1).", 1.0) is False
+    assert (
+        tracker.update("$SYS/broker/uptime", b"New client connected from a as b (p2, c1, k1).", 1.0) is False
+    )
 
 
 def test_takeover_by_same_id_keeps_one_entry() -> None:

@@ -31,9 +31,16 @@ def _send(processor: CommandProcessor, **body: object) -> dict:
     return processor.handle(json.dumps(body))
 
 
-def test_publish_reaches_the_broker_with_the_right_bytes(processor: CommandProcessor, broker: FakeBroker) -> None:
+def test_publish_reaches_the_broker_with_the_right_bytes(
+    processor: CommandProcessor, broker: FakeBroker
+) -> None:
     result = _send(processor, type="cmd_publish", id="p1", topic="lights/1", payload="on", qos=1, retain=True)
-    assert (result["ok"], result["id"], result["command"], result["error"]) == (True, "p1", "cmd_publish", None)
+    assert (result["ok"], result["id"], result["command"], result["error"]) == (
+        True,
+        "p1",
+        "cmd_publish",
+        None,
+    )
     assert broker.published == [("lights/1", b"on", 1, True)]
 
 
@@ -46,7 +53,9 @@ def test_publish_while_disconnected_fails_fast_with_a_clear_error(
     assert "not connected" in result["error"]
 
 
-def test_subscribe_is_persisted_and_applied(processor: CommandProcessor, broker: FakeBroker, r: fakeredis.FakeRedis) -> None:
+def test_subscribe_is_persisted_and_applied(
+    processor: CommandProcessor, broker: FakeBroker, r: fakeredis.FakeRedis
+) -> None:
     result = _send(processor, type="cmd_subscribe", id="s1", topic="alerts/+", qos=2)
     assert result["ok"] is True
     assert broker.subscribed == {"alerts/+": 2}
@@ -54,7 +63,9 @@ def test_subscribe_is_persisted_and_applied(processor: CommandProcessor, broker:
     assert stored["qos"] == 2 and stored["created_at"] > 0
 
 
-def test_configured_topics_are_not_written_to_redis(processor: CommandProcessor, r: fakeredis.FakeRedis) -> None:
+def test_configured_topics_are_not_written_to_redis(
+    processor: CommandProcessor, r: fakeredis.FakeRedis
+) -> None:
     assert _send(processor, type="cmd_subscribe", topic="sensors/#")["ok"] is True
     assert r.hlen(protocol.KEY_SUBSCRIPTIONS) == 0
     result = _send(processor, type="cmd_unsubscribe", topic="sensors/#")
@@ -120,7 +131,10 @@ def test_listener_answers_over_redis(processor: CommandProcessor, r: fakeredis.F
     listener.start()
     try:
         wait_for(listener.ready.is_set, 5, what="listener subscribed")
-        r.publish(protocol.CHANNEL_COMMANDS, json.dumps({"type": "cmd_publish", "id": "r1", "topic": "x", "payload": "1"}))
+        r.publish(
+            protocol.CHANNEL_COMMANDS,
+            json.dumps({"type": "cmd_publish", "id": "r1", "topic": "x", "payload": "1"}),
+        )
         r.publish(protocol.CHANNEL_COMMANDS, "{{{")
         answers: list[dict] = []
 

@@ -8,7 +8,12 @@ from bridge.errors import ConfigError
 
 def test_defaults_match_the_design() -> None:
     s = Settings.from_env({})
-    assert (s.broker_host, s.broker_port, s.client_id, s.topics) == ("localhost", 1883, "mqtt-bridge-service", ("#",))
+    assert (s.broker_host, s.broker_port, s.client_id, s.topics) == (
+        "localhost",
+        1883,
+        "mqtt-bridge-service",
+        ("#",),
+    )
     assert (s.stats_interval, s.history_maxlen, s.topics_max, s.metrics_port) == (5.0, 10_000, 10_000, None)
     assert s.protocol == 5
     assert s.redis.where == "localhost:6379/0"
@@ -47,7 +52,9 @@ def test_protocol_311_is_selectable() -> None:
 
 
 def test_secrets_never_show_in_repr_or_where() -> None:
-    s = Settings.from_env({"MQTT_USERNAME": "u", "MQTT_PASSWORD": "s3cret-mqtt", "REDIS_PASSWORD": "s3cret-redis"})
+    s = Settings.from_env(
+        {"MQTT_USERNAME": "u", "MQTT_PASSWORD": "s3cret-mqtt", "REDIS_PASSWORD": "s3cret-redis"}
+    )
     assert "s3cret" not in repr(s)
     assert "s3cret" not in s.redis.where
     assert s.redis.url == "redis://:s3cret-redis@localhost:6379/0"

@@ -5,8 +5,8 @@ import time
 import fakeredis
 
 from bridge import health, protocol
-from bridge.status import BrokerStatus
 from bridge.mqtt_source import LinkEvent
+from bridge.status import BrokerStatus
 
 
 def _put(r: fakeredis.FakeRedis, *, age: float, connected: bool) -> None:

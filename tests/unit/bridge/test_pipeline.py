@@ -30,7 +30,9 @@ def _source(settings: Settings, items: deque[Item], counters: Counters, maxsize:
     return MqttSource(settings, counters, items, maxsize, lambda event: None, lambda: [])
 
 
-def _writer(r: fakeredis.FakeRedis, items: deque[Item], counters: Counters, subs: SubscriptionSet | None = None):
+def _writer(
+    r: fakeredis.FakeRedis, items: deque[Item], counters: Counters, subs: SubscriptionSet | None = None
+):
     system: list[Item] = []
     subs = subs or SubscriptionSet(("#",), 0)
     writer = Writer(
@@ -50,7 +52,9 @@ def _history(r: fakeredis.FakeRedis) -> list[dict]:
     return [json.loads(fields[b"data"]) for _, fields in r.xrange(protocol.KEY_HISTORY)]
 
 
-def test_messages_reach_pubsub_and_history_intact_and_in_order(settings: Settings, r: fakeredis.FakeRedis) -> None:
+def test_messages_reach_pubsub_and_history_intact_and_in_order(
+    settings: Settings, r: fakeredis.FakeRedis
+) -> None:
     items: deque[Item] = deque()
     counters = Counters()
     source = _source(settings, items, counters, maxsize=1000)
@@ -91,7 +95,9 @@ def test_drain_takes_batches_in_order() -> None:
 
 
 def test_sys_messages_feed_stats_and_are_not_forwarded_by_default(r: fakeredis.FakeRedis) -> None:
-    items: deque[Item] = deque([("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0), ("a", b"x", 0, False, 1.0)])
+    items: deque[Item] = deque(
+        [("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0), ("a", b"x", 0, False, 1.0)]
+    )
     writer, system = _writer(r, items, Counters())
     writer.process(drain(items, 10))
     assert [i[0] for i in system] == ["$SYS/broker/uptime"]
@@ -114,7 +120,9 @@ def test_history_is_trimmed_near_maxlen(r: fakeredis.FakeRedis) -> None:
     assert 1000 <= r.xlen(protocol.KEY_HISTORY) < 2000  # MAXLEN ~ trims in whole nodes
 
 
-def test_a_redis_outage_is_survived_and_nothing_is_lost(server: fakeredis.FakeServer, r: fakeredis.FakeRedis) -> None:
+def test_a_redis_outage_is_survived_and_nothing_is_lost(
+    server: fakeredis.FakeServer, r: fakeredis.FakeRedis
+) -> None:
     items: deque[Item] = deque([("t", b"during outage", 0, False, 1.0)])
     counters = Counters()
     writer, _ = _writer(r, items, counters)

@@ -31,7 +31,7 @@ def test_binary_payloads_round_trip_as_base64(payload: bytes) -> None:
     ("topic", "payload", "qos", "retain"),
     [
         ("a/b", b"hi", 0, False),
-        ("sensors/ü/☃", "ünïcode \u2028 \x00 \"q\"".encode(), 1, True),
+        ("sensors/ü/☃", 'ünïcode \u2028 \x00 "q"'.encode(), 1, True),
         ("bin", b"\xff\x00\x10", 2, False),
         ("x" * 300, b"", 0, True),
     ],
@@ -63,11 +63,15 @@ def _command(**fields: object) -> str:
 
 def test_publish_command_defaults() -> None:
     command = protocol.parse_command(_command(id="c1"))
-    assert command == protocol.Command(type="cmd_publish", topic="a/b", id="c1", payload=b"", qos=0, retain=False)
+    assert command == protocol.Command(
+        type="cmd_publish", topic="a/b", id="c1", payload=b"", qos=0, retain=False
+    )
 
 
 def test_base64_publish_decodes_to_bytes() -> None:
-    command = protocol.parse_command(_command(payload=base64.b64encode(b"\xff\x00").decode(), encoding="base64"))
+    command = protocol.parse_command(
+        _command(payload=base64.b64encode(b"\xff\x00").decode(), encoding="base64")
+    )
     assert command.payload == b"\xff\x00"
 
 
@@ -94,7 +98,10 @@ def test_base64_publish_decodes_to_bytes() -> None:
         (_command(payload={"a": 1}), "payload must be a string"),
         (_command(payload="@@@", encoding="base64"), "not valid base64"),
         (_command(encoding="latin-1"), "encoding must be one of utf-8, base64"),
-        (json.dumps({"type": "cmd_subscribe", "topic": "a/#/b"}), "'#' must be a whole level and the last one"),
+        (
+            json.dumps({"type": "cmd_subscribe", "topic": "a/#/b"}),
+            "'#' must be a whole level and the last one",
+        ),
         (json.dumps({"type": "cmd_subscribe", "topic": "a/b#"}), "'#' must be a whole level"),
         (json.dumps({"type": "cmd_subscribe", "topic": "a/b+/c"}), "'+' must fill a whole level"),
         (json.dumps({"type": "cmd_unsubscribe", "topic": ""}), "topic filter is empty"),

@@ -94,7 +94,9 @@ def test_impossible_negative_disconnected_count_is_ignored() -> None:
     assert stats.snapshot(now=2.0)["clients_disconnected"] == 3
 
 
-@pytest.mark.parametrize(("text", "value"), [("123 seconds", 123), ("0.55", 0.55), ("n/a", None), ("", None), ("7", 7)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("123 seconds", 123), ("0.55", 0.55), ("n/a", None), ("", None), ("7", 7)]
+)
 def test_parse_number(text: str, value: object) -> None:
     assert parse_number(text) == value
 

@@ -6,7 +6,9 @@ from bridge.topics import TopicIndex, preview
 
 def test_topic_index_counts_and_keeps_the_last_payload() -> None:
     index = TopicIndex()
-    index.observe([("a/b", b"1", 0, False, 10.0), ("a/b", b"2", 0, False, 11.0), ("c", b"\xff", 1, True, 12.0)])
+    index.observe(
+        [("a/b", b"1", 0, False, 10.0), ("a/b", b"2", 0, False, 11.0), ("c", b"\xff", 1, True, 12.0)]
+    )
     rows = {row["topic"]: row for row in index.snapshot()}
     assert rows["a/b"]["messages"] == 2
     assert rows["a/b"]["last_seen"] == 11.0
