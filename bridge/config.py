@@ -244,3 +244,14 @@ def parse_topics(text: str) -> tuple[str, ...]:
         if candidate not in topics:
             topics.append(candidate)
     return tuple(topics)
+
+
+def markdown_table(variables: tuple[Variable, ...]) -> str:
+    """The variables as a Markdown table, as docs/configuration.md shows them (a test keeps
+    the document and this list in step)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for v in variables:
+        default = f"`{v.default}`" if v.default is not None else "(unset)"
+        secret = " **Secret**: never logged or shown." if v.secret else ""
+        rows.append(f"| `{v.name}` | {default} | {v.help}.{secret} |")
+    return "\n".join(rows)

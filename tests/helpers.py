@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -272,3 +273,82 @@ class MqttRecorder:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# --- the dashboard, as `mqtt-dashboard` runs it (Gunicorn, gevent workers) ---------------------
+
+LOGIN_LINE = re.compile(r"log in at (http://\S+/\?token=(\S+))")
+RELAY_LINE = re.compile(r"relay \(pid (\d+)\) subscribed")
+
+
+class DashboardProcess:
+    """``mqtt-dashboard`` on a free loopback port with test settings; the log is kept for failures.
+
+    Without ``DASHBOARD_TOKEN``/``DASHBOARD_PASSWORD`` in ``settings`` the dashboard generates a
+    token; ``token`` then holds the one it printed in its login URL.
+    """
+
+    def __init__(self, workdir: Path, redis_port: int, workers: int = 2, **settings: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.env = env_with(
+            **{
+                "DASHBOARD_HOST": "127.0.0.1",
+                "DASHBOARD_PORT": str(self.port),
+                "DASHBOARD_WORKERS": str(workers),
+                "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": str(redis_port),
+                **settings,
+            }
+        )
+        self.token: str | None = settings.get("DASHBOARD_TOKEN") or None
+        self.log = workdir / f"dashboard-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def command() -> list[str]:
+        script = Path(sys.executable).with_name("mqtt-dashboard")
+        return [str(script)] if script.exists() else [sys.executable, "-m", "dashboard.runner"]
+
+    def start(self, timeout: float = 20.0) -> DashboardProcess:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port) or self._died(), timeout, what=f"the dashboard on {self.port}")
+        if self._died():
+            raise AssertionError(f"mqtt-dashboard exited:\n{self.output()}")
+        generated = not self.env.get("DASHBOARD_PASSWORD") and self.env.get("DASHBOARD_AUTH") != "off"
+        if self.token is None and generated:
+            found = wait_for(lambda: LOGIN_LINE.search(self.output()), timeout, what="the login URL")
+            self.token = found.group(2)
+        # Ready when every worker has loaded the app and its relay has subscribed to Redis.
+        wait_for(
+            lambda: len(set(RELAY_LINE.findall(self.output()))) >= self.workers or self._died(),
+            timeout,
+            what=f"{self.workers} dashboard workers to be ready",
+        )
+        if self._died():
+            raise AssertionError(f"mqtt-dashboard exited:\n{self.output()}")
+        return self
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    @property
+    def pid(self) -> int:
+        """Gunicorn's master: mqtt-dashboard execs it, so the pid is the one started."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

@@ -110,3 +110,13 @@ def test_bad_configuration_fails_at_start_with_one_line(make_bridge: Any) -> Non
         == "mqtt-redis-bridge: configuration error: MQTT_BROKER_PORT must be a whole number, got 'not-a-port'"
     )
     assert "hunter2" not in output
+
+
+def test_mqtt_311_is_selectable(make_bridge: Any, mosquitto: Process, channels: Any) -> None:
+    make_bridge(MQTT_PROTOCOL="3.1.1", MQTT_CLIENT_ID="bridge-v311").start()
+    recorder = channels(protocol.CHANNEL_MESSAGES)
+    recorder.poll()
+    publish_all(mosquitto.port, [("v311/x", b"hello")])
+    message = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "v311/x", 10)
+    assert message["payload"] == "hello"
+    assert "as bridge-v311 (p2," in mosquitto.log.read_text()  # p2: mosquitto's name for 3.1.1

@@ -1,0 +1,216 @@
+"""The REST API under /api (docs/dashboard-api.md): reads from Redis, commands to the bridge."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.routing import PathConverter
+
+from bridge.errors import InvalidCommand
+from bridge.protocol import CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, dumps, validate_topic_filter
+from dashboard.commands import NoAnswer, build_command, round_trip
+from dashboard.extensions import services
+from dashboard.store import STREAM_ID
+
+logger = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+EXPORT_DEFAULT = 10_000
+EXPORT_MAX = 1_000_000
+CSV_COLUMNS = ("id", "timestamp", "topic", "qos", "retain", "encoding", "payload")
+
+
+class TopicFilterConverter(PathConverter):
+    """The rest of the path, as is: unlike ``path`` it may start with "/" (a valid filter)."""
+
+    regex = ".+"
+    part_isolating = False  # spans "/" (Werkzeug would otherwise infer True from the regex)
+
+
+class BadRequest(Exception):
+    """Input the API refuses with 400; the message is the ``error`` shown to the user."""
+
+
+def error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+# --- session ------------------------------------------------------------------------------------
+@api.get("/session")
+def session_state() -> Response:
+    auth = services().auth
+    return jsonify(authenticated=auth.request_allowed(request), auth=auth.mode)
+
+
+@api.post("/login")
+def login() -> Any:
+    auth = services().auth
+    if not auth.enabled:
+        return jsonify(authenticated=True)
+    body = _json_object()
+    if auth.check_secret(body.get("token")) or auth.check_secret(body.get("password")):
+        auth.log_in()
+        return jsonify(authenticated=True)
+    return error("wrong token or password", 401)
+
+
+@api.post("/logout")
+def logout() -> Response:
+    services().auth.log_out()
+    return jsonify(authenticated=False)
+
+
+# --- the bridge's latest state ------------------------------------------------------------------
+def _latest(name: str, what: str) -> Any:
+    message = services().store.latest(name)
+    if message is None:
+        return error(f"no {what} yet: the bridge has not published any", 503)
+    return jsonify(message)
+
+
+@api.get("/broker/status")
+def broker_status() -> Any:
+    return _latest("status", "broker status")
+
+
+@api.get("/broker/stats")
+def broker_stats() -> Any:
+    return _latest("stats", "broker statistics")
+
+
+@api.get("/clients")
+def clients() -> Any:
+    return _latest("clients", "client list")
+
+
+@api.get("/topics")
+def topics() -> Any:
+    return _latest("topics", "topic list")
+
+
+# --- history ------------------------------------------------------------------------------------
+@api.get("/messages")
+def messages() -> Response:
+    topic_filter = _topic_filter_arg()
+    limit = _int_arg("limit", 100, 1, 1000)
+    before = request.args.get("before") or None
+    if before is not None and not STREAM_ID.match(before):
+        raise BadRequest("before must be a stream id such as 1718000000000-0 (use next_before)")
+    found, next_before = services().store.page(topic_filter, limit, before)
+    return jsonify(messages=found, next_before=next_before)
+
+
+@api.get("/export")
+def export() -> Response:
+    topic_filter = _topic_filter_arg()
+    limit = _int_arg("limit", EXPORT_DEFAULT, 1, EXPORT_MAX)
+    kind = request.args.get("format", "ndjson")
+    if kind not in ("ndjson", "csv"):
+        raise BadRequest("format must be ndjson or csv")
+    rows = services().store.export(topic_filter, limit)
+    body = _csv_lines(rows) if kind == "csv" else (dumps(m) + "\n" for m in rows)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    mimetype = "text/csv" if kind == "csv" else "application/x-ndjson"
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="mqtt-history-{stamp}.{kind}"'},
+    )
+
+
+def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row.get(column) is None else row.get(column) for column in CSV_COLUMNS])
+        if buffer.tell() > 64 * 1024:  # send in chunks of tens of kilobytes, not line by line
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --- commands -----------------------------------------------------------------------------------
+@api.get("/subscriptions")
+def subscriptions() -> Response:
+    return jsonify(subscriptions=services().store.subscriptions())
+
+
+@api.post("/subscriptions")
+def subscribe() -> Any:
+    return _command(CMD_SUBSCRIBE, _json_object(), topic_field="filter")
+
+
+@api.delete("/subscriptions/<topic_filter:topic_filter>")
+def unsubscribe(topic_filter: str) -> Any:
+    if services().store.is_config_only(topic_filter):
+        raise BadRequest(
+            f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
+        )
+    return _command(CMD_UNSUBSCRIBE, {"filter": topic_filter}, topic_field="filter")
+
+
+@api.post("/publish")
+def publish() -> Any:
+    return _command(CMD_PUBLISH, _json_object(), topic_field="topic")
+
+
+def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
+    found = services()
+    body = build_command(kind, fields, topic_field)  # InvalidCommand -> 400 with the bridge's words
+    try:
+        result = round_trip(found.redis, body, found.settings.command_timeout)
+    except NoAnswer as exc:
+        found.metrics.commands.labels("no_answer").inc()
+        logger.warning("%s %s: %s", kind, body["id"], exc)
+        return error(str(exc), 504)
+    if result.get("ok") is True:
+        found.metrics.commands.labels("ok").inc()
+        return jsonify(result)
+    found.metrics.commands.labels("refused").inc()
+    return jsonify(result | {"error": result.get("error") or "the bridge refused the command"}), 400
+
+
+# --- input ------------------------------------------------------------------------------------
+def _json_object() -> dict[str, Any]:
+    # silent=True: a wrong Content-Type or broken JSON gets our own words, not Werkzeug's page.
+    body = request.get_json(silent=True, force=True)
+    if body is None:
+        raise BadRequest("the body must be JSON")
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _topic_filter_arg() -> str | None:
+    raw = request.args.get("topic", "")
+    if raw in ("", "#"):
+        return None
+    return validate_topic_filter(raw)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@api.errorhandler(BadRequest)
+@api.errorhandler(InvalidCommand)
+def bad_request(exc: Exception) -> tuple[Response, int]:
+    return error(str(exc), 400)

@@ -1,0 +1,142 @@
+"""The app factory: wires settings, Redis, Socket.IO, the relay, routes, guards and errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from dashboard.api import TopicFilterConverter, api, error
+from dashboard.auth import Authenticator, csrf_exempt, same_origin
+from dashboard.config import DashboardSettings
+from dashboard.events import register_events
+from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
+from dashboard.frames import FrameRouter
+from dashboard.metrics import DashboardMetrics
+from dashboard.pages import STATIC_DIR, pages
+from dashboard.relay import Relay
+from dashboard.store import Store
+
+logger = logging.getLogger(__name__)
+
+# Reachable without logging in; everything else under /api, and /metrics, needs a login.
+OPEN_PATHS = frozenset({"/health", "/api/session", "/api/login", "/api/logout"})
+
+
+def create_app(
+    settings: DashboardSettings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    start_relay: bool = True,
+    static_dir: Path | None = None,
+) -> Flask:
+    """Build the app. Tests pass a fakeredis client and ``start_relay=False``, then drive
+    the relay's steps themselves; ``static_dir`` replaces the built frontend's folder."""
+    settings = settings or DashboardSettings.from_env()
+    app = Flask(__name__, static_folder=str(static_dir or STATIC_DIR), static_url_path="")
+    app.config.update(
+        # The same key in every worker (derived from configuration), or a login made on one
+        # worker would be unknown to the next.
+        SECRET_KEY=settings.session_key,
+        SESSION_COOKIE_NAME="mqtt_dashboard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        MAX_CONTENT_LENGTH=settings.max_body,
+    )
+    # Topic filters travel in URLs (DELETE /api/subscriptions/<filter>); "a//b" and "/a" are
+    # valid filters that must not be rewritten.
+    app.url_map.merge_slashes = False
+    app.url_map.converters["topic_filter"] = TopicFilterConverter
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's field order
+
+    auth = Authenticator(settings)
+    if not settings.auth_enabled:
+        logger.warning("DASHBOARD_AUTH is off: anyone who can reach this port can read and publish")
+
+    client = redis_client if redis_client is not None else make_redis(settings)
+    socketio = make_socketio(app, settings)
+    router = FrameRouter(settings.frame_max)
+    metrics = DashboardMetrics()
+    relay = Relay(
+        socketio,
+        client,
+        router,
+        metrics,
+        frame_interval=settings.frame_interval,
+        where=settings.redis.where,
+        enabled=start_relay,
+    )
+    found = Services(
+        settings=settings,
+        redis=client,
+        store=Store(client),
+        socketio=socketio,
+        auth=auth,
+        metrics=metrics,
+        router=router,
+        relay=relay,
+    )
+    app.extensions[EXTENSION] = found
+    register_events(found)
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    _register_guards(app, found)
+    _register_errors(app, found)
+    return app
+
+
+def _register_guards(app: Flask, found: Services) -> None:
+    auth = found.auth
+
+    @app.before_request
+    def require_login_and_same_origin() -> Any:
+        path = request.path
+        needs_login = (path.startswith("/api/") or path == "/metrics") and path not in OPEN_PATHS
+        if needs_login and not auth.request_allowed(request):
+            return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
+        if not csrf_exempt(request, auth) and not same_origin(request):
+            return error("cross-origin request refused: Origin (or Referer) must match this host", 403)
+        return None
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Never send our URLs (which may carry ?token=) to other sites.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def _register_errors(app: Flask, found: Services) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: RequestEntityTooLarge) -> Any:
+        return error(f"the request body is larger than the limit of {found.settings.max_body:,} bytes", 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        if status == 404:
+            return error(f"not found: {request.path}", 404)
+        if status == 405:
+            return error(f"{request.method} is not allowed on {request.path}", 405)
+        return error(exc.description or exc.name, status)
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(exc: redis.RedisError) -> Any:
+        logger.warning(
+            "Redis at %s failed during %s %s: %s",
+            found.settings.redis.where,
+            request.method,
+            request.path,
+            exc,
+        )
+        return error(f"Redis at {found.settings.redis.where} is not reachable", 503)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> Any:
+        logger.exception("unexpected error in %s %s", request.method, request.path)
+        return error("internal server error (details are in the dashboard's log)", 500)

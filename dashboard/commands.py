@@ -1,0 +1,90 @@
+"""Commands to the bridge: build and validate with the bridge's rules, send, await the answer.
+
+The round trip subscribes to the results channel *before* publishing, so an answer cannot
+arrive unseen, and gives up at once when PUBLISH reaches nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from bridge.errors import InvalidCommand
+from bridge.protocol import (
+    CHANNEL_COMMANDS,
+    CHANNEL_RESULTS,
+    ENCODING_UTF8,
+    TYPE_RESULT,
+    command_body,
+    dumps,
+    loads_object,
+    parse_command,
+)
+
+logger = logging.getLogger(__name__)
+
+NO_LISTENER = "the bridge did not answer: no bridge is listening on Redis"
+
+
+class NoAnswer(Exception):
+    """The bridge did not answer a command; the message says why, for the 504 body."""
+
+
+def build_command(kind: str, fields: Mapping[str, Any], topic_field: str = "topic") -> dict[str, Any]:
+    """The command JSON for an API body, validated exactly as the bridge will validate it.
+
+    The body goes through ``parse_command`` as the text that would be sent, so a bad value
+    gets the bridge's own words without a trip through Redis. ``topic_field`` is the name the
+    API uses for the topic (``filter`` for subscriptions), so errors name what people typed.
+    """
+    if topic_field not in fields:
+        raise InvalidCommand(f"{topic_field} is missing")
+    payload = fields.get("payload", "")
+    body = command_body(
+        kind,
+        fields[topic_field],
+        command_id=uuid.uuid4().hex,
+        payload="" if payload is None else payload,
+        encoding=fields.get("encoding", ENCODING_UTF8),
+        qos=fields.get("qos", 0),
+        retain=fields.get("retain", False),
+    )
+    parse_command(dumps(body))
+    return body
+
+
+def round_trip(client: redis.Redis, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send one command and return the bridge's ``command_result`` for it; NoAnswer otherwise."""
+    deadline = time.monotonic() + timeout
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(CHANNEL_RESULTS)
+        # SUBSCRIBE and PUBLISH travel on different connections: wait for the confirmation so
+        # the bridge's answer cannot overtake our subscription.
+        _await_subscribed(pubsub, deadline)
+        receivers = client.publish(CHANNEL_COMMANDS, dumps(body))
+        if receivers == 0:
+            raise NoAnswer(NO_LISTENER)
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=remaining)
+            if message is None or message.get("type") != "message":
+                continue
+            result = loads_object(message.get("data"))
+            if result and result.get("type") == TYPE_RESULT and result.get("id") == body["id"]:
+                return result
+        raise NoAnswer(f"the bridge did not answer within {timeout:g} s")
+    finally:
+        pubsub.close()
+
+
+def _await_subscribed(pubsub: Any, deadline: float) -> None:
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message.get("type") == "subscribe":
+            return
+    raise NoAnswer("the bridge did not answer: subscribing to its results timed out")

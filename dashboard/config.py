@@ -1,0 +1,193 @@
+"""The dashboard's settings: read once from the environment, validated, frozen.
+
+``VARIABLES`` lists every ``DASHBOARD_*`` variable (name, default, help) so the docs can be
+checked against it; the Redis variables are the bridge's (``bridge.config.RedisSettings``).
+A bad value raises ConfigError naming the variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from bridge.config import RedisSettings, Variable
+from bridge.errors import ConfigError
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DASHBOARD_HOST", "0.0.0.0", "address the dashboard listens on"),  # noqa: S104 - a server's default
+    Variable("DASHBOARD_PORT", "8082", "port the dashboard listens on"),
+    Variable("DASHBOARD_WORKERS", "2", "Gunicorn worker processes"),
+    Variable("DASHBOARD_AUTH", "on", "on, or off to disable login (a warning is logged and shown)"),
+    Variable(
+        "DASHBOARD_TOKEN", None, "login token (generated at start when no token or password)", secret=True
+    ),
+    Variable("DASHBOARD_PASSWORD", None, "login password, accepted wherever the token is", secret=True),
+    Variable(
+        "DASHBOARD_SECRET_KEY",
+        None,
+        "key that signs session cookies (default: derived from the token/password)",
+        secret=True,
+    ),
+    Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
+    Variable("DASHBOARD_FRAME_MAX", "200", "messages per frame at most (the newest; the rest are counted)"),
+    Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
+    Variable("DASHBOARD_COMMAND_TIMEOUT", "5", "seconds to wait for the bridge to answer a command"),
+    Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
+    Variable("DASHBOARD_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+_DEFAULTS = {v.name: v.default for v in VARIABLES}
+
+# The names of the auth modes, not secrets.
+AUTH_TOKEN = "token"  # noqa: S105
+AUTH_PASSWORD = "password"  # noqa: S105
+AUTH_OFF = "off"
+
+_ON_WORDS = ("on", "true", "yes", "1")
+_OFF_WORDS = ("off", "false", "no", "0")
+# Fixed salt: the key must come out the same in every worker and after every restart, so
+# sessions survive both; the secret itself provides the entropy.
+_KEY_SALT = b"mqtt-redis-bridge dashboard session key v1"
+_KEY_ROUNDS = 100_000  # slows offline guessing of a weak password from a signed cookie
+
+
+class _Reader:
+    """Typed values from an environment mapping; every failure names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return _DEFAULTS.get(name)
+        return value.strip()
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ConfigError(f"{name} must be set")
+        return value
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        raw = self.required(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, low: float, high: float) -> float:
+        raw = self.required(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+        return value
+
+    def switch(self, name: str) -> bool:
+        raw = self.required(name).lower()
+        if raw in _ON_WORDS:
+            return True
+        if raw in _OFF_WORDS:
+            return False
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+
+    def secret(self, name: str) -> str | None:
+        # Secrets are not stripped: a deliberate leading space must still match.
+        value = self.environ.get(name)
+        return value if value else None
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    redis: RedisSettings
+    host: str = "0.0.0.0"  # noqa: S104 - a server's default; DASHBOARD_HOST narrows it
+    port: int = 8082
+    workers: int = 2
+    auth_enabled: bool = True
+    token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    frame_interval: float = 0.1
+    frame_max: int = 200
+    history_on_connect: int = 100
+    command_timeout: float = 5.0
+    max_body: int = 1_048_576
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
+        read = _Reader(os.environ if environ is None else environ)
+        level = read.required("DASHBOARD_LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"DASHBOARD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        return cls(
+            redis=RedisSettings.from_env(read.environ),
+            host=read.required("DASHBOARD_HOST"),
+            port=read.integer("DASHBOARD_PORT", 1, 65535),
+            workers=read.integer("DASHBOARD_WORKERS", 1, 64),
+            auth_enabled=read.switch("DASHBOARD_AUTH"),
+            token=read.secret("DASHBOARD_TOKEN"),
+            password=read.secret("DASHBOARD_PASSWORD"),
+            secret_key=read.secret("DASHBOARD_SECRET_KEY"),
+            frame_interval=read.number("DASHBOARD_FRAME_INTERVAL", 0.01, 10),
+            frame_max=read.integer("DASHBOARD_FRAME_MAX", 1, 10_000),
+            history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
+            command_timeout=read.number("DASHBOARD_COMMAND_TIMEOUT", 0.1, 120),
+            max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),
+            log_level=level,
+        )
+
+    @property
+    def auth_mode(self) -> str:
+        """What /api/session reports, so the UI knows which login form to show."""
+        if not self.auth_enabled:
+            return AUTH_OFF
+        return AUTH_PASSWORD if self.password else AUTH_TOKEN
+
+    @property
+    def needs_token(self) -> bool:
+        """Auth is on but nothing to log in with: the runner must generate a token first."""
+        return self.auth_enabled and not (self.token or self.password)
+
+    @cached_property
+    def session_key(self) -> str:
+        """The Flask secret key: explicit, or derived from the login secrets.
+
+        Never random per process: every Gunicorn worker must sign and accept the same cookies.
+        Deriving it from the secrets also means changing the token logs everyone out.
+        Cached: the derivation is deliberately slow.
+        """
+        if self.secret_key:
+            return self.secret_key
+        material = f"{self.token or ''}\x00{self.password or ''}".encode()
+        return hashlib.pbkdf2_hmac("sha256", material, _KEY_SALT, _KEY_ROUNDS).hex()
+
+    @cached_property
+    def credentials_fingerprint(self) -> str:
+        """Stored in a session: a cookie from before a token or password change stops working."""
+        material = f"{self.token or ''}\x00{self.password or ''}".encode()
+        return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
+def ensure_login_token(environ: MutableMapping[str, str]) -> str | None:
+    """Generate DASHBOARD_TOKEN into ``environ`` when auth is on and no secret is set.
+
+    Called once, in the process that starts the workers, so all of them inherit the same
+    token. Returns the new token, or None when one was not needed.
+    """
+    settings = DashboardSettings.from_env(environ)
+    if not settings.needs_token:
+        return None
+    token = secrets.token_urlsafe(32)
+    environ["DASHBOARD_TOKEN"] = token
+    return token

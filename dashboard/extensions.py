@@ -1,0 +1,73 @@
+"""The per-app objects (Redis client, Socket.IO server, relay, metrics) and how to reach them.
+
+Everything hangs off ``app.extensions`` rather than module globals, so tests can build as
+many apps as they like, each over its own fakeredis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+from flask import Flask, current_app
+from flask_socketio import SocketIO
+
+from dashboard.auth import Authenticator
+from dashboard.config import DashboardSettings
+from dashboard.frames import FrameRouter
+from dashboard.metrics import DashboardMetrics
+from dashboard.store import Store
+
+if TYPE_CHECKING:
+    from dashboard.relay import Relay
+
+EXTENSION = "mqtt_dashboard"
+# The pub/sub connection must notice a silently dead Redis; redis-py pings it when idle this long.
+HEALTH_CHECK_INTERVAL = 10
+
+
+@dataclass
+class Services:
+    settings: DashboardSettings
+    redis: redis.Redis
+    store: Store
+    socketio: SocketIO
+    auth: Authenticator
+    metrics: DashboardMetrics
+    router: FrameRouter
+    relay: Relay
+
+
+def services(app: Flask | None = None) -> Services:
+    """This app's services (the current app's when none is given)."""
+    found: Services = (app or current_app).extensions[EXTENSION]
+    return found
+
+
+def make_redis(settings: DashboardSettings) -> redis.Redis:
+    """The worker's Redis client; strings in and out, since every value is JSON text."""
+    client: redis.Redis = redis.Redis.from_url(
+        settings.redis.url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        socket_keepalive=True,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
+    )
+    return client
+
+
+def make_socketio(app: Flask, settings: DashboardSettings) -> SocketIO:
+    return SocketIO(
+        app,
+        # Explicit: under Gunicorn -k gevent; auto-detection could pick threading in a test.
+        async_mode="gevent",
+        # WebSocket only: no long-polling, so no sticky sessions across workers.
+        transports=["websocket"],
+        # No message_queue on purpose: each worker's relay emits to its own clients only,
+        # which is what makes delivery exactly once per client.
+        max_http_buffer_size=settings.max_body,
+        logger=False,
+        engineio_logger=False,
+    )

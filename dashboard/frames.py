@@ -1,0 +1,138 @@
+"""Batching of MQTT messages into ``mqtt_messages`` frames, per client topic filter.
+
+Pure logic, no I/O: the relay feeds messages in and takes frames out every frame interval.
+Clients are grouped by filter, so the work per message is one match per *distinct* filter,
+however many browsers share it; each group becomes one Socket.IO room.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.protocol import topic_matches, validate_topic_filter
+
+EVERYTHING: str | None = None  # the filter key of clients that want every message
+
+
+def normalise_filter(raw: object) -> str | None:
+    """A client's filter: ``""`` or ``"#"`` mean everything (EVERYTHING); else a valid MQTT filter.
+
+    Raises InvalidCommand with the bridge's own words for a malformed filter.
+    """
+    if raw is None or raw == "" or raw == "#":
+        return EVERYTHING
+    return validate_topic_filter(raw)
+
+
+def room_for(topic_filter: str | None) -> str:
+    """The Socket.IO room of every client with this filter (rooms are local to a worker)."""
+    return "frames:#" if topic_filter is EVERYTHING else f"frames:filter:{topic_filter}"
+
+
+@dataclass
+class _Buffer:
+    """Messages waiting for the next frame of one filter; the oldest fall out first."""
+
+    capacity: int
+    messages: deque[dict[str, Any]] = field(init=False)
+    skipped: int = 0
+
+    def __post_init__(self) -> None:
+        self.messages = deque(maxlen=self.capacity)
+
+    def add(self, message: dict[str, Any]) -> None:
+        if len(self.messages) == self.capacity:
+            self.skipped += 1  # the deque drops the oldest on append
+        self.messages.append(message)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One ``mqtt_messages`` frame for every client in ``room``."""
+
+    topic_filter: str | None
+    room: str
+    clients: int
+    data: dict[str, Any]
+
+    @property
+    def message_count(self) -> int:
+        return len(self.data["messages"])
+
+
+class FrameRouter:
+    """Which client wants what, and the messages each distinct filter has waiting."""
+
+    def __init__(self, frame_max: int):
+        if frame_max < 1:
+            raise ValueError("frame_max must be at least 1")
+        self.frame_max = frame_max
+        self._filter_of: dict[str, str | None] = {}
+        self._members: dict[str | None, set[str]] = {}
+        self._buffers: dict[str | None, _Buffer] = {}
+
+    # --- clients ----------------------------------------------------------------------------
+    def add_client(self, client_id: str, topic_filter: str | None = EVERYTHING) -> None:
+        self.remove_client(client_id)
+        self._filter_of[client_id] = topic_filter
+        self._members.setdefault(topic_filter, set()).add(client_id)
+        self._buffers.setdefault(topic_filter, _Buffer(self.frame_max))
+
+    def remove_client(self, client_id: str) -> str | None:
+        """Forget a client; returns its old filter (EVERYTHING when it had none)."""
+        old = self._filter_of.pop(client_id, EVERYTHING)
+        members = self._members.get(old)
+        if members is not None:
+            members.discard(client_id)
+            if not members:
+                # Nobody left wants this filter: stop matching and buffering for it.
+                del self._members[old]
+                self._buffers.pop(old, None)
+        return old
+
+    def set_filter(self, client_id: str, topic_filter: str | None) -> str | None:
+        """Move a client to another filter; returns the old one so its room can be left."""
+        old = self.remove_client(client_id)
+        self.add_client(client_id, topic_filter)
+        return old
+
+    def filter_of(self, client_id: str) -> str | None:
+        return self._filter_of.get(client_id, EVERYTHING)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._filter_of)
+
+    @property
+    def filter_count(self) -> int:
+        return len(self._members)
+
+    # --- messages -------------------------------------------------------------------------
+    def add(self, message: dict[str, Any]) -> None:
+        """Queue one ``message_received`` for every filter it matches."""
+        topic = message.get("topic")
+        if not isinstance(topic, str):
+            return
+        for topic_filter, buffer in self._buffers.items():
+            if topic_filter is None or topic_matches(topic_filter, topic):  # None: EVERYTHING
+                buffer.add(message)
+
+    def take_frames(self) -> list[Frame]:
+        """The frames due now (filters with nothing new send nothing); buffers start empty again."""
+        frames: list[Frame] = []
+        for topic_filter, buffer in self._buffers.items():
+            if not buffer.messages and not buffer.skipped:
+                continue
+            frames.append(
+                Frame(
+                    topic_filter=topic_filter,
+                    room=room_for(topic_filter),
+                    clients=len(self._members.get(topic_filter, ())),
+                    data={"messages": list(buffer.messages), "skipped": buffer.skipped},
+                )
+            )
+            buffer.messages.clear()
+            buffer.skipped = 0
+        return frames

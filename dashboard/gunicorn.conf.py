@@ -1,0 +1,50 @@
+"""Gunicorn settings for the dashboard; ``mqtt-dashboard`` passes this file with ``-c``.
+
+Also usable alone: ``gunicorn -c dashboard/gunicorn.conf.py``. It runs in the master before
+any fork, so it imports nothing that gevent would need to patch (no redis, no Flask).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from dashboard.config import DashboardSettings, ensure_login_token
+from dashboard.runner import bind_address, login_url
+
+_settings = DashboardSettings.from_env(os.environ)
+
+wsgi_app = "dashboard.wsgi:app"
+worker_class = "gevent"  # Flask-SocketIO's async_mode="gevent"; no gevent-websocket needed
+workers = _settings.workers
+bind = [bind_address(_settings.host, _settings.port)]
+# Gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default: a second dashboard on the same
+# machine (or a parallel test) would collide with the first.
+control_socket_disable = True
+proc_name = "mqtt-dashboard"
+loglevel = _settings.log_level.lower()
+# Off by default; if enabled, %(U)s logs the path without the query, which may hold ?token=.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+graceful_timeout = 10
+timeout = 30
+
+
+def on_starting(server: Any) -> None:
+    # Only when started without mqtt-dashboard (which already did this): one token for all
+    # workers, made here in the master so every forked worker inherits it.
+    token = ensure_login_token(os.environ)
+    if token is not None:
+        print(
+            f"mqtt-dashboard: log in at {login_url(_settings.host, _settings.port, token)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def post_worker_init(worker: Any) -> None:
+    # Start this worker's relay now (after the fork and gevent's patching), not at the first
+    # browser connect, so its bridge_health watch runs from the start.
+    from dashboard.extensions import services
+
+    services(worker.wsgi).relay.ensure_started()

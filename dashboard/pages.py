@@ -1,0 +1,86 @@
+"""The routes outside /api: the page itself (and ``/?token=`` login), /health and /metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
+
+from dashboard.extensions import services
+from dashboard.metrics import CONTENT_TYPE
+from dashboard.store import bridge_health
+
+pages = Blueprint("pages", __name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MQTT dashboard</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>The dashboard's frontend is not built</h1>
+<p>The server is running (see <a href="/health">/health</a>), but
+<code>dashboard/static/index.html</code> does not exist yet.</p>
+<p>Build the Vue app from the project's root with <code>make frontend</code>, then reload this page.</p>
+</body></html>
+"""
+
+
+@pages.get("/")
+def index() -> Any:
+    auth = services().auth
+    token = request.args.get("token")
+    if token is not None and auth.enabled:
+        # Jupyter-style login link: trade the token for a session cookie, then drop it from
+        # the address bar (and so from the browser's history) with a redirect.
+        if auth.check_secret(token):
+            auth.log_in()
+            return redirect("/", code=303)
+        return redirect("/?login=failed", code=303)
+    static = Path(current_app.static_folder or STATIC_DIR)
+    if (static / "index.html").is_file():
+        response = send_from_directory(static, "index.html", max_age=0)
+    else:
+        response = Response(NOT_BUILT, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"  # a new build must reach browsers at once
+    return response
+
+
+@pages.get("/health")
+def health() -> tuple[Response, int]:
+    found = services()
+    store = found.store
+    redis_ok = store.ping()
+    bridge = bridge_health(None, time.time())
+    status: dict[str, Any] | None = None
+    if redis_ok:
+        try:
+            bridge = bridge_health(store.heartbeat(), time.time())
+            status = store.latest("status")
+        except redis.RedisError:
+            redis_ok = False
+    connected = status.get("connected") if status else None
+    broker = {
+        "connected": connected if isinstance(connected, bool) else None,
+        "broker": status.get("broker") if status else None,
+    }
+    healthy = redis_ok and bridge["online"] and broker["connected"] is True
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "worker": os.getpid(),
+        "redis": redis_ok,
+        "bridge": bridge,
+        "broker": broker,
+        "socket_clients": found.router.client_count,
+    }
+    return jsonify(body), 200 if healthy else 503
+
+
+@pages.get("/metrics")
+def metrics() -> Response:
+    found = services()
+    found.metrics.socket_clients.set(found.router.client_count)
+    return Response(found.metrics.render(), content_type=CONTENT_TYPE)

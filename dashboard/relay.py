@@ -1,0 +1,229 @@
+"""The relay: one per worker process, from the bridge's Redis channels to this worker's browsers.
+
+It subscribes to ``protocol.OUTPUT_CHANNELS``, forwards snapshots (status, stats, clients,
+topics) at once, batches MQTT messages into frames every frame interval, and watches the
+bridge's heartbeat. It reconnects with capped backoff and logs one line per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask_socketio import SocketIO
+
+from bridge.protocol import (
+    CHANNEL_CLIENTS,
+    CHANNEL_MESSAGES,
+    CHANNEL_STATS,
+    CHANNEL_STATUS,
+    CHANNEL_TOPICS,
+    OUTPUT_CHANNELS,
+    loads_object,
+)
+from dashboard.frames import FrameRouter
+from dashboard.metrics import DashboardMetrics
+from dashboard.store import Store, bridge_health
+
+logger = logging.getLogger(__name__)
+
+EVENTS = {
+    CHANNEL_STATUS: "broker_status",
+    CHANNEL_STATS: "broker_stats",
+    CHANNEL_CLIENTS: "clients_update",
+    CHANNEL_TOPICS: "topics_update",
+}
+HEALTH_POLL = 1.0  # seconds between heartbeat reads
+HEALTH_EVERY = 5.0  # bridge_health is re-sent this often even when nothing changed
+# Under gevent, get_message(timeout=0) returns without yielding while replies are buffered;
+# yield after this many messages so the other greenlets (the browsers' sockets) get a turn.
+YIELD_EVERY = 50
+
+
+class Backoff:
+    """Delays between reconnect attempts: doubling from ``initial`` up to ``cap``, with jitter."""
+
+    def __init__(self, initial: float = 0.5, cap: float = 10.0, jitter: float = 0.2):
+        self.initial = initial
+        self.cap = cap
+        self.jitter = jitter
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * 2**self.attempt)
+        self.attempt += 1
+        # Jitter keeps the workers of several dashboards from reconnecting in lockstep.
+        return delay * (1 - self.jitter * random.random())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        socketio: SocketIO,
+        client: redis.Redis,
+        router: FrameRouter,
+        metrics: DashboardMetrics,
+        *,
+        frame_interval: float,
+        where: str,
+        enabled: bool = True,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ):
+        self.socketio = socketio
+        self.redis = client
+        self.store = Store(client)
+        self.router = router
+        self.metrics = metrics
+        self.frame_interval = frame_interval
+        self.where = where
+        self.enabled = enabled
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep or socketio.sleep
+        self._pid: int | None = None
+        self._stopped = False
+        self._last_online: bool | None = None
+        self._last_health_sent = float("-inf")
+        self._warned_channels: set[str] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start this process's relay once; a forked worker starts its own."""
+        if not self.enabled or self._pid == os.getpid():
+            return
+        # Set before spawning: the check and the set cannot be interleaved by another greenlet.
+        self._pid = os.getpid()
+        self._stopped = False
+        self.socketio.start_background_task(self.run)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def run(self) -> None:
+        """Subscribe, pump, and on losing Redis retry with backoff until stopped."""
+        outage_since: float | None = None
+        while not self._stopped:
+            pubsub = None
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(*OUTPUT_CHANNELS)
+                if outage_since is None:
+                    logger.info(
+                        "relay (pid %d) subscribed to the bridge's channels on Redis at %s",
+                        os.getpid(),
+                        self.where,
+                    )
+                else:
+                    logger.info(
+                        "relay reconnected to Redis at %s after %.1f s",
+                        self.where,
+                        time.monotonic() - outage_since,
+                    )
+                    self.metrics.relay_reconnects.inc()
+                    outage_since = None
+                self.backoff.reset()
+                self.metrics.relay_connected.set(1)
+                self._pump(pubsub)
+            except redis.RedisError as exc:
+                self.metrics.relay_connected.set(0)
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    logger.warning(
+                        "relay lost Redis at %s (%s); retrying with backoff up to %g s",
+                        self.where,
+                        exc,
+                        self.backoff.cap,
+                    )
+                    self._send_health(bridge_health(None, time.time()) | {"redis": False})
+                self._sleep(self.backoff.next_delay())
+            except Exception:
+                # A bug must not end relaying for good: log it with its traceback, start over.
+                logger.exception("relay failed unexpectedly; restarting it")
+                self.metrics.relay_connected.set(0)
+                self._sleep(self.backoff.next_delay())
+            finally:
+                if pubsub is not None:
+                    _close_quietly(pubsub)
+        self.metrics.relay_connected.set(0)
+
+    def _pump(self, pubsub: Any) -> None:
+        now = time.monotonic()
+        next_flush = now + self.frame_interval
+        next_health = now  # at once: a fresh worker learns the bridge's state straight away
+        handled = 0
+        while not self._stopped:
+            wait = max(0.0, min(next_flush, next_health) - time.monotonic())
+            message = pubsub.get_message(timeout=wait)
+            if message is not None:
+                self.handle(message.get("channel"), message.get("data"))
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    self._sleep(0)
+            now = time.monotonic()
+            if now >= next_flush:
+                self.flush()
+                next_flush = now + self.frame_interval
+                self._sleep(0)
+            if now >= next_health:
+                self.check_health()
+                next_health = now + HEALTH_POLL
+
+    # --- one step each (the unit tests drive these directly) ------------------------------------
+    def handle(self, channel: Any, data: Any) -> None:
+        """One pub/sub message: queue it for the frames, or forward it as its event."""
+        self.metrics.relay_received.inc()
+        message = loads_object(data)
+        if message is None:
+            self._invalid(channel, data)
+            return
+        if channel == CHANNEL_MESSAGES:
+            self.router.add(message)
+            return
+        event = EVENTS.get(channel)
+        if event is not None:
+            self.socketio.emit(event, message)
+
+    def flush(self) -> None:
+        """Send each filter's waiting messages as one frame to its room."""
+        for frame in self.router.take_frames():
+            self.socketio.emit("mqtt_messages", frame.data, to=frame.room)
+            self.metrics.frames_sent.inc(frame.clients)
+            self.metrics.messages_sent.inc(frame.message_count * frame.clients)
+            self.metrics.messages_skipped.inc(frame.data["skipped"] * frame.clients)
+
+    def check_health(self) -> None:
+        """Read the heartbeat; send bridge_health on a change of state, or when it is due."""
+        health = bridge_health(self.store.heartbeat(), time.time())
+        due = time.monotonic() - self._last_health_sent >= HEALTH_EVERY
+        if due or health["online"] != self._last_online:
+            if self._last_online is not None and health["online"] != self._last_online:
+                logger.info("bridge is %s", "online" if health["online"] else "offline (no fresh heartbeat)")
+            self._send_health(health | {"redis": True})
+
+    def _send_health(self, health: dict[str, Any]) -> None:
+        self._last_online = health["online"]
+        self._last_health_sent = time.monotonic()
+        self.socketio.emit("bridge_health", health)
+
+    def _invalid(self, channel: Any, data: Any) -> None:
+        self.metrics.relay_invalid.inc()
+        # One warning per channel; the rest only at DEBUG, so a noisy publisher cannot flood the log.
+        key = str(channel)
+        level = logging.DEBUG if key in self._warned_channels else logging.WARNING
+        self._warned_channels.add(key)
+        logger.log(level, "dropped a message on %s that is not a JSON object: %.80r", key, data)
+
+
+def _close_quietly(pubsub: Any) -> None:
+    try:
+        pubsub.close()
+    except (redis.RedisError, OSError):
+        logger.debug("closing the relay's pub/sub connection failed", exc_info=True)

@@ -1,0 +1,209 @@
+"""Reads of the bridge's Redis data: latest snapshots, heartbeat, history, subscriptions.
+
+Shared by the REST API, the Socket.IO snapshot and the relay, so all three read the contract
+the same way. Every name comes from ``bridge.protocol``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from bridge.protocol import (
+    HEARTBEAT_TTL,
+    HISTORY_FIELD,
+    KEY_CLIENTS_LATEST,
+    KEY_HEARTBEAT,
+    KEY_HISTORY,
+    KEY_STATS_LATEST,
+    KEY_STATUS_LATEST,
+    KEY_SUBSCRIPTIONS,
+    KEY_TOPICS_LATEST,
+    loads_object,
+    parse_subscription_record,
+    topic_matches,
+)
+
+logger = logging.getLogger(__name__)
+
+# What each REST route and snapshot field is called, and where it is kept.
+LATEST = {
+    "status": KEY_STATUS_LATEST,
+    "stats": KEY_STATS_LATEST,
+    "clients": KEY_CLIENTS_LATEST,
+    "topics": KEY_TOPICS_LATEST,
+}
+STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+_CHUNK = 500
+# A filtered page stops scanning here even if it found fewer than ``limit`` matches, so one
+# request cannot walk a huge stream; ``next_before`` lets the client carry on.
+SCAN_LIMIT = 50_000
+
+
+def bridge_health(heartbeat: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """The ``bridge_health`` event (and /health's ``bridge``) from the heartbeat, if any."""
+    if heartbeat is None:
+        return {
+            "online": False,
+            "heartbeat_age": None,
+            "pid": None,
+            "version": None,
+            "started_at": None,
+            "broker": None,
+            "counters": {},
+        }
+    stamp = heartbeat.get("timestamp")
+    age = None
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        age = round(max(0.0, now - stamp), 3)  # a clock a little ahead must not look negative
+    counters = heartbeat.get("counters")
+    return {
+        # The key expires after its TTL, so being there already means fairly fresh; the age
+        # catches a bridge whose clock or refresh loop has stalled.
+        "online": age is None or age <= HEARTBEAT_TTL,
+        "heartbeat_age": age,
+        "pid": heartbeat.get("pid"),
+        "version": heartbeat.get("version"),
+        "started_at": heartbeat.get("started_at"),
+        "broker": heartbeat.get("broker"),
+        "counters": counters if isinstance(counters, dict) else {},
+    }
+
+
+def history_message(entry_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """One history stream entry as the message JSON plus its stream ``id``; None if damaged."""
+    message = loads_object(fields.get(HISTORY_FIELD))
+    if message is None:
+        return None
+    message["id"] = entry_id
+    return message
+
+
+Entry = tuple[str, dict[str, Any]]
+
+
+def _entries(raw: Any) -> list[Entry]:
+    """redis-py types stream replies loosely; with decode_responses they are (str, dict[str, str])."""
+    return list(raw or [])
+
+
+def _wanted(message: dict[str, Any], topic_filter: str | None) -> bool:
+    if topic_filter is None:
+        return True
+    topic = message.get("topic")
+    return isinstance(topic, str) and topic_matches(topic_filter, topic)
+
+
+class Store:
+    """Typed reads over one redis-py client (created with ``decode_responses=True``)."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """The last message of one kind (``status``, ``stats``, ``clients``, ``topics``)."""
+        return loads_object(self.redis.get(LATEST[name]))
+
+    def all_latest(self) -> dict[str, dict[str, Any] | None]:
+        values = self.redis.mget(list(LATEST.values()))
+        return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        return loads_object(self.redis.get(KEY_HEARTBEAT))
+
+    # --- history ---------------------------------------------------------------------------
+    def recent(self, count: int) -> list[dict[str, Any]]:
+        """The newest ``count`` messages, oldest first (for a snapshot)."""
+        if count <= 0:
+            return []
+        entries = _entries(self.redis.xrevrange(KEY_HISTORY, count=count))
+        messages = (history_message(entry_id, fields) for entry_id, fields in reversed(entries))
+        return [m for m in messages if m is not None]
+
+    def page(
+        self, topic_filter: str | None, limit: int, before: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first, strictly older than ``before``; returns (messages, next_before)."""
+        found: list[dict[str, Any]] = []
+        entries = self._backwards(before, min(max(limit, 100), _CHUNK))
+        for scanned, (entry_id, fields) in enumerate(entries, start=1):
+            message = history_message(entry_id, fields)
+            if message is not None and _wanted(message, topic_filter):
+                found.append(message)
+                if len(found) >= limit:
+                    return found, entry_id
+            if scanned >= SCAN_LIMIT:
+                return found, entry_id
+        return found, None
+
+    def export(self, topic_filter: str | None, limit: int) -> Iterator[dict[str, Any]]:
+        """Oldest first, up to ``limit`` matching messages, read in chunks as it is consumed."""
+        sent = 0
+        lower = "-"
+        while sent < limit:
+            chunk = _entries(self.redis.xrange(KEY_HISTORY, min=lower, count=_CHUNK))
+            for entry_id, fields in chunk:
+                message = history_message(entry_id, fields)
+                if message is not None and _wanted(message, topic_filter):
+                    yield message
+                    sent += 1
+                    if sent >= limit:
+                        return
+            if len(chunk) < _CHUNK:
+                return
+            lower = "(" + chunk[-1][0]
+
+    def _backwards(self, before: str | None, chunk_size: int) -> Iterator[Entry]:
+        upper = "+" if before is None else "(" + before
+        while True:
+            chunk = _entries(self.redis.xrevrange(KEY_HISTORY, max=upper, count=chunk_size))
+            yield from chunk
+            if len(chunk) < chunk_size:
+                return
+            upper = "(" + chunk[-1][0]
+
+    # --- subscriptions -----------------------------------------------------------------------
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Filters added by command (removable) and the bridge's MQTT_TOPICS (from its heartbeat)."""
+        stored = self.redis.hgetall(KEY_SUBSCRIPTIONS)
+        result = [
+            {"filter": name, **parse_subscription_record(raw), "source": "command"}
+            for name, raw in sorted(stored.items())
+        ]
+        heartbeat = self.heartbeat() or {}
+        for topic in config_topics(heartbeat):
+            result.append({**topic, "created_at": heartbeat.get("started_at"), "source": "config"})
+        return result
+
+    def is_config_only(self, topic_filter: str) -> bool:
+        """A filter from MQTT_TOPICS that no command added: not removable through the API."""
+        if self.redis.hexists(KEY_SUBSCRIPTIONS, topic_filter):
+            return False
+        return any(t["filter"] == topic_filter for t in config_topics(self.heartbeat() or {}))
+
+
+def config_topics(heartbeat: dict[str, Any]) -> list[dict[str, Any]]:
+    """The heartbeat's ``topics``: plain filters, or objects with ``filter``/``topic`` and ``qos``."""
+    raw = heartbeat.get("topics")
+    topics: list[dict[str, Any]] = []
+    if not isinstance(raw, list):
+        return topics
+    for item in raw:
+        if isinstance(item, str):
+            topics.append({"filter": item, "qos": None})
+        elif isinstance(item, dict):
+            name = item.get("filter", item.get("topic"))
+            qos = item.get("qos")
+            if isinstance(name, str):
+                topics.append({"filter": name, "qos": qos if qos in (0, 1, 2) else None})
+    return topics

@@ -1,0 +1,232 @@
+"""Logging in and staying out: tokens, passwords, cookies, Bearer headers, CSRF, Socket.IO."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.unit.dashboard.fakes import BEARER, ORIGIN, PASSWORD, TOKEN, received, socket_client
+
+SAME_ORIGIN = {"Origin": ORIGIN}
+
+
+def log_in(client: FlaskClient, **body: str) -> int:
+    return client.post("/api/login", json=body, headers=SAME_ORIGIN).status_code
+
+
+def test_the_session_route_tells_the_ui_what_to_show(client: FlaskClient) -> None:
+    response = client.get("/api/session")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"authenticated": False, "auth": "token"}
+
+
+def test_api_routes_need_a_login(client: FlaskClient) -> None:
+    for path in ("/api/topics", "/api/messages", "/api/subscriptions", "/api/export", "/metrics"):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert "not logged in" in response.get_json()["error"]
+
+
+def test_health_needs_no_login(client: FlaskClient) -> None:
+    assert client.get("/health").status_code == 503  # answers (degraded: no bridge), not 401
+
+
+def test_a_bearer_token_opens_the_api(client: FlaskClient) -> None:
+    assert client.get("/api/subscriptions", headers=BEARER).status_code == 200
+    assert client.get("/api/subscriptions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/subscriptions", headers={"Authorization": TOKEN}).status_code == 401
+
+
+def test_login_with_the_token_sets_a_strict_httponly_cookie(client: FlaskClient) -> None:
+    response = client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN)
+
+    assert response.status_code == 200
+    assert response.get_json() == {"authenticated": True}
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert TOKEN not in cookie
+    assert client.get("/api/session").get_json() == {"authenticated": True, "auth": "token"}
+    assert client.get("/api/subscriptions").status_code == 200
+
+
+def test_a_wrong_token_is_refused(client: FlaskClient) -> None:
+    response = client.post("/api/login", json={"token": "guess"}, headers=SAME_ORIGIN)
+
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "wrong token or password"}
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/api/subscriptions").status_code == 401
+
+
+@pytest.mark.parametrize("body", [{}, {"token": 123}, {"token": ""}, {"password": None}])
+def test_a_login_without_a_usable_secret_is_refused(client: FlaskClient, body: dict) -> None:
+    assert client.post("/api/login", json=body, headers=SAME_ORIGIN).status_code == 401
+
+
+def test_logout_ends_the_session(client: FlaskClient) -> None:
+    log_in(client, token=TOKEN)
+
+    response = client.post("/api/logout", headers=SAME_ORIGIN)
+
+    assert response.get_json() == {"authenticated": False}
+    assert client.get("/api/subscriptions").status_code == 401
+
+
+def test_the_login_link_trades_the_token_for_a_cookie_and_hides_it(client: FlaskClient) -> None:
+    response = client.get(f"/?token={TOKEN}")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    assert client.get("/api/session").get_json()["authenticated"] is True
+
+
+def test_a_wrong_login_link_logs_nobody_in(client: FlaskClient) -> None:
+    response = client.get("/?token=nope")
+
+    assert response.status_code == 303
+    assert "login=failed" in response.headers["Location"]
+    assert client.get("/api/session").get_json()["authenticated"] is False
+
+
+def test_a_password_works_as_login_and_as_bearer(make_app: Callable[..., Flask]) -> None:
+    app = make_app(DASHBOARD_TOKEN="", DASHBOARD_PASSWORD=PASSWORD)
+    client = app.test_client()
+
+    assert client.get("/api/session").get_json()["auth"] == "password"
+    assert client.get("/api/topics", headers={"Authorization": f"Bearer {PASSWORD}"}).status_code == 503
+    assert log_in(client, password="wrong") == 401
+    assert log_in(client, password=PASSWORD) == 200
+    assert client.get("/api/subscriptions").status_code == 200
+
+
+def test_a_cookie_stops_working_when_the_token_changes(make_app: Callable[..., Flask]) -> None:
+    old = make_app(DASHBOARD_SECRET_KEY="")
+    client = old.test_client()
+    log_in(client, token=TOKEN)
+    cookie = client.get_cookie("mqtt_dashboard_session")
+    assert cookie is not None
+
+    rotated = make_app(DASHBOARD_SECRET_KEY="", DASHBOARD_TOKEN="a-new-token").test_client()
+    rotated.set_cookie("mqtt_dashboard_session", cookie.value)
+
+    assert rotated.get("/api/subscriptions").status_code == 401
+
+
+def test_a_cookie_from_one_worker_works_on_another(make_app: Callable[..., Flask]) -> None:
+    # Two apps with the same configuration stand for two Gunicorn workers.
+    first = make_app(DASHBOARD_SECRET_KEY="").test_client()
+    log_in(first, token=TOKEN)
+    cookie = first.get_cookie("mqtt_dashboard_session")
+    assert cookie is not None
+
+    second = make_app(DASHBOARD_SECRET_KEY="").test_client()
+    second.set_cookie("mqtt_dashboard_session", cookie.value)
+
+    assert second.get("/api/subscriptions").status_code == 200
+
+
+# --- CSRF ------------------------------------------------------------------------------------------
+def test_a_cross_origin_post_with_the_cookie_is_refused(client: FlaskClient) -> None:
+    log_in(client, token=TOKEN)
+
+    response = client.post("/api/publish", json={"topic": "a"}, headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert "cross-origin" in response.get_json()["error"]
+
+
+def test_a_cookie_post_without_origin_or_referer_is_refused(client: FlaskClient) -> None:
+    log_in(client, token=TOKEN)
+
+    assert client.post("/api/publish", json={"topic": "a"}).status_code == 403
+    assert client.delete("/api/subscriptions/a").status_code == 403
+
+
+def test_a_same_origin_referer_is_enough(client: FlaskClient) -> None:
+    log_in(client, token=TOKEN)
+
+    response = client.post("/api/publish", json={"topic": "a"}, headers={"Referer": f"{ORIGIN}/publish"})
+
+    assert response.status_code == 504  # got through to the (absent) bridge
+
+
+def test_a_cross_origin_login_is_refused(client: FlaskClient) -> None:
+    response = client.post("/api/login", json={"token": TOKEN}, headers={"Origin": "http://evil.example"})
+
+    assert response.status_code == 403
+
+
+def test_bearer_requests_need_no_origin(client: FlaskClient) -> None:
+    assert client.post("/api/publish", json={"topic": "a"}, headers=BEARER).status_code == 504
+
+
+def test_with_auth_off_everything_is_open_but_csrf_still_applies(make_app: Callable[..., Flask]) -> None:
+    client = make_app(DASHBOARD_AUTH="off").test_client()
+
+    assert client.get("/api/session").get_json() == {"authenticated": True, "auth": "off"}
+    assert client.get("/api/subscriptions").status_code == 200
+    assert client.post("/api/publish", json={"topic": "a"}, headers=SAME_ORIGIN).status_code == 504
+    assert (
+        client.post("/api/publish", json={"topic": "a"}, headers={"Origin": "http://x.example"}).status_code
+        == 403
+    )
+
+
+def test_auth_off_is_logged_as_a_warning(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    make_app(DASHBOARD_AUTH="off")
+
+    assert any(r.levelname == "WARNING" and "DASHBOARD_AUTH is off" in r.message for r in caplog.records)
+
+
+def test_the_token_never_appears_in_answers_or_logs(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    answers = [
+        client.get("/api/session"),
+        client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN),
+        client.get("/health"),
+        client.get("/metrics"),
+        client.post("/api/publish", json={"topic": "a"}, headers=BEARER),
+    ]
+
+    assert all(TOKEN not in r.get_data(as_text=True) for r in answers)
+    assert TOKEN not in caplog.text
+
+
+# --- Socket.IO -----------------------------------------------------------------------------------------
+def test_a_socket_without_auth_is_refused(app: Flask) -> None:
+    assert not socket_client(app).is_connected()
+    assert not socket_client(app, auth={"token": "wrong"}).is_connected()
+    assert not socket_client(app, headers={"Authorization": "Bearer wrong"}).is_connected()
+
+
+def test_a_socket_with_the_token_gets_its_snapshot(app: Flask) -> None:
+    sio = socket_client(app, auth={"token": TOKEN})
+
+    assert sio.is_connected()
+    assert len(received(sio)["snapshot"]) == 1
+
+
+def test_a_socket_may_authenticate_with_a_bearer_header(app: Flask) -> None:
+    assert socket_client(app, headers=BEARER).is_connected()
+
+
+def test_a_socket_may_authenticate_with_the_session_cookie(app: Flask) -> None:
+    client = app.test_client()
+    log_in(client, token=TOKEN)
+
+    assert socket_client(app, client).is_connected()
+
+
+def test_a_socket_with_auth_off_needs_nothing(make_app: Callable[..., Flask]) -> None:
+    app = make_app(DASHBOARD_AUTH="off")
+
+    assert socket_client(app).is_connected()

@@ -1,0 +1,122 @@
+"""The routes outside /api: the page (built or not), /health and /metrics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import fakeredis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge.protocol import KEY_STATUS_LATEST, dumps, envelope
+from dashboard import create_app
+from dashboard.config import DashboardSettings
+from tests.unit.dashboard.fakes import BASE_ENV, BEARER, set_heartbeat
+
+
+def build_app(static_dir: Path, client: fakeredis.FakeRedis) -> Flask:
+    settings = DashboardSettings.from_env(BASE_ENV)
+    return create_app(settings, redis_client=client, start_relay=False, static_dir=static_dir)
+
+
+def connected_broker(client: fakeredis.FakeRedis, connected: bool = True) -> None:
+    client.set(KEY_STATUS_LATEST, dumps(envelope("status_change", connected=connected, broker="mqtt:1883")))
+
+
+def test_health_is_ok_when_redis_bridge_and_broker_are(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    set_heartbeat(redis_client, age=1.0)
+    connected_broker(redis_client)
+
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["worker"] == os.getpid()
+    assert body["redis"] is True
+    assert body["bridge"]["online"] is True
+    assert body["broker"] == {"connected": True, "broker": "mqtt:1883"}
+    assert body["socket_clients"] == 0
+
+
+def test_health_without_a_heartbeat_reports_the_bridge_offline(client: FlaskClient) -> None:
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["bridge"]["online"] is False
+    assert body["bridge"]["heartbeat_age"] is None
+    assert body["broker"]["connected"] is None
+
+
+def test_health_with_the_broker_disconnected_is_degraded(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    set_heartbeat(redis_client)
+    connected_broker(redis_client, connected=False)
+
+    assert client.get("/health").status_code == 503
+
+
+def test_health_with_redis_down_says_so(client: FlaskClient, redis_server: fakeredis.FakeServer) -> None:
+    redis_server.connected = False
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.get_json()["redis"] is False
+
+
+def test_without_a_build_the_page_says_how_to_build_it(
+    tmp_path: Path, redis_client: fakeredis.FakeRedis
+) -> None:
+    client = build_app(tmp_path, redis_client).test_client()
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert "make frontend" in response.get_data(as_text=True)
+
+
+def test_a_built_frontend_is_served_with_its_assets(
+    tmp_path: Path, redis_client: fakeredis.FakeRedis
+) -> None:
+    (tmp_path / "index.html").write_text("<div id=app></div>")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app.js").write_text("console.log(1)")
+    client = build_app(tmp_path, redis_client).test_client()
+
+    # Responses that stream a file must be closed, as a WSGI server would.
+    with client.get("/") as page, client.get("/assets/app.js") as script:
+        assert page.get_data(as_text=True) == "<div id=app></div>"
+        assert page.headers["Cache-Control"] == "no-cache"
+        assert script.status_code == 200
+        assert script.get_data(as_text=True) == "console.log(1)"
+
+
+def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
+    response = client.get("/metrics", headers=BEARER)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    for name in (
+        "mqtt_dashboard_socket_clients",
+        "mqtt_dashboard_frames_sent_total",
+        "mqtt_dashboard_messages_sent_total",
+        "mqtt_dashboard_relay_reconnects_total",
+    ):
+        assert f"\n{name} " in text
+
+
+def test_responses_carry_basic_security_headers(client: FlaskClient) -> None:
+    headers = client.get("/health").headers
+
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "same-origin"
