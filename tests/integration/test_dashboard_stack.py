@@ -7,7 +7,6 @@ bridge, and /health without a heartbeat.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import websocket
 
 from bridge import protocol
 from tests.helpers import DashboardProcess, Process, start_redis, wait_for
+from tests.integration.browser_client import Browser
 
 pytestmark = pytest.mark.integration
 
@@ -72,45 +72,6 @@ def r(redis_proc: Process, dashboard: DashboardProcess) -> Iterator[redis.Redis]
 def _subscribers(client: redis.Redis) -> int:
     counts = dict(client.pubsub_numsub(protocol.CHANNEL_MESSAGES))
     return int(counts.get(protocol.CHANNEL_MESSAGES.encode(), 0))
-
-
-class Browser:
-    """A python-socketio client on the WebSocket transport that records what it receives."""
-
-    def __init__(self, url: str, auth: dict[str, str] | None = None):
-        self.sio = socketio.Client(reconnection=False)
-        self.lock = threading.Lock()
-        self.snapshot: dict[str, Any] | None = None
-        self.topics: list[str] = []
-        self.skipped = 0
-        self.sio.on("snapshot", self._on_snapshot)
-        self.sio.on("mqtt_messages", self._on_frame)
-        self.url, self.auth = url, auth
-
-    def connect(self) -> Browser:
-        self.sio.connect(self.url, transports=["websocket"], auth=self.auth, wait_timeout=10)
-        wait_for(lambda: self.snapshot is not None, 10, what="the snapshot")
-        return self
-
-    def _on_snapshot(self, data: dict[str, Any]) -> None:
-        self.snapshot = data
-
-    def _on_frame(self, data: dict[str, Any]) -> None:
-        with self.lock:
-            self.topics.extend(m["topic"] for m in data["messages"])
-            self.skipped += data["skipped"]
-
-    @property
-    def worker(self) -> int:
-        assert self.snapshot is not None
-        return int(self.snapshot["worker"])
-
-    def received(self) -> list[str]:
-        with self.lock:
-            return list(self.topics)
-
-    def close(self) -> None:
-        self.sio.disconnect()
 
 
 @pytest.fixture
