@@ -53,22 +53,30 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("METRICS_PORT", None, "port for the Prometheus endpoint (unset = off)"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
-_BY_NAME = {v.name: v for v in VARIABLES}
 TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off", "")
+FALSE_WORDS = ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class _Reader:
-    """Reads typed values from an environment mapping, naming the variable on failure."""
+class EnvReader:
+    """Typed values from an environment mapping; every failure names the variable.
 
-    def __init__(self, environ: Mapping[str, str]):
+    Blank means unset, and unset means the variable's documented default.
+    """
+
+    def __init__(self, environ: Mapping[str, str], variables: tuple[Variable, ...] = VARIABLES):
         self.environ = environ
+        self.defaults = {v.name: v.default for v in variables}
 
     def text(self, name: str) -> str | None:
         value = self.environ.get(name)
         if value is None or value.strip() == "":
-            return _BY_NAME[name].default if name in _BY_NAME else None
+            return self.defaults.get(name)
         return value.strip()
+
+    def secret(self, name: str) -> str | None:
+        """A password or token, not stripped: a deliberate leading space must still match."""
+        return self.environ.get(name) or None
 
     def required(self, name: str) -> str:
         value = self.text(name)
@@ -97,18 +105,24 @@ class _Reader:
         return value
 
     def flag(self, name: str) -> bool:
-        raw = (self.text(name) or "").lower()
+        raw = self.required(name).lower()
         if raw in TRUE_WORDS:
             return True
         if raw in FALSE_WORDS:
             return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        raise ConfigError(f"{name} must be on/true or off/false, got {raw!r}")
 
     def port(self, name: str) -> int:
         return self.integer(name, 1, 65535)
 
     def optional_port(self, name: str) -> int | None:
         return None if self.text(name) is None else self.port(name)
+
+    def log_level(self, name: str) -> str:
+        level = self.required(name).upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        return level
 
     def existing_file(self, name: str) -> str | None:
         path = self.text(name)
@@ -126,7 +140,7 @@ class RedisSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RedisSettings:
-        read = _Reader(environ)
+        read = EnvReader(environ)
         url = read.text("REDIS_URL")
         if url:
             parts = urlsplit(url)
@@ -141,7 +155,7 @@ class RedisSettings:
         host = read.required("REDIS_HOST")
         port = read.port("REDIS_PORT")
         db = read.integer("REDIS_DB", 0, 10_000)
-        password = read.text("REDIS_PASSWORD")
+        password = read.secret("REDIS_PASSWORD")
         auth = f":{_quote(password)}@" if password else ""
         return cls(url=f"redis://{auth}{_bracket(host)}:{port}/{db}", where=f"{host}:{port}/{db}")
 
@@ -186,7 +200,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        read = _Reader(os.environ if environ is None else environ)
+        read = EnvReader(os.environ if environ is None else environ)
         protocol_text = read.required("MQTT_PROTOCOL")
         protocols = {"5": 5, "5.0": 5, "3.1.1": 4, "311": 4, "4": 4}
         if protocol_text not in protocols:
@@ -194,14 +208,12 @@ class Settings:
         client_id = read.required("MQTT_CLIENT_ID")
         if len(client_id.encode()) > 65535:
             raise ConfigError("MQTT_CLIENT_ID is too long")
-        level = read.required("LOG_LEVEL").upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        level = read.log_level("LOG_LEVEL")
         status_topic = read.required("MQTT_STATUS_TOPIC")
         if "+" in status_topic or "#" in status_topic:
             raise ConfigError("MQTT_STATUS_TOPIC must be a plain topic without + or #")
         username = read.text("MQTT_USERNAME")
-        password = read.text("MQTT_PASSWORD")
+        password = read.secret("MQTT_PASSWORD")
         if password and not username:
             raise ConfigError("MQTT_PASSWORD is set but MQTT_USERNAME is not")
         return cls(

@@ -15,8 +15,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from bridge.config import RedisSettings, Variable
-from bridge.errors import ConfigError
+from bridge.config import EnvReader, RedisSettings, Variable
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("DASHBOARD_HOST", "0.0.0.0", "address the dashboard listens on"),  # noqa: S104 - a server's default
@@ -40,7 +39,6 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
     Variable("DASHBOARD_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
-_DEFAULTS = {v.name: v.default for v in VARIABLES}
 
 # The names of the auth modes, not secrets.
 AUTH_TOKEN = "token"  # noqa: S105
@@ -53,58 +51,6 @@ _OFF_WORDS = ("off", "false", "no", "0")
 # sessions survive both; the secret itself provides the entropy.
 _KEY_SALT = b"mqtt-redis-bridge dashboard session key v1"
 _KEY_ROUNDS = 100_000  # slows offline guessing of a weak password from a signed cookie
-
-
-class _Reader:
-    """Typed values from an environment mapping; every failure names the variable."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-
-    def text(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        if value is None or value.strip() == "":
-            return _DEFAULTS.get(name)
-        return value.strip()
-
-    def required(self, name: str) -> str:
-        value = self.text(name)
-        if value is None:
-            raise ConfigError(f"{name} must be set")
-        return value
-
-    def integer(self, name: str, low: int, high: int) -> int:
-        raw = self.required(name)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-        return value
-
-    def number(self, name: str, low: float, high: float) -> float:
-        raw = self.required(name)
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
-        return value
-
-    def switch(self, name: str) -> bool:
-        raw = self.required(name).lower()
-        if raw in _ON_WORDS:
-            return True
-        if raw in _OFF_WORDS:
-            return False
-        raise ConfigError(f"{name} must be on or off, got {raw!r}")
-
-    def secret(self, name: str) -> str | None:
-        # Secrets are not stripped: a deliberate leading space must still match.
-        value = self.environ.get(name)
-        return value if value else None
 
 
 @dataclass(frozen=True)
@@ -126,16 +72,13 @@ class DashboardSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
-        read = _Reader(os.environ if environ is None else environ)
-        level = read.required("DASHBOARD_LOG_LEVEL").upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"DASHBOARD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        read = EnvReader(os.environ if environ is None else environ, VARIABLES)
         return cls(
             redis=RedisSettings.from_env(read.environ),
             host=read.required("DASHBOARD_HOST"),
             port=read.integer("DASHBOARD_PORT", 1, 65535),
             workers=read.integer("DASHBOARD_WORKERS", 1, 64),
-            auth_enabled=read.switch("DASHBOARD_AUTH"),
+            auth_enabled=read.flag("DASHBOARD_AUTH"),
             token=read.secret("DASHBOARD_TOKEN"),
             password=read.secret("DASHBOARD_PASSWORD"),
             secret_key=read.secret("DASHBOARD_SECRET_KEY"),
@@ -144,7 +87,7 @@ class DashboardSettings:
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
             command_timeout=read.number("DASHBOARD_COMMAND_TIMEOUT", 0.1, 120),
             max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),
-            log_level=level,
+            log_level=read.log_level("DASHBOARD_LOG_LEVEL"),
         )
 
     @property

@@ -28,7 +28,7 @@ def test_defaults_match_the_design() -> None:
         ({"STATS_INTERVAL": "soon"}, "STATS_INTERVAL must be a number"),
         ({"HISTORY_MAXLEN": "1.5"}, "HISTORY_MAXLEN must be a whole number"),
         ({"MQTT_PROTOCOL": "4.0"}, "MQTT_PROTOCOL must be 5 or 3.1.1"),
-        ({"MQTT_TLS": "maybe"}, "MQTT_TLS must be true or false"),
+        ({"MQTT_TLS": "maybe"}, "MQTT_TLS must be on/true or off/false, got 'maybe'"),
         ({"MQTT_TOPICS": "a/#/b"}, "MQTT_TOPICS: topic filter 'a/#/b' is malformed"),
         ({"MQTT_TLS_CA": "/nonexistent/ca.pem"}, "MQTT_TLS_CA names '/nonexistent/ca.pem'"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL must start with redis://"),

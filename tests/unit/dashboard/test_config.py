@@ -33,7 +33,7 @@ def test_the_redis_variables_are_the_bridges() -> None:
         ("DASHBOARD_PORT", "http", "DASHBOARD_PORT must be a whole number, got 'http'"),
         ("DASHBOARD_PORT", "70000", "DASHBOARD_PORT must be between 1 and 65535"),
         ("DASHBOARD_WORKERS", "0", "DASHBOARD_WORKERS must be between 1 and 64"),
-        ("DASHBOARD_AUTH", "maybe", "DASHBOARD_AUTH must be on or off"),
+        ("DASHBOARD_AUTH", "maybe", "DASHBOARD_AUTH must be on/true or off/false"),
         ("DASHBOARD_FRAME_INTERVAL", "fast", "DASHBOARD_FRAME_INTERVAL must be a number"),
         ("DASHBOARD_FRAME_MAX", "-1", "DASHBOARD_FRAME_MAX must be between"),
         ("DASHBOARD_COMMAND_TIMEOUT", "0", "DASHBOARD_COMMAND_TIMEOUT must be between"),
