@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import redis
+
+from bridge import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -350,5 +353,76 @@ class DashboardProcess:
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+# --- the bridge itself ------------------------------------------------------------------------
+
+
+class BridgeProcess:
+    """``python -m bridge`` with test settings; the log is kept for failure messages."""
+
+    def __init__(self, workdir: Path, broker_port: int, redis_port: int, **settings: str):
+        defaults = {
+            "MQTT_BROKER_HOST": "127.0.0.1",
+            "MQTT_BROKER_PORT": str(broker_port),
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(redis_port),
+            "MQTT_TOPICS": "#",
+            "STATS_INTERVAL": "1",
+            "LOG_LEVEL": "INFO",
+        }
+        self.env = env_with(**{**defaults, **settings})
+        self.log = workdir / f"bridge-{time.monotonic_ns()}.log"
+        self.redis = redis.Redis(port=redis_port, socket_timeout=5)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_connected: bool = True) -> BridgeProcess:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge"], env=self.env, stdout=out, stderr=out
+            )
+        if wait_connected:
+            self.wait_connected()
+        return self
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            return protocol.loads_object(self.redis.get(protocol.KEY_STATUS_LATEST))
+        except redis.RedisError:
+            return None
+
+    def wait_connected(self, timeout: float = 15.0) -> None:
+        def connected() -> bool:
+            self.assert_alive()
+            status = self.status()
+            return bool(status and status["connected"] and self.redis.exists(protocol.KEY_HEARTBEAT))
+
+        wait_for(connected, timeout, what="the bridge to report connected")
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"bridge exited with {self.proc.returncode}:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, float]:
+        """Send ``sig``; returns (exit code, seconds it took to exit)."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError(f"bridge ignored {sig} for 10 s:\n{self.output()}") from None
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
