@@ -1,0 +1,6 @@
+import { createApp } from 'vue'
+import App from './App.vue'
+import './styles.css'
+import './stores/theme'
+
+createApp(App).mount('#app')

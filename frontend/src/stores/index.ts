@@ -1,0 +1,8 @@
+// The app's single instances of each store.
+import { createBrokerStore } from './broker'
+import { createMessageStore } from './messages'
+import { createTopicStore } from './topics'
+
+export const topics = createTopicStore()
+export const messages = createMessageStore({ onMessages: (list) => topics.applyMessages(list) })
+export const broker = createBrokerStore()

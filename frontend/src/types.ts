@@ -1,0 +1,144 @@
+// Wire types, as described in docs/dashboard-api.md and docs/channels.md.
+// Every field coming from the server is treated as possibly missing.
+
+export type Encoding = 'utf-8' | 'base64'
+export type AuthMode = 'token' | 'password' | 'off'
+
+export interface MqttMessage {
+  type?: string
+  timestamp: number
+  topic: string
+  payload: string
+  encoding?: Encoding | string
+  qos?: number
+  retain?: boolean
+  /** Stream id, present on history entries. */
+  id?: string
+}
+
+/** A message as kept by the browser: a local sequence number gives a stable key. */
+export interface StoredMessage {
+  seq: number
+  msg: MqttMessage
+}
+
+export interface MessagesFrame {
+  messages?: MqttMessage[]
+  skipped?: number
+}
+
+export interface LoadTriple {
+  '1min'?: number | null
+  '5min'?: number | null
+  '15min'?: number | null
+}
+
+export interface StatsData {
+  version?: string | null
+  uptime_seconds?: number | null
+  clients_connected?: number | null
+  clients_disconnected?: number | null
+  clients_total?: number | null
+  clients_maximum?: number | null
+  messages_received?: number | null
+  messages_sent?: number | null
+  messages_stored?: number | null
+  publish_dropped?: number | null
+  bytes_received?: number | null
+  bytes_sent?: number | null
+  subscriptions?: number | null
+  retained_messages?: number | null
+  heap_current?: number | null
+  heap_maximum?: number | null
+  load?: Record<string, LoadTriple | null | undefined> | null
+  rates?: {
+    messages_received_per_s?: number | null
+    messages_sent_per_s?: number | null
+    bytes_received_per_s?: number | null
+    bytes_sent_per_s?: number | null
+  } | null
+}
+
+export interface StatsMessage {
+  type?: string
+  timestamp?: number
+  data?: StatsData | null
+}
+
+export interface BrokerStatus {
+  type?: string
+  timestamp?: number
+  connected?: boolean | null
+  broker?: string | null
+  reason?: string | null
+  since?: number | null
+  last_connected_at?: number | null
+  last_disconnected_at?: number | null
+}
+
+export interface ClientInfo {
+  client_id?: string | null
+  address?: string | null
+  username?: string | null
+  protocol?: string | number | null
+  keepalive?: number | null
+  connected_at?: number | null
+}
+
+export interface ClientsMessage {
+  type?: string
+  timestamp?: number
+  clients?: ClientInfo[] | null
+}
+
+export interface TopicIndexEntry {
+  topic: string
+  messages?: number | null
+  last_seen?: number | null
+  retained?: boolean | null
+  last_payload_preview?: string | null
+}
+
+export interface TopicsMessage {
+  type?: string
+  timestamp?: number
+  topics?: TopicIndexEntry[] | null
+}
+
+export interface BridgeHealth {
+  online?: boolean | null
+  heartbeat_age?: number | null
+  pid?: number | null
+  version?: string | null
+  started_at?: number | null
+  counters?: Record<string, number> | null
+}
+
+export interface Snapshot {
+  worker?: number
+  auth?: AuthMode
+  status?: BrokerStatus | null
+  stats?: StatsMessage | null
+  clients?: ClientsMessage | null
+  topics?: TopicsMessage | null
+  bridge?: BridgeHealth | null
+  messages?: MqttMessage[] | null
+}
+
+export interface CommandResult {
+  type?: string
+  id?: string | null
+  command?: string
+  ok?: boolean
+  error?: string | null
+  [key: string]: unknown
+}
+
+export interface Subscription {
+  filter: string
+  qos?: number
+  created_at?: number | null
+  source?: 'command' | 'config' | string
+}
+
+export type PayloadMode = 'text' | 'json' | 'hex'
