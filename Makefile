@@ -14,17 +14,20 @@ help:
 	@echo "make lint    - ruff + mypy;  make bench - throughput and fan-out benchmarks"
 
 # --- installation ------------------------------------------------------------------------
+# Debian/Ubuntu packages: the broker, Redis, Node.js for the frontend build, Chromium for the e2e ring.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v mosquitto_pub >/dev/null || missing="$$missing mosquitto-clients"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$(WITH_BROWSER)" ]; then command -v chromium >/dev/null || missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
-	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "Please install:$$missing (Debian/Ubuntu package names)"; exit 1; fi; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then SUDO="sudo"; \
+	  else echo "Please install these (Debian/Ubuntu package names):$$missing"; exit 1; fi; \
+	  echo "installing with apt-get:$$missing"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -37,18 +40,17 @@ venv: $(STAMP)
 
 frontend: dashboard/static/index.html
 
-dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/package-lock.json
-	@command -v npm >/dev/null || { \
-	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
-	  else echo "Please install Node.js 20+ and npm"; exit 1; fi; }
+dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 # --- the front door ----------------------------------------------------------------------
 run: system-deps venv frontend
 	bash scripts/run-local.sh
 
-test: system-deps venv
-	$(PYTEST) tests/unit tests/integration
+test: WITH_BROWSER = 1
+test: system-deps venv frontend lint
+	cd frontend && npm test --silent
+	$(PYTEST) tests/unit tests/integration tests/e2e
 
 # --- the rings, one at a time ------------------------------------------------------------
 test-unit: venv
@@ -56,6 +58,10 @@ test-unit: venv
 
 test-integration: system-deps venv
 	$(PYTEST) tests/integration
+
+test-e2e: WITH_BROWSER = 1
+test-e2e: system-deps venv frontend
+	$(PYTEST) tests/e2e
 
 lint: venv
 	$(VENV)/bin/ruff check bridge dashboard tests bench

@@ -163,10 +163,16 @@ class MqttSource:
                 box.append(None)
                 event.set()
             self._suback_waiters.clear()
-        reason = "disconnected by the bridge" if not rc.is_failure else f"connection lost: {rc}"
+        reason = "disconnected by the bridge" if not rc.is_failure else self._loss_reason(rc)
         if was_connected:
             logger.warning("disconnected from %s: %s", self.settings.broker, reason)
         self._on_link_event(LinkEvent(False, reason))
+
+    def _loss_reason(self, rc: ReasonCode) -> str:
+        # paho reports a closed socket or a missed keepalive as "Unspecified error": say what it means.
+        if rc.value == 0x80:
+            return f"lost the connection to {self.settings.broker} (the broker closed it or went quiet)"
+        return f"the broker at {self.settings.broker} ended the connection: {rc}"
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], props: Any
