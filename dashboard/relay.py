@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import redis
 from flask_socketio import SocketIO
 
+from bridge.backoff import Backoff
 from bridge.protocol import (
     CHANNEL_CLIENTS,
     CHANNEL_MESSAGES,
@@ -45,25 +45,6 @@ HEALTH_EVERY = 5.0  # bridge_health is re-sent this often even when nothing chan
 YIELD_EVERY = 50
 
 
-class Backoff:
-    """Delays between reconnect attempts: doubling from ``initial`` up to ``cap``, with jitter."""
-
-    def __init__(self, initial: float = 0.5, cap: float = 10.0, jitter: float = 0.2):
-        self.initial = initial
-        self.cap = cap
-        self.jitter = jitter
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.initial * 2**self.attempt)
-        self.attempt += 1
-        # Jitter keeps the workers of several dashboards from reconnecting in lockstep.
-        return delay * (1 - self.jitter * random.random())
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class Relay:
     def __init__(
         self,
@@ -86,7 +67,7 @@ class Relay:
         self.frame_interval = frame_interval
         self.where = where
         self.enabled = enabled
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(base=0.5, cap=10.0, jitter=0.2)
         self._sleep = sleep or socketio.sleep
         self._pid: int | None = None
         self._stopped = False
