@@ -6,7 +6,7 @@ PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
@@ -30,7 +30,16 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+# Debian and Ubuntu ship venv/ensurepip separately (python3-venv); nothing else is needed for the venv.
+python-venv-support:
+	@python3 -c "import ensurepip, venv" 2>/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then SUDO="sudo"; \
+	  else echo "Please install Python's venv module (Debian/Ubuntu: python3-venv)"; exit 1; fi; \
+	  echo "installing python3-venv with apt-get"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+
+$(STAMP): pyproject.toml | python-venv-support
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,dev]'
@@ -44,7 +53,9 @@ dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) fron
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 # --- the front door ----------------------------------------------------------------------
-run: system-deps venv frontend
+# The script installs mosquitto, redis-server and Node.js itself when missing (and stops the
+# system services apt starts with them, since it runs its own copies on the same ports).
+run: venv
 	bash scripts/run-local.sh
 
 test: WITH_BROWSER = 1

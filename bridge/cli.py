@@ -76,7 +76,14 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     if args.command == "demo":
         from bridge.demo import run_demo
 
-        run_demo(settings.broker_host, settings.broker_port, rate=args.demo_rate, duration=args.demo_duration)
+        run_demo(
+            settings.broker_host,
+            settings.broker_port,
+            rate=args.demo_rate,
+            duration=args.demo_duration,
+            username=settings.username,
+            password=settings.password,
+        )
         return 0
     return run(settings)
 

@@ -33,7 +33,7 @@ VARIABLES: tuple[Variable, ...] = (
         secret=True,
     ),
     Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
-    Variable("DASHBOARD_FRAME_MAX", "200", "messages per frame at most (the newest; the rest are counted)"),
+    Variable("DASHBOARD_FRAME_MAX", "500", "messages per frame at most (the newest; the rest are counted)"),
     Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
     Variable("DASHBOARD_COMMAND_TIMEOUT", "5", "seconds to wait for the bridge to answer a command"),
     Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
@@ -64,7 +64,7 @@ class DashboardSettings:
     password: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     frame_interval: float = 0.1
-    frame_max: int = 200
+    frame_max: int = 500
     history_on_connect: int = 100
     command_timeout: float = 5.0
     max_body: int = 1_048_576

@@ -266,6 +266,10 @@ class MqttRecorder:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # The callbacks are bound methods of this recorder, which holds the client: a cycle. Left
+        # to the garbage collector, paho's sockets may be finalized before the client closes them,
+        # and filterwarnings=error turns the ResourceWarning into a failure in an unrelated test.
+        self.client.on_connect = self.client.on_subscribe = self.client.on_message = None
 
     def received(self, predicate: Callable[[mqtt.MQTTMessage], bool] | None = None) -> list[mqtt.MQTTMessage]:
         with self._lock:

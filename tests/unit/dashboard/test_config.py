@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 8082, 2)
     assert settings.auth_enabled is True
     assert settings.frame_interval == 0.1
-    assert settings.frame_max == 200
+    assert settings.frame_max == 500
     assert settings.history_on_connect == 100
     assert settings.command_timeout == 5.0
     assert settings.max_body == 1_048_576

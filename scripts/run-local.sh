@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Run the whole stack on this machine: mosquitto, redis-server, the bridge, the dashboard and the
+# demo sensors, each with the project's own settings, from a runtime folder (.run/).
+# `make run` calls this once .venv exists. Ctrl-C (or SIGTERM) stops everything it started.
+#
+# Settings, all from the environment:
+#   MQTT_BROKER_PORT (1883)  MQTT_WS_PORT (9001)  REDIS_PORT (6379)  DASHBOARD_PORT (8082)
+#   DASHBOARD_TOKEN / DASHBOARD_PASSWORD / DASHBOARD_AUTH as for the dashboard; with none of them
+#     set, a token is generated once and kept in .run/dashboard-token, so the URL stays the same
+#   RUN_DEMO=0       leave the demo sensors out
+#   RUN_DIR=path     another runtime folder (default: .run in the repository)
+# Everything listens on 127.0.0.1 only. For a broker the rest of the network can reach, use
+# docker compose or your own mosquitto.conf (docs/operations.md).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUN="${RUN_DIR:-$ROOT/.run}"
+VENV="$ROOT/.venv"
+MQTT_PORT="${MQTT_BROKER_PORT:-1883}"
+WS_PORT="${MQTT_WS_PORT:-9001}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-8082}"
+NODE_MIN="20.19"  # what the frontend's Vite needs (frontend/package.json "engines")
+
+say() { printf 'run-local: %s\n' "$*"; }
+die() { printf 'run-local: %s\n' "$*" >&2; exit 1; }
+
+for spec in "MQTT_BROKER_PORT=$MQTT_PORT" "MQTT_WS_PORT=$WS_PORT" "REDIS_PORT=$REDIS_PORT" \
+    "DASHBOARD_PORT=$DASHBOARD_PORT"; do
+    if ! [[ "${spec#*=}" =~ ^[0-9]+$ ]] || ((${spec#*=} < 1 || ${spec#*=} > 65535)); then
+        die "${spec%%=*} must be a port number (1-65535), got '${spec#*=}'"
+    fi
+done
+[[ "$RUN" != *[[:space:]]* ]] || die "the runtime folder path must not contain spaces: $RUN (set RUN_DIR)"
+
+# --- 1. System packages ----------------------------------------------------------------------
+
+find_bin() {  # mosquitto lives in /usr/sbin, which is not on every user's PATH
+    command -v "$1" 2>/dev/null || { [[ -x "/usr/sbin/$1" ]] && echo "/usr/sbin/$1"; } || true
+}
+
+node_ok() {  # node and npm present and new enough for the frontend build
+    command -v node >/dev/null && command -v npm >/dev/null || return 1
+    node -e "const [a, b] = process.versions.node.split('.').map(Number);
+             const [x, y] = '$NODE_MIN'.split('.').map(Number);
+             process.exit(a > x || (a === x && b >= y) ? 0 : 1)"
+}
+
+need_frontend=false
+[[ -f dashboard/static/index.html ]] || need_frontend=true
+
+missing=()
+[[ -n "$(find_bin mosquitto)" ]] || missing+=(mosquitto)
+[[ -n "$(find_bin redis-server)" ]] || missing+=(redis-server)
+if $need_frontend && ! command -v node >/dev/null; then missing+=(nodejs npm); fi
+
+if ((${#missing[@]})); then
+    if ! command -v apt-get >/dev/null; then
+        die "missing: ${missing[*]}. This machine has no apt-get: install mosquitto, redis-server" \
+            "and Node.js >= $NODE_MIN with npm using its package manager, then run this again."
+    fi
+    if [[ "$(id -u)" -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null && { sudo -n true 2>/dev/null || [[ -t 0 ]]; }; then
+        sudo=(sudo)
+    else
+        die "missing: ${missing[*]}. Install them with:  sudo apt-get install -y ${missing[*]}"
+    fi
+    say "installing ${missing[*]} with apt-get"
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    # On a machine with systemd, installing the packages also starts the system's own broker and
+    # Redis on 1883 and 6379. This script runs its own copies, so stop the ones it just installed.
+    for service in mosquitto redis-server; do
+        if [[ " ${missing[*]} " == *" $service "* ]] && command -v systemctl >/dev/null \
+            && systemctl is-active --quiet "$service" 2>/dev/null; then
+            "${sudo[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+            say "stopped and disabled the system $service service apt started" \
+                "(this script runs its own; to get it back: sudo systemctl enable --now $service)"
+        fi
+    done
+fi
+MOSQUITTO_BIN="$(find_bin mosquitto)"
+REDIS_BIN="$(find_bin redis-server)"
+[[ -n "$MOSQUITTO_BIN" && -n "$REDIS_BIN" ]] || die "mosquitto or redis-server still not found after installing"
+
+[[ -x "$VENV/bin/mqtt-redis-bridge" && -x "$VENV/bin/mqtt-dashboard" ]] \
+    || die "no project virtualenv in .venv: run 'make run' (it creates one), or" \
+        "python3 -m venv .venv && .venv/bin/pip install -e ."
+
+# --- 2. Ports (before anything slow) -------------------------------------------------------------
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+busy=()
+for spec in "MQTT_BROKER_PORT=$MQTT_PORT" "MQTT_WS_PORT=$WS_PORT" "REDIS_PORT=$REDIS_PORT" \
+    "DASHBOARD_PORT=$DASHBOARD_PORT"; do
+    if port_busy "${spec#*=}"; then busy+=("$spec"); fi
+done
+if ((${#busy[@]})); then
+    for spec in "${busy[@]}"; do
+        printf 'run-local: port %s (%s) is already in use on this machine\n' "${spec#*=}" "${spec%%=*}" >&2
+    done
+    # Installing the Debian packages starts the system's own broker and Redis on the default ports.
+    for service in mosquitto redis-server; do
+        if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+            printf 'run-local: the system %s service is running; this script runs its own.' "$service" >&2
+            printf ' Stop it with: sudo systemctl disable --now %s\n' "$service" >&2
+        fi
+    done
+    die "stop what is listening there (see: ss -ltnp), or choose other ports, e.g." \
+        "MQTT_BROKER_PORT=1884 MQTT_WS_PORT=9002 REDIS_PORT=6380 DASHBOARD_PORT=8083 make run"
+fi
+
+# --- 3. The frontend, once --------------------------------------------------------------------
+
+if $need_frontend; then
+    node_ok || die "building the dashboard needs Node.js >= $NODE_MIN and npm" \
+        "(found: $(node --version 2>/dev/null || echo none)). Debian 12 and Ubuntu 24.04 ship older" \
+        "versions: install a current Node.js (nodejs.org, NodeSource or nvm) and run this again."
+    say "building the frontend into dashboard/static (first run only)"
+    (cd frontend && npm ci --no-audit --no-fund && npm run build)
+fi
+
+# --- 4. The runtime folder ------------------------------------------------------------------------
+
+mkdir -p "$RUN/mosquitto" "$RUN/redis" "$RUN/logs"
+conf="$RUN/mosquitto.conf"
+sed -e "s|^listener 1883\$|listener $MQTT_PORT 127.0.0.1|" \
+    -e "s|^listener 9001\$|listener $WS_PORT 127.0.0.1|" \
+    -e "s|^persistence_location .*\$|persistence_location $RUN/mosquitto/|" \
+    mosquitto/mosquitto.conf >"$conf"
+for line in "listener $MQTT_PORT 127.0.0.1" "listener $WS_PORT 127.0.0.1" "persistence_location $RUN/mosquitto/"; do
+    grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
+        "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
+done
+# Started as root, mosquitto would switch to the "mosquitto" user, which may not be able to write
+# .run/; then it stops logging altogether, $SYS/broker/log included. Stay whoever started it.
+printf '\n# added by scripts/run-local.sh\nuser %s\n' "$(id -un)" >>"$conf"
+
+auth="$(printf '%s' "${DASHBOARD_AUTH:-on}" | tr '[:upper:]' '[:lower:]')"
+if [[ -z "${DASHBOARD_TOKEN:-}" && -z "${DASHBOARD_PASSWORD:-}" && ! "$auth" =~ ^(off|false|no|0)$ ]]; then
+    token_file="$RUN/dashboard-token"
+    if [[ ! -s "$token_file" ]]; then
+        (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$token_file")
+    fi
+    DASHBOARD_TOKEN="$(cat "$token_file")"
+    export DASHBOARD_TOKEN
+fi
+
+export MQTT_BROKER_HOST=127.0.0.1 MQTT_BROKER_PORT="$MQTT_PORT"
+export REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT"
+export DASHBOARD_HOST="${DASHBOARD_HOST:-127.0.0.1}" DASHBOARD_PORT="$DASHBOARD_PORT"
+unset REDIS_URL  # the local Redis, whatever the shell had
+
+# --- 5. Start, watch, stop ------------------------------------------------------------------------
+
+pids=()
+names=()
+stopping=false
+
+# Each program runs in its own session and process group (setsid), so Ctrl-C reaches only this
+# script, which then stops the programs in order, whole groups (Gunicorn's workers included).
+start() {  # start NAME LOGFILE|- COMMAND...
+    local name=$1 log=$2
+    shift 2
+    if [[ "$log" == - ]]; then
+        setsid "$@" &
+    else
+        setsid "$@" >>"$log" 2>&1 &
+    fi
+    pids+=("$!")
+    names+=("$name")
+}
+
+# shellcheck disable=SC2317  # stop_groups and cleanup run from the traps below
+stop_groups() {  # stop_groups PID... : TERM each process group, wait up to 10 s, then KILL
+    local pid deadline=$((SECONDS + 10))
+    for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
+# shellcheck disable=SC2317
+cleanup() {
+    $stopping && return
+    stopping=true
+    ((${#pids[@]})) || return 0
+    say "stopping..."
+    # Programs first (the bridge still writes its final status to Redis), then Redis and the broker.
+    local first=() last=() i
+    for i in "${!pids[@]}"; do
+        case "${names[$i]}" in
+            mosquitto | redis) last+=("${pids[$i]}") ;;
+            *) first+=("${pids[$i]}") ;;
+        esac
+    done
+    if ((${#first[@]})); then stop_groups "${first[@]}"; fi
+    if ((${#last[@]})); then stop_groups "${last[@]}"; fi
+    wait 2>/dev/null || true
+    say "stopped"
+}
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
+
+wait_port() {  # wait_port NAME PORT LOG : until something listens, or fail if NAME died
+    local name=$1 port=$2 log=$3 deadline=$((SECONDS + 30)) pid=${pids[-1]}
+    until port_busy "$port"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            [[ "$log" == - ]] || tail -n 20 "$log" >&2
+            die "$name exited while starting${log:+ (log: $log)}"
+        fi
+        ((SECONDS < deadline)) || die "$name did not open port $port within 30 s (log: $log)"
+        sleep 0.1
+    done
+}
+
+logs="$RUN/logs"
+start mosquitto "$logs/mosquitto.log" "$MOSQUITTO_BIN" -c "$conf"
+wait_port mosquitto "$MQTT_PORT" "$logs/mosquitto.log"
+start redis "$logs/redis.log" "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" \
+    --appendonly yes --save "" --maxmemory 256mb --maxmemory-policy noeviction
+wait_port redis "$REDIS_PORT" "$logs/redis.log"
+say "mosquitto on 127.0.0.1:$MQTT_PORT (websockets :$WS_PORT), redis on 127.0.0.1:$REDIS_PORT; logs in $logs"
+
+# The bridge and the dashboard log to this terminal.
+start bridge - "$VENV/bin/mqtt-redis-bridge"
+start dashboard - "$VENV/bin/mqtt-dashboard"
+wait_port dashboard "$DASHBOARD_PORT" -
+if [[ "${RUN_DEMO:-1}" != 0 ]]; then
+    start demo "$logs/demo.log" "$VENV/bin/mqtt-redis-bridge" demo
+fi
+
+url="http://127.0.0.1:$DASHBOARD_PORT/"
+if [[ -n "${DASHBOARD_TOKEN:-}" ]]; then
+    url="${url}?token=$DASHBOARD_TOKEN"
+fi
+echo
+say "dashboard: $url"
+[[ -n "${DASHBOARD_TOKEN:-}" || -z "${DASHBOARD_PASSWORD:-}" ]] || say "log in with DASHBOARD_PASSWORD"
+say "Ctrl-C stops everything"
+echo
+
+# Any program ending on its own ends the run: better to stop loudly than to half-work.
+status=0
+wait -n || status=$?
+for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+        say "${names[$i]} exited (status $status); stopping the rest"
+        break
+    fi
+done
+exit 1

@@ -1,0 +1,111 @@
+"""scripts/run-local.sh (what `make run` runs): the whole stack comes up, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from bridge import protocol
+from tests.helpers import REPO, env_with, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = REPO / "scripts" / "run-local.sh"
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of every process whose environment carries ``marker`` (all our descendants)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return json.load(response)["broker"]["connected"] is True
+    except OSError:  # refused, or HTTPError 503 while the bridge warms up
+        return False
+
+
+@pytest.mark.skipif(
+    not (REPO / "dashboard" / "static" / "index.html").exists(),
+    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
+)
+@pytest.mark.skipif(
+    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
+)
+def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex  # inherited by every process the script starts
+    ports = {
+        name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
+    }
+    env = env_with(RUN_DIR=str(tmp_path / "run"), **{k: str(v) for k, v in ports.items()})
+    for name in ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL"):
+        env.pop(name, None)
+    env["RUN_LOCAL_TEST_MARKER"] = marker
+    output = tmp_path / "output.txt"
+    with output.open("wb") as out:
+        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
+        url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
+        assert f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/?token=" in url
+
+        db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
+
+        def demo_traffic_forwarded() -> bool:
+            entries = db.xrevrange(protocol.KEY_HISTORY, count=50)
+            return any(json.loads(f[protocol.HISTORY_FIELD])["topic"].startswith("demo/") for _, f in entries)
+
+        wait_for(demo_traffic_forwarded, 20, what="demo traffic in mqtt:history")
+        db.close()
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/health", timeout=5
+        ) as health:
+            assert json.load(health)["broker"]["connected"] is True
+
+        script.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert script.wait(timeout=30) == 130
+    finally:
+        if script.poll() is None:
+            script.terminate()
+            script.wait(timeout=30)
+    assert processes_with(marker) == [], output.read_text()[-3000:]
+    assert "run-local: stopped" in output.read_text()
+
+
+@pytest.mark.skipif(
+    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
+)
+def test_run_local_says_which_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = env_with(
+            RUN_DIR=str(tmp_path / "run"),
+            MQTT_BROKER_PORT=str(free_port()),
+            MQTT_WS_PORT=str(free_port()),
+            REDIS_PORT=str(port),
+            DASHBOARD_PORT=str(free_port()),
+        )
+        result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} (REDIS_PORT) is already in use" in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
