@@ -24,7 +24,7 @@ from dashboard.store import Store
 logger = logging.getLogger(__name__)
 
 # Reachable without logging in; everything else under /api, and /metrics, needs a login.
-OPEN_PATHS = frozenset({"/health", "/api/session", "/api/login", "/api/logout"})
+OPEN_PATHS = frozenset({"/health", "/health/live", "/api/session", "/api/login", "/api/logout"})
 
 
 def create_app(

@@ -49,6 +49,13 @@ def index() -> Any:
     return response
 
 
+@pages.get("/health/live")
+def live() -> tuple[Response, int]:
+    """The worker answers HTTP: what a container healthcheck needs. /health says whether the
+    whole pipeline works; a dashboard that reports a dead bridge is doing its job, not failing."""
+    return jsonify({"status": "ok", "worker": os.getpid()}), 200
+
+
 @pages.get("/health")
 def health() -> tuple[Response, int]:
     found = services()

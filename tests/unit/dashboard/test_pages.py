@@ -120,3 +120,10 @@ def test_responses_carry_basic_security_headers(client: FlaskClient) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_liveness_answers_without_login_even_with_no_bridge(client: FlaskClient) -> None:
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+    assert client.get("/health").status_code == 503  # the pipeline itself is not healthy
