@@ -81,6 +81,7 @@ lint: venv
 
 bench: system-deps venv
 	$(PY) bench/throughput.py
+	$(PY) bench/fanout.py
 
 clean:
 	rm -rf $(VENV) .run dashboard/static frontend/node_modules test-artifacts

@@ -21,7 +21,7 @@ MQTT_PORT="${MQTT_BROKER_PORT:-1883}"
 WS_PORT="${MQTT_WS_PORT:-9001}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8082}"
-NODE_MIN="20.19"  # what the frontend's Vite needs (frontend/package.json "engines")
+NODE_MIN="18.19"  # what the frontend's Vite needs (frontend/package.json "engines"; Debian 12 has 18.19)
 
 say() { printf 'run-local: %s\n' "$*"; }
 die() { printf 'run-local: %s\n' "$*" >&2; exit 1; }
