@@ -24,9 +24,11 @@ from bridge.topics import TopicIndex
 logger = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
-# Let a batch build rather than wake per message: waking per message halved throughput when
-# measured, and a few milliseconds are invisible behind a 100 ms dashboard frame.
-IDLE_WAIT = 0.003
+# Let a batch build rather than wake per message. Every pass of this thread takes the GIL from
+# paho's thread and hands it back, and on these machines each hand-off costs paho far more than
+# the pass itself: measured with bench/throughput.py, 3 ms pauses gave 0.64 x the bare paho
+# rate and 10 ms gave 0.86 x. 10 ms is invisible behind the dashboard's 100 ms frames.
+IDLE_WAIT = 0.010
 
 
 def drain(items: deque[Item], limit: int) -> list[Item]:
@@ -85,6 +87,8 @@ class Writer(threading.Thread):
                     self.counters.dropped_queue += left
                     logger.warning("shutdown: %d queued messages could not be written in time", left)
                 return
+            if deadline is None and len(self.items) < BATCH_MAX:
+                time.sleep(IDLE_WAIT)  # a trickle: let the next batch build (see IDLE_WAIT)
 
     def process(self, batch: list[Item], deadline: float | None = None) -> None:
         """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable."""
