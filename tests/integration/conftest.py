@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import BridgeProcess, Process, start_mosquitto, start_redis, wait_for
+from tests.helpers import BridgeProcess, Process, ShippedMosquitto, start_mosquitto, start_redis, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,15 @@ def redis_server(workdir: Path) -> Iterator[Process]:
 @pytest.fixture
 def mosquitto(workdir: Path) -> Iterator[Process]:
     proc = start_mosquitto(workdir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def shipped_broker(tmp_path: Path) -> Iterator[ShippedMosquitto]:
+    """The real broker running the shipped mosquitto/mosquitto.conf, on free ports."""
+    proc = ShippedMosquitto(tmp_path)
+    proc.start()
     yield proc
     proc.stop()
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from bridge.demo import run_demo
 from tests.helpers import MqttRecorder, ShippedMosquitto, env_with, start_redis, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ShippedMosquitto]:
-    proc = ShippedMosquitto(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 class DemoThread:
@@ -58,9 +49,9 @@ def is_utf8(payload: bytes) -> bool:
     return True
 
 
-def test_demo_publishes_json_retained_status_and_binary(broker: ShippedMosquitto) -> None:
+def test_demo_publishes_json_retained_status_and_binary(shipped_broker: ShippedMosquitto) -> None:
     prefix = f"demo-{uuid.uuid4().hex[:6]}"
-    with MqttRecorder(broker.port, f"{prefix}/#") as live, DemoThread(broker.port, prefix):
+    with MqttRecorder(shipped_broker.port, f"{prefix}/#") as live, DemoThread(shipped_broker.port, prefix):
         telemetry = wait_for(
             lambda: live.received(lambda m: m.topic.endswith("/climate-1/telemetry")),
             5,
@@ -74,22 +65,24 @@ def test_demo_publishes_json_retained_status_and_binary(broker: ShippedMosquitto
         assert binary[0].payload.startswith(b"\x89PNG")
 
         # Someone who subscribes later is told each device's state by the retained status.
-        with MqttRecorder(broker.port, f"{prefix}/+/+/+/+/status") as late:
+        with MqttRecorder(shipped_broker.port, f"{prefix}/+/+/+/+/status") as late:
             statuses = wait_for(lambda: len(late.received()) >= 6 and late.received(), 5, what="6 statuses")
         assert all(m.retain and m.payload == b"online" for m in statuses)
 
     # Stopped: every device said goodbye with a retained "offline".
-    with MqttRecorder(broker.port, f"{prefix}/+/+/+/+/status") as after:
+    with MqttRecorder(shipped_broker.port, f"{prefix}/+/+/+/+/status") as after:
         wait_for(lambda: len(after.received()) >= 6, 5, what="6 statuses after stopping")
     assert {m.payload for m in after.received()} == {b"offline"}
 
 
-def test_flaky_device_drops_off_and_comes_back_under_its_own_client_id(broker: ShippedMosquitto) -> None:
+def test_flaky_device_drops_off_and_comes_back_under_its_own_client_id(
+    shipped_broker: ShippedMosquitto,
+) -> None:
     prefix = f"flaky-{uuid.uuid4().hex[:6]}"
     status_topic = f"{prefix}/building-1/floor-3/lab/freezer-1/status"
     with (
-        MqttRecorder(broker.port, [status_topic, "$SYS/broker/log/N"]) as seen,
-        DemoThread(broker.port, prefix, flaky_times=(1.0, 0.5)),
+        MqttRecorder(shipped_broker.port, [status_topic, "$SYS/broker/log/N"]) as seen,
+        DemoThread(shipped_broker.port, prefix, flaky_times=(1.0, 0.5)),
     ):
 
         def went_offline_and_came_back() -> bool:
@@ -102,11 +95,13 @@ def test_flaky_device_drops_off_and_comes_back_under_its_own_client_id(broker: S
     assert len(connects) >= 2
 
 
-def test_the_bridge_forwards_demo_traffic_into_redis(broker: ShippedMosquitto, tmp_path: Path) -> None:
+def test_the_bridge_forwards_demo_traffic_into_redis(
+    shipped_broker: ShippedMosquitto, tmp_path: Path
+) -> None:
     redis_proc = start_redis(tmp_path)
     env = env_with(
         MQTT_BROKER_HOST="127.0.0.1",
-        MQTT_BROKER_PORT=str(broker.port),
+        MQTT_BROKER_PORT=str(shipped_broker.port),
         MQTT_CLIENT_ID=f"bridge-{uuid.uuid4().hex[:6]}",
         REDIS_HOST="127.0.0.1",
         REDIS_PORT=str(redis_proc.port),
@@ -125,7 +120,7 @@ def test_the_bridge_forwards_demo_traffic_into_redis(broker: ShippedMosquitto, t
             return bool(raw) and json.loads(raw)["connected"] is True
 
         wait_for(bridge_connected, 15, what="the bridge to report connected")
-        with DemoThread(broker.port, prefix):
+        with DemoThread(shipped_broker.port, prefix):
 
             def forwarded() -> list[dict]:
                 entries = db.xrange(protocol.KEY_HISTORY)

@@ -23,14 +23,6 @@ from tests.helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ShippedMosquitto]:
-    proc = ShippedMosquitto(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
 def connect_and_leave(port: int, client_id: str, transport: str = "tcp") -> None:
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
@@ -45,25 +37,27 @@ def connect_and_leave(port: int, client_id: str, transport: str = "tcp") -> None
     client.loop_stop()
 
 
-def test_websocket_listener_answers_an_http_upgrade(broker: ShippedMosquitto) -> None:
+def test_websocket_listener_answers_an_http_upgrade(shipped_broker: ShippedMosquitto) -> None:
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         "GET /mqtt HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{broker.ws_port}\r\n"
+        f"Host: 127.0.0.1:{shipped_broker.ws_port}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Protocol: mqtt\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", broker.ws_port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", shipped_broker.ws_port), timeout=5) as sock:
         sock.sendall(request.encode())
         status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 101"), status_line
 
 
-def test_client_log_lines_reach_sys_topics_for_tcp_and_websocket_clients(broker: ShippedMosquitto) -> None:
-    with MqttRecorder(broker.port, "$SYS/broker/log/#") as log:
-        connect_and_leave(broker.port, "config-test-tcp")
-        connect_and_leave(broker.ws_port, "config-test-ws", transport="websockets")
+def test_client_log_lines_reach_sys_topics_for_tcp_and_websocket_clients(
+    shipped_broker: ShippedMosquitto,
+) -> None:
+    with MqttRecorder(shipped_broker.port, "$SYS/broker/log/#") as log:
+        connect_and_leave(shipped_broker.port, "config-test-tcp")
+        connect_and_leave(shipped_broker.ws_port, "config-test-ws", transport="websockets")
 
         def lines() -> list[str]:
             return [m.payload.decode() for m in log.received(lambda m: m.topic == "$SYS/broker/log/N")]
@@ -80,29 +74,29 @@ def test_client_log_lines_reach_sys_topics_for_tcp_and_websocket_clients(broker:
     assert "Client config-test-tcp disconnected." in text
 
 
-def test_sys_statistics_arrive_within_the_bridge_interval(broker: ShippedMosquitto) -> None:
+def test_sys_statistics_arrive_within_the_bridge_interval(shipped_broker: ShippedMosquitto) -> None:
     # sys_interval 5: a fresh uptime value (not only the retained one) arrives within ~5 s.
-    with MqttRecorder(broker.port, "$SYS/broker/uptime") as uptime:
+    with MqttRecorder(shipped_broker.port, "$SYS/broker/uptime") as uptime:
         wait_for(lambda: len(uptime.received()) >= 2, 8, what="two $SYS/broker/uptime updates")
     assert uptime.received()[-1].payload.decode().endswith(" seconds")
 
 
-def test_retained_messages_survive_a_restart(broker: ShippedMosquitto) -> None:
+def test_retained_messages_survive_a_restart(shipped_broker: ShippedMosquitto) -> None:
     publisher = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id="config-test-pub", protocol=mqtt.MQTTv5
     )
-    publisher.connect("127.0.0.1", broker.port)
+    publisher.connect("127.0.0.1", shipped_broker.port)
     publisher.loop_start()
     publisher.publish("config-test/state", b"kept", qos=1, retain=True).wait_for_publish(5)
     publisher.disconnect()
     publisher.loop_stop()
 
-    broker.restart()  # persistence_location is written at exit and read back at start
+    shipped_broker.restart()  # persistence_location is written at exit and read back at start
 
-    with MqttRecorder(broker.port, "config-test/state") as reader:
+    with MqttRecorder(shipped_broker.port, "config-test/state") as reader:
         wait_for(reader.received, 5, what="the retained message after a restart")
     assert reader.received()[0].payload == b"kept"
-    assert "Error" not in broker.log.read_text()
+    assert "Error" not in shipped_broker.log.read_text()
 
 
 @pytest.fixture
