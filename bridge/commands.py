@@ -21,7 +21,9 @@ from bridge.subscriptions import Subscription, SubscriptionSet
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_ACK_TIMEOUT = 5.0
+# Below the dashboard's default wait (DASHBOARD_COMMAND_TIMEOUT, 5 s), so a stalled broker gets
+# the bridge's own "not acknowledged" answer rather than a "bridge did not answer".
+PUBLISH_ACK_TIMEOUT = 3.0
 
 
 class CommandProcessor:
@@ -72,8 +74,8 @@ class CommandProcessor:
             return None  # already subscribed by MQTT_TOPICS: nothing to do, nothing to store
         before = dict(self.subscriptions.broker_filters())
         created = time.time()
+        self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
         self.subscriptions.add(Subscription(topic_filter, qos, created, "command"))
-        self.sink.save_subscription(topic_filter, qos, created)
         error = self._apply(before)
         if error is not None:
             # The broker said no (an ACL, say): forget it rather than retry it on every connect.
@@ -149,6 +151,12 @@ class CommandListener(threading.Thread):
                     logger.error("command channel lost (%s); reconnecting with backoff", type(exc).__name__)
                     outage = True
                 self.backoff.wait(self.stop_event)
+            except Exception:
+                # Anything else (Redis refusing SUBSCRIBE, a bug) must not end command handling
+                # for good while the heartbeat still says the bridge is healthy: start over.
+                self.ready.clear()
+                logger.exception("command listener failed; restarting it")
+                self.backoff.wait(self.stop_event)
             finally:
                 self.ready.clear()
                 with contextlib.suppress(redis.RedisError):
@@ -158,5 +166,5 @@ class CommandListener(threading.Thread):
         result = self.processor.handle(raw)
         try:
             self.processor.sink.reply(result)
-        except redis.RedisError as exc:
-            logger.warning("could not send the result of command %s: %s", result.get("id"), exc)
+        except (redis.RedisError, ValueError) as exc:  # ValueError: text Redis cannot carry
+            logger.warning("could not send the result of command %r: %s", result.get("id"), exc)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+import redis.connection
+
 from bridge.errors import ConfigError, InvalidCommand
 from bridge.protocol import validate_topic_filter
 
@@ -143,13 +145,19 @@ class RedisSettings:
         read = EnvReader(environ)
         url = read.text("REDIS_URL")
         if url:
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+                port = parts.port or 6379
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL is malformed ({_without(exc, url)})") from None
             if parts.scheme not in ("redis", "rediss", "unix"):
                 raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
             try:
-                port = parts.port or 6379
-            except ValueError:
-                raise ConfigError("REDIS_URL has a port that is not a number") from None
+                # Parse it now, as the client will: a bad URL fails at start, in one line, and
+                # without echoing the URL (it may hold a password).
+                redis.connection.parse_url(url)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"REDIS_URL is malformed ({_without(exc, url)})") from None
             where = parts.path if parts.scheme == "unix" else f"{parts.hostname or 'localhost'}:{port}"
             return cls(url=url, where=where)
         host = read.required("REDIS_HOST")
@@ -158,6 +166,10 @@ class RedisSettings:
         password = read.secret("REDIS_PASSWORD")
         auth = f":{_quote(password)}@" if password else ""
         return cls(url=f"redis://{auth}{_bracket(host)}:{port}/{db}", where=f"{host}:{port}/{db}")
+
+
+def _without(exc: Exception, secret: str) -> str:
+    return str(exc).replace(secret, "<REDIS_URL>") or type(exc).__name__
 
 
 def _quote(text: str) -> str:

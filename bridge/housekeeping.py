@@ -44,6 +44,7 @@ class Housekeeper(threading.Thread):
         started_at: float,
         configured_topics: list[str],
         load_subscriptions: Callable[[], bool],
+        workers_alive: Callable[[], bool] = lambda: True,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -55,6 +56,7 @@ class Housekeeper(threading.Thread):
         self.started_at = started_at
         self.configured_topics = configured_topics
         self.load_subscriptions = load_subscriptions
+        self.workers_alive = workers_alive
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
@@ -126,7 +128,12 @@ class Housekeeper(threading.Thread):
             self._status_pending = False
         if now >= self._due["heartbeat"]:
             self._due["heartbeat"] = now + protocol.HEARTBEAT_INTERVAL
-            self.send_heartbeat()
+            if self.workers_alive():
+                self.send_heartbeat()
+            else:
+                # A heartbeat must not vouch for a bridge that no longer forwards or answers:
+                # let it go stale, so healthchecks (and the dashboard) see the bridge as down.
+                logger.error("a bridge thread has stopped; withholding the heartbeat")
         if now >= self._due["stats"]:
             self._due["stats"] = now + self.stats_interval
             if self.status.connected or self.stats.data:

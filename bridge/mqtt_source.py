@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time).
 Item = tuple[str, bytes, int, bool, float]
 
-SUBACK_TIMEOUT = 10.0
+SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
 
 
 @dataclass(frozen=True)

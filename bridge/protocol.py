@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -124,8 +125,8 @@ def message_json(
     head = topic_cache.get(topic) if topic_cache is not None else None
     if head is None:
         head = '{"type":"' + TYPE_MESSAGE + '","topic":' + _json_text(topic)
-        if topic_cache is not None:
-            if len(topic_cache) > 50_000:
+        if topic_cache is not None and len(topic) <= 256:  # bounded: 10,000 short topics at most
+            if len(topic_cache) >= 10_000:
                 topic_cache.clear()
             topic_cache[topic] = head
     try:
@@ -174,12 +175,17 @@ def _topic_text(value: object, what: str) -> str:
         raise InvalidCommand(f"{what} must be a string")
     if not value:
         raise InvalidCommand(f"{what} is empty")
-    if "\x00" in value:
-        raise InvalidCommand(f"{what} contains a NUL character")
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidCommand(f"{what} is not valid UTF-8 text") from None
+    forbidden = _FORBIDDEN_IN_TOPICS.search(value)
+    if forbidden:
+        # Mosquitto treats these as malformed UTF-8 and drops the connection that sent them.
+        raise InvalidCommand(
+            f"{what} contains the control or non-character U+{ord(forbidden.group()):04X}, "
+            "which MQTT brokers refuse"
+        )
     if size > MAX_TOPIC_BYTES:
         raise InvalidCommand(f"{what} is {size:,} bytes; MQTT allows at most {MAX_TOPIC_BYTES:,}")
     return value
@@ -188,6 +194,12 @@ def _topic_text(value: object, what: str) -> str:
 def _show(text: str, limit: int = 80) -> str:
     """A topic quoted for an error message, shortened so a huge one cannot flood a log."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+# Control characters (C0, DEL, C1) and Unicode non-characters: MQTT says a topic SHOULD NOT hold
+# them and mosquitto disconnects a client that sends them.
+_NON_CHARACTERS = "".join(chr(plane << 16 | low) for plane in range(17) for low in (0xFFFE, 0xFFFF))
+_FORBIDDEN_IN_TOPICS = re.compile(f"[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef{_NON_CHARACTERS}]")
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -246,13 +258,24 @@ def parse_command(raw: bytes | str) -> Command:
     if not isinstance(body, dict):
         raise InvalidCommand("command must be a JSON object")
     raw_id = body.get("id")
-    command_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS else None
+    command_id = raw_id if _usable_id(raw_id) else None
     kind = body.get("type")
     name = kind if isinstance(kind, str) and kind in COMMAND_TYPES else None
     try:
         return _command_from_body(body, command_id)
     except InvalidCommand as exc:
         raise InvalidCommand(str(exc), command_id=command_id, command=name) from None
+
+
+def _usable_id(value: object) -> bool:
+    """A string id that can be echoed back as JSON text (a lone surrogate cannot be sent)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _command_from_body(body: dict[str, Any], command_id: str | None) -> Command:
@@ -331,7 +354,12 @@ def loads_object(raw: bytes | str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        # NaN and Infinity are not JSON: a browser's JSON.parse would reject the whole frame.
+        value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

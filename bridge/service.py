@@ -61,6 +61,7 @@ class Bridge:
             started_at=self.started_at,
             configured_topics=list(settings.topics),
             load_subscriptions=self._load_subscriptions,
+            workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
         )
         self.source = MqttSource(
             settings,

@@ -6,35 +6,42 @@ TOPICS_MAX with the least recently seen topics evicted.
 
 from __future__ import annotations
 
+import codecs
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from bridge.protocol import encode_payload
-
 PREVIEW_CHARS = 120
+_PREVIEW_BYTES = PREVIEW_CHARS * 4  # enough UTF-8 for PREVIEW_CHARS characters
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _topic_of = itemgetter(0)
 _retain_of = itemgetter(3)
 
 
 class _Entry:
-    __slots__ = ("last_payload", "last_seen", "messages", "retained")
+    __slots__ = ("last_payload", "last_seen", "last_size", "messages", "retained")
 
     def __init__(self) -> None:
         self.messages = 0
         self.last_seen = 0.0
         self.retained = False
-        self.last_payload = b""
+        self.last_payload = b""  # only the head the preview needs: 10,000 topics x 1 MB must not stay
+        self.last_size = 0
 
 
-def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
-    """A short, always-printable view of a payload, for lists and tooltips."""
-    text, encoding = encode_payload(payload[: limit * 4])
-    if encoding != "utf-8":
-        return f"<{len(payload):,} bytes of binary data>"
-    return text if len(text) <= limit else text[:limit] + "…"
+def preview(payload: bytes, limit: int = PREVIEW_CHARS, size: int | None = None) -> str:
+    """A short, always-printable view of a payload, for lists and tooltips. ``size`` is the
+    whole payload's length when ``payload`` is only its head."""
+    size = len(payload) if size is None else size
+    head = payload[: limit * 4]
+    try:
+        # final=False when the head was cut: a character split at the cut is not binary data.
+        text = _utf8_decoder().decode(head, final=len(head) >= size)
+    except UnicodeDecodeError:
+        return f"<{size:,} bytes of binary data>"
+    return text[:limit] + "…" if len(text) > limit or size > len(head) else text
 
 
 class TopicIndex:
@@ -63,7 +70,8 @@ class TopicIndex:
                     entry = entries[topic] = _Entry()
                 entry.messages += counts[topic]
                 entry.last_seen = timestamp
-                entry.last_payload = payload
+                entry.last_payload = payload[:_PREVIEW_BYTES]
+                entry.last_size = len(payload)
                 # The broker flags a message as retained only when it replays a stored one; an
                 # empty payload is how a retained message is cleared.
                 if retain:
@@ -89,7 +97,7 @@ class TopicIndex:
         """The index as contract dicts, most recently seen first."""
         with self._lock:
             rows = [
-                (topic, e.messages, e.last_seen, e.retained, e.last_payload)
+                (topic, e.messages, e.last_seen, e.retained, e.last_payload, e.last_size)
                 for topic, e in self._entries.items()
             ]
             self.changed = False
@@ -100,7 +108,7 @@ class TopicIndex:
                 "messages": messages,
                 "last_seen": last_seen,
                 "retained": retained,
-                "last_payload_preview": preview(payload),
+                "last_payload_preview": preview(payload, size=size),
             }
-            for topic, messages, last_seen, retained, payload in rows
+            for topic, messages, last_seen, retained, payload, size in rows
         ]

@@ -101,7 +101,7 @@ def messages() -> Response:
     topic_filter = _topic_filter_arg()
     limit = _int_arg("limit", 100, 1, 1000)
     before = request.args.get("before") or None
-    if before is not None and not STREAM_ID.match(before):
+    if before is not None and not _stream_id_ok(before):
         raise BadRequest("before must be a stream id such as 1718000000000-0 (use next_before)")
     found, next_before = services().store.page(topic_filter, limit, before)
     return jsonify(messages=found, next_before=next_before)
@@ -125,12 +125,31 @@ def export() -> Response:
     )
 
 
+def _csv_cell(value: Any) -> Any:
+    """A value for a spreadsheet: text starting with = + - @ (or a tab/CR) would run as a formula
+    when the file is opened, so it is prefixed with an apostrophe, as OWASP advises."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _is_number(text: str) -> bool:
+    """-5 and +1.5e3 are readings, not formulas: they stay as they are."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow(["" if row.get(column) is None else row.get(column) for column in CSV_COLUMNS])
+        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:  # send in chunks of tens of kilobytes, not line by line
             yield buffer.getvalue()
             buffer.seek(0)
@@ -180,9 +199,20 @@ def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
 
 
 # --- input ------------------------------------------------------------------------------------
+def _stream_id_ok(text: str) -> bool:
+    """A stream id Redis accepts as an exclusive end: both parts within 64 bits, not 0-0."""
+    if not STREAM_ID.match(text):
+        return False
+    parts = [int(part) for part in text.split("-")]
+    return all(part < 2**64 for part in parts) and any(parts)
+
+
 def _json_object() -> dict[str, Any]:
     # silent=True: a wrong Content-Type or broken JSON gets our own words, not Werkzeug's page.
-    body = request.get_json(silent=True, force=True)
+    try:
+        body = request.get_json(silent=True, force=True)
+    except RecursionError:  # silent=True covers ValueError only; "[[[[…" nests past the limit
+        body = None
     if body is None:
         raise BadRequest("the body must be JSON")
     if not isinstance(body, dict):

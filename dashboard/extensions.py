@@ -50,6 +50,9 @@ def make_redis(settings: DashboardSettings) -> redis.Redis:
     client: redis.Redis = redis.Redis.from_url(
         settings.redis.url,
         decode_responses=True,
+        # Anyone with Redis access can publish bytes that are not UTF-8 on the bridge's channels;
+        # replace them rather than fail the relay, a snapshot or a REST call over one message.
+        encoding_errors="replace",
         socket_connect_timeout=5,
         socket_timeout=10,
         socket_keepalive=True,

@@ -26,7 +26,9 @@ proc_name = "mqtt-dashboard"
 loglevel = _settings.log_level.lower()
 # Off by default; if enabled, %(U)s logs the path without the query, which may hold ?token=.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
-graceful_timeout = 10
+# Open WebSockets never finish by themselves: past this, workers are stopped anyway. Kept well
+# under Docker's default 10 s stop grace period, so a container stop is clean rather than killed.
+graceful_timeout = 3
 timeout = 30
 
 

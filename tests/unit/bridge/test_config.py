@@ -70,3 +70,12 @@ def test_every_variable_has_help_and_unique_name() -> None:
     names = [v.name for v in VARIABLES]
     assert len(names) == len(set(names))
     assert all(v.help for v in VARIABLES)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://[::1:6379", "redis://:hunter2@h:1/0?socket_timeout=abc", "redis://:hunter2@h:99999/0"]
+)
+def test_a_malformed_redis_url_is_one_line_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^REDIS_URL is malformed") as caught:
+        RedisSettings.from_env({"REDIS_URL": url})
+    assert "hunter2" not in str(caught.value)

@@ -88,7 +88,9 @@ def test_base64_publish_decodes_to_bytes() -> None:
         (_command(topic=5), "topic must be a string"),
         (_command(topic="a/+/b"), "contains a wildcard"),
         (_command(topic="a/#"), "contains a wildcard"),
-        (_command(topic="a\x00b"), "NUL"),
+        (_command(topic="a\x00b"), "U+0000"),
+        (_command(topic="a\x01b"), "control or non-character U+0001"),
+        (json.dumps({"type": "cmd_subscribe", "topic": "x\u0085/#"}), "U+0085"),
         (_command(topic="x" * 65_536), "65,536 bytes; MQTT allows at most 65,535"),
         (_command(qos=3), "qos must be 0, 1 or 2"),
         (_command(qos="1"), "qos must be 0, 1 or 2"),
@@ -181,3 +183,13 @@ def test_command_result_shape() -> None:
 @pytest.mark.parametrize("raw", [b"garbage", b"[]", b'{"qos": 9, "created_at": "x"}'])
 def test_damaged_subscription_records_fall_back_to_qos_0(raw: bytes) -> None:
     assert protocol.parse_subscription_record(raw) == {"qos": 0, "created_at": None}
+
+
+def test_an_id_that_cannot_be_sent_back_is_answered_as_null() -> None:
+    # A lone surrogate survives json.loads but not encoding: echoing it would kill the answer.
+    assert protocol.parse_command('{"type": "cmd_publish", "id": "\\ud800", "topic": "a"}').id is None
+
+
+@pytest.mark.parametrize("raw", ['{"timestamp": NaN}', '{"x": Infinity}', '{"x": -Infinity}', "[1]", "\xff"])
+def test_loads_object_refuses_what_a_browser_could_not_parse(raw: str) -> None:
+    assert protocol.loads_object(raw) is None

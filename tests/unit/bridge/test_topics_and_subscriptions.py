@@ -68,3 +68,13 @@ def test_sys_filters_ride_on_the_bridges_own_sys_subscription() -> None:
 
 def test_partial_overlaps_are_both_kept() -> None:
     assert sorted(_set("a/+/c", "a/b/+", configured=()).broker_filters()) == [("a/+/c", 0), ("a/b/+", 0)]
+
+
+def test_the_index_keeps_only_the_head_of_a_large_payload() -> None:
+    index = TopicIndex()
+    big = ("é" * 1_000_000).encode()  # 2 MB of text, cut inside a two-byte character
+    index.observe([("big", big, 0, False, 1.0), ("blob", b"\xff" * 5000, 0, False, 1.0)])
+    assert len(index._entries["big"].last_payload) <= 4 * 120
+    rows = {row["topic"]: row["last_payload_preview"] for row in index.snapshot()}
+    assert rows["big"] == "é" * 120 + "…"
+    assert rows["blob"] == "<5,000 bytes of binary data>"

@@ -152,6 +152,21 @@ def test_export_csv_has_the_documented_columns(
     assert rows[2][5:] == ["base64", "/wA="]
 
 
+def test_export_csv_defuses_spreadsheet_formulas(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    add_history(redis_client, "=cmd|'/c calc'!A1", b'=HYPERLINK("http://evil","click")')
+    add_history(redis_client, "plain", b"-5.5")
+    add_history(redis_client, "sum", b"-1+1")
+
+    rows = list(csv.reader(io.StringIO(get(client, "/api/export?format=csv").get_data(as_text=True))))
+
+    assert rows[1][2] == "'=cmd|'/c calc'!A1"
+    assert rows[1][6] == '\'=HYPERLINK("http://evil","click")'
+    assert rows[2][6] == "-5.5"  # a reading, not a formula
+    assert rows[3][6] == "'-1+1"
+
+
 def test_export_stops_at_its_limit(client: FlaskClient, redis_client: fakeredis.FakeRedis) -> None:
     for n in range(1200):  # more than one chunk
         add_history(redis_client, f"t/{n}")
@@ -394,3 +409,15 @@ def test_redis_down_answers_503_with_where_it_was(
 
     assert response.status_code == 503
     assert response.get_json() == {"error": "Redis at localhost:6379/0 is not reachable"}
+
+
+def test_review_findings_on_odd_input_get_400_not_500(client: FlaskClient) -> None:
+    for before in ("0-0", "0", "99999999999999999999-0"):
+        answer = client.get(f"/api/messages?before={before}", headers=BEARER)
+        assert answer.status_code == 400, before
+        assert "stream id" in answer.get_json()["error"]
+    deep = client.post(
+        "/api/publish", data="[" * 200_000, headers={**BEARER, "Content-Type": "application/json"}
+    )
+    assert deep.status_code == 400
+    assert deep.get_json()["error"] == "the body must be JSON"
