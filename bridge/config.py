@@ -51,6 +51,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("STATS_INTERVAL", "5", "seconds between broker stats snapshots"),
     Variable("HISTORY_MAXLEN", "10000", "approximate length of the mqtt:history stream"),
     Variable("QUEUE_MAXSIZE", "100000", "messages buffered between MQTT and Redis before dropping"),
+    Variable(
+        "PAYLOAD_MAX_BYTES",
+        "1048576",
+        "larger MQTT payloads are forwarded cut to this size and flagged truncated",
+    ),
     Variable("TOPICS_MAX", "10000", "topics kept in the topic index (least recently seen evicted)"),
     Variable("METRICS_PORT", None, "port for the Prometheus endpoint (unset = off)"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
@@ -202,6 +207,7 @@ class Settings:
     history_maxlen: int = 10_000
     queue_maxsize: int = 100_000
     topics_max: int = 10_000
+    payload_max_bytes: int = 1024 * 1024
     metrics_port: int | None = None
     log_level: str = "INFO"
 
@@ -249,6 +255,7 @@ class Settings:
             history_maxlen=read.integer("HISTORY_MAXLEN", 0, 100_000_000),
             queue_maxsize=read.integer("QUEUE_MAXSIZE", 100, 10_000_000),
             topics_max=read.integer("TOPICS_MAX", 10, 10_000_000),
+            payload_max_bytes=read.integer("PAYLOAD_MAX_BYTES", 1024, 16 * 1024 * 1024),
             metrics_port=read.optional_port("METRICS_PORT"),
             log_level=level,
         )

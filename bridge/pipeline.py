@@ -50,6 +50,7 @@ class Writer(threading.Thread):
         stop: threading.Event,
         backoff: Backoff | None = None,
         flush_timeout: float = 2.0,
+        payload_max_bytes: int = protocol.DEFAULT_PAYLOAD_MAX_BYTES,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -61,6 +62,7 @@ class Writer(threading.Thread):
         self.stop_event = stop
         self.backoff = backoff or Backoff(base=0.2, cap=5.0)
         self.flush_timeout = flush_timeout
+        self.payload_max_bytes = payload_max_bytes
         self._topic_cache: dict[str, str] = {}
         self._outage_started: float | None = None
         self._dropped_at_outage = 0
@@ -95,7 +97,7 @@ class Writer(threading.Thread):
         messages: list[str] = []
         forwarded: list[Item] = []
         system: list[Item] = []
-        encode, cache = protocol.message_json, self._topic_cache
+        encode, cache, max_payload = protocol.message_json, self._topic_cache, self.payload_max_bytes
         for item in batch:
             topic = item[0]
             if topic.startswith("$SYS/"):
@@ -103,7 +105,7 @@ class Writer(threading.Thread):
                 if not self.forwards_sys(topic):
                     continue
             forwarded.append(item)
-            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache))
+            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload))
         if system:
             self.on_sys(system)
         if forwarded:

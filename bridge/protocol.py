@@ -70,6 +70,7 @@ MAX_TOPIC_BYTES = 65_535  # MQTT's own limit on a topic name or filter
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a command's payload; far above any dashboard use
 MAX_COMMAND_BYTES = 12 * 1024 * 1024  # raw command text (base64 inflates by 4/3)
 MAX_ID_CHARS = 200
+DEFAULT_PAYLOAD_MAX_BYTES = 1024 * 1024  # PAYLOAD_MAX_BYTES: larger payloads are forwarded cut
 
 
 def dumps(obj: Any) -> str:
@@ -116,12 +117,20 @@ def message_json(
     retain: bool,
     timestamp: float,
     topic_cache: dict[str, str] | None = None,
+    max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
     This is the bridge's hot path, so the JSON is assembled by hand (``tests/unit`` prove it
     equals ``json.dumps`` of the same fields); ``topic_cache`` saves re-quoting known topics.
+    A payload over ``max_payload`` bytes is cut to that size and flagged ``truncated`` with its
+    real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
+    message would otherwise cut every dashboard off.
     """
+    extra = ""
+    if len(payload) > max_payload:
+        extra = f',"truncated":true,"size":{len(payload)}'
+        payload = payload[:max_payload]
     head = topic_cache.get(topic) if topic_cache is not None else None
     if head is None:
         head = '{"type":"' + TYPE_MESSAGE + '","topic":' + _json_text(topic)
@@ -135,7 +144,7 @@ def message_json(
         text = '"' + base64.b64encode(payload).decode("ascii") + '","encoding":"base64"'
     return (
         f'{head},"payload":{text},"qos":{qos},"retain":{"true" if retain else "false"},'
-        f'"timestamp":{timestamp!r}}}'
+        f'"timestamp":{timestamp!r}{extra}}}'
     )
 
 

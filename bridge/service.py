@@ -82,6 +82,7 @@ class Bridge:
             self.subscriptions.forwards_sys,
             self.stop_event,
             backoff=backoff,
+            payload_max_bytes=settings.payload_max_bytes,
         )
         self.commands = CommandListener(
             self.redis,

@@ -12,6 +12,9 @@ export interface MqttMessage {
   encoding?: Encoding | string
   qos?: number
   retain?: boolean
+  /** Set by the bridge when the payload was cut to PAYLOAD_MAX_BYTES; size is the real length. */
+  truncated?: boolean
+  size?: number
   /** Stream id, present on history entries. */
   id?: string
 }

@@ -120,3 +120,17 @@ def test_mqtt_311_is_selectable(make_bridge: Any, mosquitto: Process, channels: 
     message = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "v311/x", 10)
     assert message["payload"] == "hello"
     assert "as bridge-v311 (p2," in mosquitto.log.read_text()  # p2: mosquitto's name for 3.1.1
+
+
+def test_a_payload_over_the_limit_arrives_cut_and_flagged(
+    make_bridge: Any, mosquitto: Process, channels: Any
+) -> None:
+    make_bridge(PAYLOAD_MAX_BYTES="2048").start()
+    recorder = channels(protocol.CHANNEL_MESSAGES)
+    recorder.poll()
+    publish_all(mosquitto.port, [("camera/frame", b"\x89PNG" + bytes(10_000)), ("camera/ok", b"small")])
+    big = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "camera/frame", 10)
+    assert (big["truncated"], big["size"]) == (True, 10_004)
+    assert _bytes(big) == (b"\x89PNG" + bytes(10_000))[:2048]
+    small = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "camera/ok", 10)
+    assert "truncated" not in small

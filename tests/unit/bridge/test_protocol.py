@@ -193,3 +193,12 @@ def test_an_id_that_cannot_be_sent_back_is_answered_as_null() -> None:
 @pytest.mark.parametrize("raw", ['{"timestamp": NaN}', '{"x": Infinity}', '{"x": -Infinity}', "[1]", "\xff"])
 def test_loads_object_refuses_what_a_browser_could_not_parse(raw: str) -> None:
     assert protocol.loads_object(raw) is None
+
+
+def test_a_payload_over_the_limit_is_cut_and_says_so() -> None:
+    message = json.loads(protocol.message_json("cam/1", b"x" * 5000, 0, False, 1.0, max_payload=1024))
+    assert message["payload"] == "x" * 1024
+    assert (message["truncated"], message["size"]) == (True, 5000)
+    assert "truncated" not in json.loads(
+        protocol.message_json("cam/1", b"x" * 1024, 0, False, 1.0, max_payload=1024)
+    )
