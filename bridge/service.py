@@ -31,6 +31,18 @@ from bridge.topics import TopicIndex
 logger = logging.getLogger(__name__)
 
 
+def _with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
+    """A client like ``client`` (same server, same credentials) that gives up after ``seconds``."""
+    kwargs = dict(client.connection_pool.connection_kwargs)
+    if "socket_timeout" not in kwargs:  # not a socket connection (fakeredis in tests): as it is
+        return client
+    kwargs.update(socket_timeout=seconds, socket_connect_timeout=seconds)
+    pool = client.connection_pool.__class__(
+        connection_class=client.connection_pool.connection_class, **kwargs
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 class Bridge:
     def __init__(
         self,
@@ -148,21 +160,30 @@ class Bridge:
 
     def stop(self, timeout: float = 4.0) -> None:
         """Stop cleanly: leave the broker, flush what is queued, say 'disconnected' last."""
+        # One deadline for every step, so a hung Redis or broker cannot stretch the whole; the
+        # threads are daemons, so one still stuck in a Redis call does not hold the exit.
         deadline = time.monotonic() + timeout
+
+        def left(reserve: float = 0.6) -> float:
+            return max(0.05, deadline - time.monotonic() - reserve)
+
         logger.info("stopping; %d messages queued", len(self.items))
         self.housekeeper.stop_event.set()
-        self.housekeeper.join(1.5)
-        self.source.stop(timeout=1.0)
+        self.housekeeper.join(min(1.0, left()))
+        self.source.stop(timeout=min(1.0, left()))
         self.stop_event.set()
-        self.writer.join(max(0.1, deadline - time.monotonic() - 0.5))
-        self.commands.join(1.0)
+        self.writer.join(left())
+        self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))
+        final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen)
         try:
-            self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
-            self.sink.clear_heartbeat()  # gone at once, rather than stale in 15 s
+            final.announce(protocol.CHANNEL_STATUS, self.status.message())
+            final.clear_heartbeat()  # gone at once, rather than stale in 15 s
         except redis.RedisError as exc:
             logger.warning("could not publish the final status: %s", type(exc).__name__)
+        finally:
+            final.client.close()
         logger.info(
             "stopped: %d received, %d forwarded, %d dropped",
             self.counters.received,

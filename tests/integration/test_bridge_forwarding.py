@@ -134,3 +134,14 @@ def test_a_payload_over_the_limit_arrives_cut_and_flagged(
     assert _bytes(big) == (b"\x89PNG" + bytes(10_000))[:2048]
     small = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "camera/ok", 10)
     assert "truncated" not in small
+
+
+def test_sigterm_exits_within_5_s_even_when_redis_hangs(bridge: Any, redis_server: Process) -> None:
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)  # Redis accepts nothing and answers nothing
+    try:
+        code, seconds = bridge.stop(signal.SIGTERM)
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    assert code == 0, bridge.output()
+    assert seconds < 5, f"took {seconds:.1f} s"
