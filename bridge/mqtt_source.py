@@ -18,10 +18,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.config import Settings
 from bridge.counters import Counters
+from bridge.dedup import CopyFilter
 from bridge.subscriptions import SYS_FILTER
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ class MqttSource:
         # What the latest on_connect subscribed, so filters restored later can be told apart.
         self.connect_filters: set[str] = set()
         self._suback_waiters: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._connect_pending: set[int] = set()  # SUBACKs the current connection still waits for
+        self.copies = CopyFilter()
         self._lock = threading.Lock()
         self.client = self._make_client(reconnect_min, reconnect_max)
 
@@ -122,6 +127,8 @@ class MqttSource:
     # --- paho callbacks (paho thread) -------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The hot path: keep it to a length check and one append.
+        if self.copies.active and not self._first_copy(msg):
+            return
         self.counters.received += 1
         if len(self._items) >= self._maxsize:
             self.counters.dropped_queue += 1
@@ -133,6 +140,21 @@ class MqttSource:
         # paho types payload as bytes | bytearray; a received message's is always bytes.
         self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time()))  # type: ignore[arg-type]
 
+    def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
+        identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)
+        try:
+            return not identifiers or self.copies.is_first_copy(msg.topic, identifiers)
+        except UnicodeDecodeError:
+            return True
+
+    def _subscribe_packet(self, topic_filter: str, qos: int) -> tuple[Any, int | None]:
+        """SUBSCRIBE one filter; with MQTT 5, under its own subscription identifier."""
+        if self.settings.protocol != 5:
+            return self.client.subscribe(topic_filter, qos)
+        properties = Properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = self.copies.assign(topic_filter)
+        return self.client.subscribe(topic_filter, qos, properties=properties)
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         if rc.is_failure:
             self._on_link_event(LinkEvent(False, f"broker refused the connection: {rc}"))
@@ -143,12 +165,15 @@ class MqttSource:
         filters = [(SYS_FILTER, 0), *self._wanted_filters()]
         self.connect_filters = {f for f, _ in filters}
         logger.info("connected to %s; subscribing to %d filters", self.settings.broker, len(filters))
-        result, mid = client.subscribe(filters)
-        if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
-            self._on_link_event(LinkEvent(False, f"subscribe failed: {mqtt.error_string(result)}"))
-            return
-        with self._lock:
-            self._suback_waiters[mid] = (threading.Event(), ["connect"])
+        self.copies.reset()
+        with self._lock:  # held so no SUBACK is handled before every mid is known
+            self._connect_pending.clear()
+            for topic_filter, qos in filters:
+                result, mid = self._subscribe_packet(topic_filter, qos)
+                if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                    self._on_link_event(LinkEvent(False, f"subscribe failed: {mqtt.error_string(result)}"))
+                    return
+                self._connect_pending.add(mid)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._on_link_event(LinkEvent(False, f"cannot reach the broker at {self.settings.broker}"))
@@ -179,26 +204,31 @@ class MqttSource:
     ) -> None:
         with self._lock:
             waiter = self._suback_waiters.pop(mid, None)
+            connect_ack = mid in self._connect_pending
+            self._connect_pending.discard(mid)
+            all_acked = connect_ack and not self._connect_pending
+        if connect_ack:
+            refused = [str(code) for code in reason_codes if code.is_failure]
+            if refused:
+                logger.warning("the broker refused one of the bridge's subscriptions: %s", refused)
+            if all_acked:  # "connected" means every subscription is in place (DESIGN.md)
+                client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
+                self._connected.set()
+                self._on_link_event(LinkEvent(True, None))
+            return
         if waiter is None:
             return
         event, box = waiter
-        if box and box[0] == "connect":
-            refused = [str(code) for code in reason_codes if code.is_failure]
-            if refused:
-                logger.warning("broker refused %d of the bridge's subscriptions: %s", len(refused), refused)
-            client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
-            self._connected.set()
-            self._on_link_event(LinkEvent(True, None))
-            return
         box.append(reason_codes)
         event.set()
 
     # --- used by the command thread ---------------------------------------------------------
     def subscribe(self, topic_filter: str, qos: int, timeout: float = SUBACK_TIMEOUT) -> str | None:
         """Subscribe and wait for the SUBACK; None on success, else why it failed."""
-        return self._request(lambda: self.client.subscribe(topic_filter, qos), timeout, "subscribe")
+        return self._request(lambda: self._subscribe_packet(topic_filter, qos), timeout, "subscribe")
 
     def unsubscribe(self, topic_filter: str, timeout: float = SUBACK_TIMEOUT) -> str | None:
+        self.copies.forget(topic_filter)
         return self._request(lambda: self.client.unsubscribe(topic_filter), timeout, "unsubscribe")
 
     def _request(self, send: Callable[[], tuple[Any, int | None]], timeout: float, what: str) -> str | None:

@@ -154,8 +154,8 @@ class Bridge:
         # if Redis is not up yet, housekeeping keeps trying.
         self.housekeeper.subscriptions_loaded = self._load_subscriptions()
         self.writer.start()
-        self.housekeeper.start()
         self.commands.start()
+        self.housekeeper.start()  # after the threads its heartbeat vouches for
         self.source.start()
 
     def stop(self, timeout: float = 4.0) -> None:

@@ -145,3 +145,20 @@ def test_sigterm_exits_within_5_s_even_when_redis_hangs(bridge: Any, redis_serve
         redis_server.proc.send_signal(signal.SIGCONT)
     assert code == 0, bridge.output()
     assert seconds < 5, f"took {seconds:.1f} s"
+
+
+def test_partly_overlapping_filters_forward_a_message_once(
+    make_bridge: Any, mosquitto: Process, channels: Any
+) -> None:
+    bridge = make_bridge(MQTT_TOPICS="a/+,+/b").start()
+    recorder = channels(protocol.CHANNEL_MESSAGES, protocol.CHANNEL_RESULTS)
+    recorder.poll()
+    # and one more overlap added at run time, by command (x/+ and +/b both match x/b)
+    bridge.redis.publish(protocol.CHANNEL_COMMANDS, '{"type":"cmd_subscribe","id":"s","topic":"x/+","qos":0}')
+    recorder.wait(protocol.CHANNEL_RESULTS, lambda m: m["id"] == "s" and m["ok"], 10)
+    publish_all(mosquitto.port, [("a/b", b"1"), ("a/x", b"2"), ("x/b", b"3"), ("x/y", b"4"), ("a/end", b"5")])
+    recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "a/end", 10)
+    topics = [
+        m["topic"] for m in recorder.on(protocol.CHANNEL_MESSAGES) if m["topic"] != "mqtt-redis-bridge/status"
+    ]
+    assert topics == ["a/b", "a/x", "x/b", "x/y", "a/end"]
