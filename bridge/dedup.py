@@ -66,6 +66,9 @@ class CopyFilter:
             self._refresh()
         return identifier
 
+    def has(self, topic_filter: str) -> bool:
+        return topic_filter in self._ids
+
     def forget(self, topic_filter: str) -> None:
         with self._lock:
             self._ids.pop(topic_filter, None)

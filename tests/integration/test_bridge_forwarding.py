@@ -162,3 +162,21 @@ def test_partly_overlapping_filters_forward_a_message_once(
         m["topic"] for m in recorder.on(protocol.CHANNEL_MESSAGES) if m["topic"] != "mqtt-redis-bridge/status"
     ]
     assert topics == ["a/b", "a/x", "x/b", "x/y", "a/end"]
+
+
+def test_an_overlap_made_at_run_time_also_forwards_once(
+    make_bridge: Any, mosquitto: Process, channels: Any
+) -> None:
+    bridge = make_bridge(MQTT_TOPICS="a/+").start()  # alone: subscribed without an identifier
+    recorder = channels(protocol.CHANNEL_MESSAGES, protocol.CHANNEL_RESULTS)
+    recorder.poll()
+    publish_all(mosquitto.port, [("a/kept", b"retained")], retain=True)
+    bridge.redis.publish(protocol.CHANNEL_COMMANDS, '{"type":"cmd_subscribe","id":"s","topic":"+/b","qos":0}')
+    recorder.wait(protocol.CHANNEL_RESULTS, lambda m: m["id"] == "s" and m["ok"], 10)
+    publish_all(mosquitto.port, [("a/b", b"1"), ("x/b", b"2"), ("a/end", b"3")])
+    recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "a/end", 10)
+    topics = [
+        m["topic"] for m in recorder.on(protocol.CHANNEL_MESSAGES) if m["topic"] != "mqtt-redis-bridge/status"
+    ]
+    # a/kept once (live), not replayed by the re-subscription of a/+ with an identifier
+    assert topics == ["a/kept", "a/b", "x/b", "a/end"]
