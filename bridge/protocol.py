@@ -35,6 +35,8 @@ KEY_TOPICS_LATEST = "mqtt:topics:latest"
 KEY_SUBSCRIPTIONS = "mqtt:subscriptions"  # hash: filter -> {"qos", "created_at"}
 KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the message JSON
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
+# + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
+KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,

@@ -54,10 +54,15 @@ def login() -> Any:
     auth = services().auth
     if not auth.enabled:
         return jsonify(authenticated=True)
+    guard, address = services().login_guard, request.remote_addr
+    if guard.blocked(address):
+        return error("too many failed logins from your address: wait a minute and try again", 429)
     body = _json_object()
     if auth.check_secret(body.get("token")) or auth.check_secret(body.get("password")):
+        guard.succeeded(address)
         auth.log_in()
         return jsonify(authenticated=True)
+    guard.failed(address)
     return error("wrong token or password", 401)
 
 

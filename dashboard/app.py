@@ -16,6 +16,7 @@ from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
 from dashboard.frames import FrameRouter
+from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
@@ -79,6 +80,7 @@ def create_app(
         metrics=metrics,
         router=router,
         relay=relay,
+        login_guard=LoginGuard(client),
     )
     app.extensions[EXTENSION] = found
     register_events(found)

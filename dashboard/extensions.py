@@ -16,6 +16,7 @@ from flask_socketio import SocketIO
 from dashboard.auth import Authenticator
 from dashboard.config import DashboardSettings
 from dashboard.frames import FrameRouter
+from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.store import Store
 
@@ -37,6 +38,7 @@ class Services:
     metrics: DashboardMetrics
     router: FrameRouter
     relay: Relay
+    login_guard: LoginGuard
 
 
 def services(app: Flask | None = None) -> Services:

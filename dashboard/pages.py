@@ -36,9 +36,12 @@ def index() -> Any:
     if token is not None and auth.enabled:
         # Jupyter-style login link: trade the token for a session cookie, then drop it from
         # the address bar (and so from the browser's history) with a redirect.
-        if auth.check_secret(token):
+        guard, address = services().login_guard, request.remote_addr
+        if not guard.blocked(address) and auth.check_secret(token):
+            guard.succeeded(address)
             auth.log_in()
             return redirect("/", code=303)
+        guard.failed(address)
         return redirect("/?login=failed", code=303)
     static = Path(current_app.static_folder or STATIC_DIR)
     if (static / "index.html").is_file():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bridge.protocol import KEY_LOGIN_FAILURES_PREFIX
 from tests.unit.dashboard.fakes import BEARER, ORIGIN, PASSWORD, TOKEN, received, socket_client
 
 SAME_ORIGIN = {"Origin": ORIGIN}
@@ -230,3 +232,17 @@ def test_a_socket_with_auth_off_needs_nothing(make_app: Callable[..., Flask]) ->
     app = make_app(DASHBOARD_AUTH="off")
 
     assert socket_client(app).is_connected()
+
+
+def test_ten_failed_logins_block_that_address_on_every_worker_for_a_minute(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    for _ in range(10):
+        assert client.post("/api/login", json={"token": "guess"}, headers=SAME_ORIGIN).status_code == 401
+    blocked = client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN)
+    assert blocked.status_code == 429
+    assert "too many failed logins" in blocked.get_json()["error"]
+    # kept in Redis (every worker sees it), and it expires by itself
+    assert 0 < redis_client.ttl(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1") <= 60
+    redis_client.delete(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")
+    assert client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN).status_code == 200
