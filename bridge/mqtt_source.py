@@ -94,8 +94,8 @@ class MqttSource:
             client.tls_insecure_set(s.tls_insecure)
         client.will_set(s.status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)  # type: ignore[arg-type]
-        # Every QoS 0 message counts in paho's inflight/queue only for outgoing traffic;
-        # incoming flow is governed by the broker's max_queued_messages (see docs/mosquitto.md).
+        # Outgoing only (command publishes); what the broker may queue for the bridge is set by its
+        # max_queued_messages (see docs/mosquitto.md).
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -238,9 +238,8 @@ class MqttSource:
     # --- used by the command thread ---------------------------------------------------------
     def subscribe(self, topic_filter: str, qos: int, timeout: float = SUBACK_TIMEOUT) -> str | None:
         """Subscribe and wait for the SUBACK; None on success, else why it failed."""
-        wanted = dict(self._wanted_filters())
-        others = [SYS_FILTER, *(f for f in wanted if f != topic_filter)]
-        clashing = [f for f in others if f in self._overlapping([f, topic_filter])]
+        wanted = {SYS_FILTER: 0, **dict(self._wanted_filters())}
+        clashing = [f for f in wanted if f != topic_filter and f in self._overlapping([f, topic_filter])]
         if not clashing:
             return self._request(lambda: self.client.subscribe(topic_filter, qos), timeout, "subscribe")
         # Give the filters it overlaps an identifier too, so one copy can be told from another.
