@@ -174,7 +174,6 @@ start() {  # start NAME LOGFILE|- COMMAND...
     names+=("$name")
 }
 
-# shellcheck disable=SC2317  # stop_groups and cleanup run from the traps below
 stop_groups() {  # stop_groups PID... : TERM each process group, wait up to 10 s, then KILL
     local pid deadline=$((SECONDS + 10))
     for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
@@ -184,7 +183,8 @@ stop_groups() {  # stop_groups PID... : TERM each process group, wait up to 10 s
     done
 }
 
-# shellcheck disable=SC2317
+# Runs from the traps below on Ctrl-C, SIGTERM or an error, and directly when a program ends;
+# `stopping` makes the second call (the EXIT trap after a direct one) a no-op.
 cleanup() {
     $stopping && return
     stopping=true
@@ -254,4 +254,5 @@ for i in "${!pids[@]}"; do
         break
     fi
 done
+cleanup
 exit 1
