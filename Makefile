@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
@@ -39,11 +40,27 @@ python-venv-support:
 	  echo "installing python3-venv with apt-get"; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 
-$(STAMP): pyproject.toml | python-venv-support
+# Every Python package comes from requirements.lock, pip and setuptools included, so a release
+# upstream cannot change what a fresh clone installs. The project is built without build isolation
+# because an isolated build would fetch the newest setuptools instead of the locked one.
+$(STAMP): pyproject.toml $(LOCK) | python-venv-support
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
+	$(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
 	@touch $(STAMP)
+
+# Refresh the lock on purpose: resolve pyproject.toml's ranges afresh in a throw-away venv and
+# record every version. Run it to take up new releases (then run `make test` and commit both).
+lock: | python-venv-support
+	rm -rf .lock-venv
+	python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools
+	.lock-venv/bin/python -m pip install -q '.[test,dev]'
+	{ echo "# Every Python package make test, make run and the Dockerfiles install, pinned."; \
+	  echo "# Written by 'make lock' with $$(.lock-venv/bin/python -V) on $$(date -u +%F); do not edit by hand."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude mqtt-redis-bridge; } > $(LOCK)
+	rm -rf .lock-venv build *.egg-info
+	@echo "requirements.lock rewritten; review 'git diff requirements.lock', run make test, commit"
 
 venv: $(STAMP)
 
