@@ -14,6 +14,7 @@ from werkzeug.routing import PathConverter
 
 from bridge.errors import InvalidCommand
 from bridge.protocol import CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, dumps, validate_topic_filter
+from dashboard.auth import TOO_MANY, Check
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 from dashboard.store import STREAM_ID
@@ -54,15 +55,13 @@ def login() -> Any:
     auth = services().auth
     if not auth.enabled:
         return jsonify(authenticated=True)
-    guard, address = services().login_guard, request.remote_addr
-    if guard.blocked(address):
-        return error("too many failed logins from your address: wait a minute and try again", 429)
     body = _json_object()
-    if auth.check_secret(body.get("token")) or auth.check_secret(body.get("password")):
-        guard.succeeded(address)
+    check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
+    if check is Check.BLOCKED:
+        return error(TOO_MANY, 429)
+    if check is Check.OK:
         auth.log_in()
         return jsonify(authenticated=True)
-    guard.failed(address)
     return error("wrong token or password", 401)
 
 

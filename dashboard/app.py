@@ -11,7 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import TopicFilterConverter, api, error
-from dashboard.auth import Authenticator, csrf_exempt, same_origin
+from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
@@ -54,11 +54,12 @@ def create_app(
     app.url_map.converters["topic_filter"] = TopicFilterConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's field order
 
-    auth = Authenticator(settings)
     if not settings.auth_enabled:
         logger.warning("DASHBOARD_AUTH is off: anyone who can reach this port can read and publish")
 
     client = redis_client if redis_client is not None else make_redis(settings)
+    guard = LoginGuard(client)
+    auth = Authenticator(settings, guard)
     socketio = make_socketio(app, settings)
     router = FrameRouter(settings.frame_max)
     metrics = DashboardMetrics()
@@ -80,7 +81,7 @@ def create_app(
         metrics=metrics,
         router=router,
         relay=relay,
-        login_guard=LoginGuard(client),
+        login_guard=guard,
     )
     app.extensions[EXTENSION] = found
     register_events(found)
@@ -98,9 +99,15 @@ def _register_guards(app: Flask, found: Services) -> None:
     def require_login_and_same_origin() -> Any:
         path = request.path
         needs_login = (path.startswith("/api/") or path == "/metrics") and path not in OPEN_PATHS
-        if needs_login and not auth.request_allowed(request):
-            return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
+        if needs_login:
+            check = auth.request_check(request)
+            if check is Check.BLOCKED:
+                return error(TOO_MANY, 429)
+            if check is not Check.OK:
+                return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
         if not csrf_exempt(request, auth) and not same_origin(request):
+            if auth.request_check(request) is Check.BLOCKED:  # a Bearer guess on /api/login etc.
+                return error(TOO_MANY, 429)
             return error("cross-origin request refused: Origin (or Referer) must match this host", 403)
         return None
 

@@ -12,6 +12,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
 
 from bridge.errors import InvalidCommand
+from dashboard.auth import TOO_MANY, Check
 from dashboard.extensions import Services
 from dashboard.frames import EVERYTHING, normalise_filter, room_for
 from dashboard.store import bridge_health
@@ -45,7 +46,10 @@ def register_events(services: Services) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        if not services.auth.socket_allowed(auth, request.headers):
+        check = services.auth.socket_check(auth, request.headers, request.remote_addr)
+        if check is Check.BLOCKED:
+            raise ConnectionRefusedError(TOO_MANY)
+        if check is not Check.OK:
             raise ConnectionRefusedError("not logged in")
         services.relay.ensure_started()
         sid = _sid()

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
 
+from dashboard.auth import Check
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
 from dashboard.store import bridge_health
@@ -36,12 +37,9 @@ def index() -> Any:
     if token is not None and auth.enabled:
         # Jupyter-style login link: trade the token for a session cookie, then drop it from
         # the address bar (and so from the browser's history) with a redirect.
-        guard, address = services().login_guard, request.remote_addr
-        if not guard.blocked(address) and auth.check_secret(token):
-            guard.succeeded(address)
+        if auth.authenticate([token], request.remote_addr) is Check.OK:
             auth.log_in()
             return redirect("/", code=303)
-        guard.failed(address)
         return redirect("/?login=failed", code=303)
     static = Path(current_app.static_folder or STATIC_DIR)
     if (static / "index.html").is_file():

@@ -246,3 +246,75 @@ def test_ten_failed_logins_block_that_address_on_every_worker_for_a_minute(
     assert 0 < redis_client.ttl(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1") <= 60
     redis_client.delete(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")
     assert client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN).status_code == 200
+
+
+# --- every credential counts (issue 11, point 1) ------------------------------------------------------
+def test_wrong_bearer_tokens_count_and_then_even_the_right_one_is_refused(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    for _ in range(10):
+        assert client.get("/api/subscriptions", headers={"Authorization": "Bearer guess"}).status_code == 401
+
+    blocked = client.get("/api/subscriptions", headers=BEARER)
+
+    assert blocked.status_code == 429
+    assert "too many failed logins" in blocked.get_json()["error"]
+    assert int(redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")) == 10
+
+
+def test_an_address_the_form_blocked_cannot_go_on_with_bearer_or_socket(app: Flask) -> None:
+    client = app.test_client()
+    for _ in range(10):
+        log_in(client, token="guess")
+
+    assert client.get("/api/subscriptions", headers=BEARER).status_code == 429
+    assert client.post("/api/publish", json={"topic": "a"}, headers=BEARER).status_code == 429
+    assert not socket_client(app, auth={"token": TOKEN}).is_connected()
+    assert not socket_client(app, headers=BEARER).is_connected()
+
+
+def test_wrong_socket_tokens_count_against_the_form_too(app: Flask) -> None:
+    for _ in range(5):
+        assert not socket_client(app, auth={"token": "guess"}).is_connected()
+    for _ in range(5):
+        assert not socket_client(app, headers={"Authorization": "Bearer guess"}).is_connected()
+
+    assert log_in(app.test_client(), token=TOKEN) == 429
+    assert not socket_client(app, auth={"token": TOKEN}).is_connected()
+
+
+def test_a_bearer_guess_on_an_open_route_is_counted_too(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    # /api/session reports whether the header is valid, and a POST's CSRF exemption depends on it:
+    # both check the token, so both count.
+    assert (
+        client.get("/api/session", headers={"Authorization": "Bearer guess"}).get_json()["authenticated"]
+        is False
+    )
+    client.post("/api/logout", headers={"Authorization": "Bearer guess"})
+
+    assert int(redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")) == 2
+
+
+def test_requests_without_a_credential_are_not_counted(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    for _ in range(20):
+        assert client.get("/api/subscriptions").status_code == 401
+
+    assert redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1") is None
+    assert client.get("/api/subscriptions", headers=BEARER).status_code == 200
+
+
+def test_a_success_does_not_wipe_the_count_of_failures(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    # Behind one shared address, a guesser interleaving with a working client stays limited.
+    for _ in range(5):
+        client.get("/api/subscriptions", headers={"Authorization": "Bearer guess"})
+        assert client.get("/api/subscriptions", headers=BEARER).status_code == 200
+    for _ in range(5):
+        client.get("/api/subscriptions", headers={"Authorization": "Bearer guess"})
+
+    assert client.get("/api/subscriptions", headers=BEARER).status_code == 429
