@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
+from flask import Blueprint, Request, Response, current_app, jsonify, redirect, request, send_from_directory
 
 from dashboard.auth import Check
 from dashboard.extensions import services
@@ -37,6 +37,11 @@ def index() -> Any:
     if token is not None and auth.enabled:
         # Jupyter-style login link: trade the token for a session cookie, then drop it from
         # the address bar (and so from the browser's history) with a redirect.
+        if not opened_by_the_user(request):
+            # Any page can make a browser load /?token=x (an <img> will do). Checking it would
+            # let that page lock the user's address out; not counting it would make it a free
+            # guess. So it is neither checked nor counted.
+            return redirect("/?login=unchecked", code=303)
         if auth.authenticate([token], request.remote_addr) is Check.OK:
             auth.log_in()
             return redirect("/", code=303)
@@ -48,6 +53,18 @@ def index() -> Any:
         response = Response(NOT_BUILT, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"  # a new build must reach browsers at once
     return response
+
+
+def opened_by_the_user(request: Request) -> bool:
+    """True when the browser says no other site caused this request.
+
+    ``Sec-Fetch-Site: none`` is what a browser sends for an address typed or pasted, a bookmark,
+    or a link opened from another program (the terminal that printed the login URL);
+    ``same-origin`` for our own pages. A request without the header (an old browser, a script)
+    cannot be told apart from one another site caused, so it does not qualify: scripts send
+    ``Authorization: Bearer`` instead.
+    """
+    return request.headers.get("Sec-Fetch-Site") in ("none", "same-origin")
 
 
 @pages.get("/health/live")

@@ -60,6 +60,14 @@ describe('session', () => {
     expect(window.location.hash).toBe('#/topics')
   })
 
+  it('asks for the token when the server did not use a link another site opened', async () => {
+    session.authenticated = false
+    window.history.replaceState(null, '', '/?login=unchecked')
+    await consumeUrlToken()
+    expect(session.error).toMatch(/paste the token/)
+    expect(window.location.search).toBe('')
+  })
+
   it('uses a token left in the URL and strips it', async () => {
     window.history.replaceState(null, '', '/?token=abc')
     const ok = respond(200, { authenticated: true })

@@ -218,7 +218,13 @@ def per_worker(url: str, request: Any, want: int = 2) -> dict[int, Any]:
 
 
 def test_a_login_on_one_worker_holds_on_every_worker(dashboard: DashboardProcess) -> None:
-    login = requests.get(f"{dashboard.url}/?token={TOKEN}", allow_redirects=False, timeout=10)
+    # Sec-Fetch-Site: none is what a browser sends for a link opened from the terminal.
+    login = requests.get(
+        f"{dashboard.url}/?token={TOKEN}",
+        headers={"Sec-Fetch-Site": "none"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert login.status_code == 303
     cookie = login.cookies.get("mqtt_dashboard_session")
     assert cookie

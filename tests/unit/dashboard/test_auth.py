@@ -79,8 +79,12 @@ def test_logout_ends_the_session(client: FlaskClient) -> None:
     assert client.get("/api/subscriptions").status_code == 401
 
 
+# What Chromium sends for an address typed, pasted or opened from the terminal.
+TYPED = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
 def test_the_login_link_trades_the_token_for_a_cookie_and_hides_it(client: FlaskClient) -> None:
-    response = client.get(f"/?token={TOKEN}")
+    response = client.get(f"/?token={TOKEN}", headers=TYPED)
 
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
@@ -88,7 +92,7 @@ def test_the_login_link_trades_the_token_for_a_cookie_and_hides_it(client: Flask
 
 
 def test_a_wrong_login_link_logs_nobody_in(client: FlaskClient) -> None:
-    response = client.get("/?token=nope")
+    response = client.get("/?token=nope", headers=TYPED)
 
     assert response.status_code == 303
     assert "login=failed" in response.headers["Location"]
@@ -318,3 +322,42 @@ def test_a_success_does_not_wipe_the_count_of_failures(
         client.get("/api/subscriptions", headers={"Authorization": "Bearer guess"})
 
     assert client.get("/api/subscriptions", headers=BEARER).status_code == 429
+
+
+# --- other sites cannot lock anyone out (issue 11, point 2) ------------------------------------------
+CROSS_SITE_IMAGE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        CROSS_SITE_IMAGE,
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+        {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+        {},  # no Sec-Fetch-Site: cannot be told apart from another site's request
+    ],
+)
+def test_a_login_link_another_site_triggers_is_neither_counted_nor_checked(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis, headers: dict[str, str]
+) -> None:
+    for _ in range(20):
+        response = client.get("/?token=x", headers=headers)
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/?login=unchecked"
+
+    assert redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1") is None
+    assert log_in(client, token=TOKEN) == 200  # the user is not locked out
+    # and it is no free guess either: the right token from another site does not log in
+    fresh = client.application.test_client()
+    fresh.get(f"/?token={TOKEN}", headers=headers)
+    assert fresh.get("/api/session").get_json()["authenticated"] is False
+
+
+def test_a_login_link_from_our_own_page_is_checked_and_counted(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    same = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+    assert client.get("/?token=nope", headers=same).headers["Location"] == "/?login=failed"
+    assert int(redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")) == 1
+    assert client.get(f"/?token={TOKEN}", headers=same).headers["Location"] == "/"
