@@ -37,6 +37,8 @@ KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the me
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
+# + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
+KEY_DASHBOARD_SESSION_PREFIX = "mqtt:dashboard:session:"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,

@@ -20,6 +20,7 @@ from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
+from dashboard.sessions import SessionStore
 from dashboard.store import Store
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def create_app(
         SESSION_COOKIE_NAME="mqtt_dashboard_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        # The cookie lives as long as the server-side session may (each use extends both).
+        PERMANENT_SESSION_LIFETIME=settings.session_ttl,
         MAX_CONTENT_LENGTH=settings.max_body,
     )
     # Topic filters travel in URLs (DELETE /api/subscriptions/<filter>); "a//b" and "/a" are
@@ -59,7 +62,9 @@ def create_app(
 
     client = redis_client if redis_client is not None else make_redis(settings)
     guard = LoginGuard(client)
-    auth = Authenticator(settings, guard)
+    auth = Authenticator(
+        settings, guard, SessionStore(client, settings.credentials_fingerprint, settings.session_ttl)
+    )
     socketio = make_socketio(app, settings)
     router = FrameRouter(settings.frame_max)
     metrics = DashboardMetrics()

@@ -24,12 +24,13 @@ from werkzeug.datastructures import Headers
 from bridge.errors import ConfigError
 from dashboard.config import DashboardSettings
 from dashboard.login_guard import LoginGuard
+from dashboard.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
 HeaderMap = Headers | Mapping[str, str]
 
-SESSION_KEY = "login"
+SESSION_KEY = "sid"  # the cookie holds only the session's id; Redis says whether it is valid
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOO_MANY = "too many failed logins from your address: wait a minute and try again"
 
@@ -44,12 +45,12 @@ class Check(enum.Enum):
 
 
 class Authenticator:
-    def __init__(self, settings: DashboardSettings, guard: LoginGuard):
+    def __init__(self, settings: DashboardSettings, guard: LoginGuard, sessions: SessionStore):
         self.enabled = settings.auth_enabled
         self.guard = guard
+        self.sessions = sessions
         self.mode = settings.auth_mode
         self._secrets = [s.encode() for s in (settings.token, settings.password) if s]
-        self._fingerprint = settings.credentials_fingerprint
         if self.enabled and not self._secrets:
             # Refuse to run wide open by accident; mqtt-dashboard generates a token first.
             raise ConfigError(
@@ -88,17 +89,28 @@ class Authenticator:
 
     # --- sessions ---------------------------------------------------------------------------
     def log_in(self) -> None:
+        """A new server-side session (never the old id: no session fixation) in the cookie."""
+        self.sessions.revoke(session.get(SESSION_KEY))
         session.clear()
-        session[SESSION_KEY] = self._fingerprint
+        session[SESSION_KEY] = self.sessions.create()
         session.permanent = True
+        self.forget_check()
 
-    @staticmethod
-    def log_out() -> None:
-        session.clear()
+    def log_out(self) -> None:
+        """Revoke the session on the server: a copy of the cookie is worthless from now on."""
+        session_id = session.get(SESSION_KEY)
+        session.clear()  # first: the browser forgets it even if Redis fails (503) below
+        self.forget_check()
+        self.sessions.revoke(session_id)
 
     def session_valid(self) -> bool:
+        """The cookie names a live session (raises redis.RedisError when Redis is down)."""
+        session_id = session.get(SESSION_KEY)
+        return session_id is not None and self.sessions.valid(session_id)
+
+    def session_id(self) -> str | None:
         value = session.get(SESSION_KEY)
-        return isinstance(value, str) and hmac.compare_digest(value, self._fingerprint)
+        return value if isinstance(value, str) else None
 
     # --- requests ------------------------------------------------------------------------------
     def request_check(self, request: Request) -> Check:

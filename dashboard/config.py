@@ -32,6 +32,11 @@ VARIABLES: tuple[Variable, ...] = (
         "key that signs session cookies (default: derived from the token/password)",
         secret=True,
     ),
+    Variable(
+        "DASHBOARD_SESSION_TTL",
+        "604800",
+        "seconds a login stays valid without use (each use extends it; logout ends it at once)",
+    ),
     Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
     Variable("DASHBOARD_FRAME_MAX", "500", "messages per frame at most (the newest; the rest are counted)"),
     Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
@@ -63,6 +68,7 @@ class DashboardSettings:
     token: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    session_ttl: int = 604_800
     frame_interval: float = 0.1
     frame_max: int = 500
     history_on_connect: int = 100
@@ -82,6 +88,7 @@ class DashboardSettings:
             token=read.secret("DASHBOARD_TOKEN"),
             password=read.secret("DASHBOARD_PASSWORD"),
             secret_key=read.secret("DASHBOARD_SECRET_KEY"),
+            session_ttl=read.integer("DASHBOARD_SESSION_TTL", 60, 366 * 86_400),
             frame_interval=read.number("DASHBOARD_FRAME_INTERVAL", 0.01, 10),
             frame_max=read.integer("DASHBOARD_FRAME_MAX", 1, 10_000),
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
@@ -117,7 +124,8 @@ class DashboardSettings:
 
     @cached_property
     def credentials_fingerprint(self) -> str:
-        """Stored in a session: a cookie from before a token or password change stops working."""
+        """Part of every session's Redis key: after a token or password change, no session
+        made before it is found any more (all revoked)."""
         material = f"{self.token or ''}\x00{self.password or ''}".encode()
         return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
 

@@ -46,7 +46,10 @@ def register_events(services: Services) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        check = services.auth.socket_check(auth, request.headers, request.remote_addr)
+        try:
+            check = services.auth.socket_check(auth, request.headers, request.remote_addr)
+        except redis.RedisError:
+            raise ConnectionRefusedError("the dashboard cannot reach Redis to check the login") from None
         if check is Check.BLOCKED:
             raise ConnectionRefusedError(TOO_MANY)
         if check is not Check.OK:

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.protocol import KEY_LOGIN_FAILURES_PREFIX
+from bridge.protocol import KEY_DASHBOARD_SESSION_PREFIX, KEY_LOGIN_FAILURES_PREFIX
 from tests.unit.dashboard.fakes import BEARER, ORIGIN, PASSWORD, TOKEN, received, socket_client
 
 SAME_ORIGIN = {"Origin": ORIGIN}
@@ -361,3 +361,90 @@ def test_a_login_link_from_our_own_page_is_checked_and_counted(
     assert client.get("/?token=nope", headers=same).headers["Location"] == "/?login=failed"
     assert int(redis_client.get(KEY_LOGIN_FAILURES_PREFIX + "127.0.0.1")) == 1
     assert client.get(f"/?token={TOKEN}", headers=same).headers["Location"] == "/"
+
+
+# --- sessions that really end (issue 11, point 3) -----------------------------------------------------
+def _cookie(client: FlaskClient) -> str:
+    cookie = client.get_cookie("mqtt_dashboard_session")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_a_copied_cookie_is_worthless_after_logout(app: Flask) -> None:
+    client = app.test_client()
+    log_in(client, token=TOKEN)
+    copied = _cookie(client)
+
+    assert client.post("/api/logout", headers=SAME_ORIGIN).status_code == 200
+
+    thief = app.test_client()
+    thief.set_cookie("mqtt_dashboard_session", copied)
+    assert thief.get("/api/session").get_json()["authenticated"] is False
+    assert thief.get("/api/subscriptions").status_code == 401
+    assert not socket_client(app, thief).is_connected()
+
+
+def test_logout_on_one_worker_ends_the_session_on_every_worker(make_app: Callable[..., Flask]) -> None:
+    first, second = make_app().test_client(), make_app().test_client()
+    log_in(first, token=TOKEN)
+    second.set_cookie("mqtt_dashboard_session", _cookie(first))
+    assert second.get("/api/subscriptions").status_code == 200
+
+    first.post("/api/logout", headers=SAME_ORIGIN)
+
+    assert second.get("/api/subscriptions").status_code == 401
+
+
+def test_a_session_lives_in_redis_with_a_ttl_and_without_secrets(
+    make_app: Callable[..., Flask], redis_client: fakeredis.FakeRedis
+) -> None:
+    client = make_app(DASHBOARD_SESSION_TTL="3600").test_client()
+    log_in(client, token=TOKEN)
+
+    keys = redis_client.keys(KEY_DASHBOARD_SESSION_PREFIX + "*")
+    assert len(keys) == 1
+    assert 3590 < redis_client.ttl(keys[0]) <= 3600
+    stored = keys[0] + redis_client.get(keys[0])
+    assert TOKEN not in stored
+    assert _cookie(client) not in stored  # nor anything that would rebuild the cookie
+    # deleting the key (what logout does) ends the session
+    redis_client.delete(keys[0])
+    assert client.get("/api/subscriptions").status_code == 401
+
+
+def test_a_new_token_revokes_every_session_even_with_a_fixed_secret_key(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app().test_client()
+    log_in(client, token=TOKEN)
+
+    rotated = make_app(DASHBOARD_TOKEN="a-new-token").test_client()
+    rotated.set_cookie("mqtt_dashboard_session", _cookie(client))
+
+    assert rotated.get("/api/subscriptions").status_code == 401
+
+
+def test_each_login_gets_a_new_session_and_ends_the_one_before(app: Flask) -> None:
+    client = app.test_client()
+    log_in(client, token=TOKEN)
+    before = _cookie(client)
+
+    log_in(client, token=TOKEN)
+
+    assert _cookie(client) != before
+    old = app.test_client()
+    old.set_cookie("mqtt_dashboard_session", before)
+    assert old.get("/api/subscriptions").status_code == 401
+    assert client.get("/api/subscriptions").status_code == 200
+
+
+def test_with_redis_down_a_cookie_gets_503_not_a_login(
+    client: FlaskClient, redis_server: fakeredis.FakeServer
+) -> None:
+    log_in(client, token=TOKEN)
+    redis_server.connected = False
+
+    response = client.get("/api/subscriptions")
+
+    assert response.status_code == 503
+    assert "not reachable" in response.get_json()["error"]
