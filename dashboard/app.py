@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import TopicFilterConverter, api, error
@@ -16,6 +17,7 @@ from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
 from dashboard.frames import FrameRouter
+from dashboard.front_door import AllowedHosts, HostRule, TrustedProxies
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
@@ -56,6 +58,7 @@ def create_app(
     app.url_map.merge_slashes = False
     app.url_map.converters["topic_filter"] = TopicFilterConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's field order
+    app.session_interface = SessionCookies()
 
     if not settings.auth_enabled:
         logger.warning("DASHBOARD_AUTH is off: anyone who can reach this port can read and publish")
@@ -94,7 +97,19 @@ def create_app(
     app.register_blueprint(pages)
     _register_guards(app, found)
     _register_errors(app, found)
+    # Outermost, so that Socket.IO's requests pass them too (see front_door.py).
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        AllowedHosts(app.wsgi_app, HostRule(settings.allowed_hosts)), settings.trusted_proxies
+    )
     return app
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The session cookie gets ``Secure`` whenever the page was served over https (directly, or
+    by a trusted proxy that says so with X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or bool(app.config["SESSION_COOKIE_SECURE"])
 
 
 def _register_guards(app: Flask, found: Services) -> None:

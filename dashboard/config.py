@@ -11,11 +11,16 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 from bridge.config import EnvReader, RedisSettings, Variable
+from bridge.errors import ConfigError
+from dashboard.front_door import Network, parse_hosts, parse_networks
+
+T = TypeVar("T")
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("DASHBOARD_HOST", "0.0.0.0", "address the dashboard listens on"),  # noqa: S104 - a server's default
@@ -36,6 +41,18 @@ VARIABLES: tuple[Variable, ...] = (
         "DASHBOARD_SESSION_TTL",
         "604800",
         "seconds a login stays valid without use (each use extends it; logout ends it at once)",
+    ),
+    Variable(
+        "DASHBOARD_ALLOWED_HOSTS",
+        None,
+        "host names the dashboard answers to, comma-separated (.example.com includes subdomains, "
+        "* any); localhost and IP addresses always (default: this machine's host names)",
+    ),
+    Variable(
+        "DASHBOARD_TRUSTED_PROXIES",
+        None,
+        "addresses or networks of reverse proxies whose X-Forwarded-For/-Proto/-Host are honoured "
+        "(default: none)",
     ),
     Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
     Variable("DASHBOARD_FRAME_MAX", "500", "messages per frame at most (the newest; the rest are counted)"),
@@ -69,6 +86,8 @@ class DashboardSettings:
     password: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     session_ttl: int = 604_800
+    allowed_hosts: tuple[str, ...] | None = None  # None: this machine's host names
+    trusted_proxies: tuple[Network, ...] = ()
     frame_interval: float = 0.1
     frame_max: int = 500
     history_on_connect: int = 100
@@ -89,6 +108,8 @@ class DashboardSettings:
             password=read.secret("DASHBOARD_PASSWORD"),
             secret_key=read.secret("DASHBOARD_SECRET_KEY"),
             session_ttl=read.integer("DASHBOARD_SESSION_TTL", 60, 366 * 86_400),
+            allowed_hosts=_parsed(read, "DASHBOARD_ALLOWED_HOSTS", parse_hosts),
+            trusted_proxies=_parsed(read, "DASHBOARD_TRUSTED_PROXIES", parse_networks) or (),
             frame_interval=read.number("DASHBOARD_FRAME_INTERVAL", 0.01, 10),
             frame_max=read.integer("DASHBOARD_FRAME_MAX", 1, 10_000),
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
@@ -128,6 +149,16 @@ class DashboardSettings:
         made before it is found any more (all revoked)."""
         material = f"{self.token or ''}\x00{self.password or ''}".encode()
         return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
+def _parsed(read: EnvReader, name: str, parse: Callable[[str], tuple[T, ...]]) -> tuple[T, ...] | None:
+    raw = read.text(name)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def ensure_login_token(environ: MutableMapping[str, str]) -> str | None:

@@ -16,6 +16,7 @@ from flask_socketio import SocketIO
 from dashboard.auth import Authenticator
 from dashboard.config import DashboardSettings
 from dashboard.frames import FrameRouter
+from dashboard.front_door import same_origin_socket
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.store import Store
@@ -73,6 +74,8 @@ def make_socketio(app: Flask, settings: DashboardSettings) -> SocketIO:
         # No message_queue on purpose: each worker's relay emits to its own clients only,
         # which is what makes delivery exactly once per client.
         max_http_buffer_size=settings.max_body,
+        # The REST rule (Origin names the Host asked for) instead of Engine.IO's scheme+host.
+        cors_allowed_origins=same_origin_socket,
         logger=False,
         engineio_logger=False,
     )

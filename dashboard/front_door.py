@@ -1,0 +1,162 @@
+"""What every request passes before Flask or Socket.IO sees it: the trusted proxy and the Host check.
+
+Both are WSGI middleware around the whole app, Socket.IO included (Flask-SocketIO answers
+``/socket.io`` before Flask's own hooks run). Order, outermost first:
+
+- ``TrustedProxies``: ``X-Forwarded-For/-Proto/-Host/-Port`` are applied (Werkzeug's ProxyFix,
+  one hop) only when the connection comes from an address in DASHBOARD_TRUSTED_PROXIES; from
+  anyone else they are ignored, so a client cannot pick the address it is counted under.
+- ``AllowedHosts``: a Host header outside DASHBOARD_ALLOWED_HOSTS gets 400. A DNS-rebinding
+  page controls both Origin and Host, so the same-origin rule alone lets it through; the Host it
+  must send (its own domain name) is what it cannot choose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+logger = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ANY_HOST = "*"
+_HOST_SHOWN = 100  # characters of a refused Host header repeated in the error
+
+
+def parse_networks(raw: str) -> tuple[Network, ...]:
+    """``"10.0.0.1, 172.16.0.0/12, ::1"`` as networks; raises ValueError naming a bad entry."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+    return tuple(networks)
+
+
+def parse_hosts(raw: str) -> tuple[str, ...]:
+    """Host names, lower case, without a trailing dot; ``.example.com`` also allows subdomains."""
+    hosts = []
+    for item in (part.strip().lower().rstrip(".") for part in raw.split(",")):
+        if not item:
+            continue
+        if item != ANY_HOST and (":" in item or "/" in item or " " in item or "*" in item):
+            raise ValueError(f"{item!r} is not a host name (no port, scheme or wildcard other than '*')")
+        hosts.append(item)
+    return tuple(hosts)
+
+
+@lru_cache(maxsize=1)
+def machine_host_names() -> tuple[str, ...]:
+    """This machine's names, the default DASHBOARD_ALLOWED_HOSTS beyond localhost."""
+    names = {socket.gethostname()}
+    with contextlib.suppress(OSError):  # a broken resolver: the short name is still there
+        names.add(socket.getfqdn())
+    return tuple(sorted(n.lower().rstrip(".") for n in names if n))
+
+
+def host_name(host_header: str) -> str:
+    """``"Example.com.:8082"`` -> ``"example.com"``; ``"[::1]:8082"`` -> ``"::1"``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostRule:
+    """Which Host headers are ours. localhost and IP literals always are: no rebinding page can
+    make a browser send them, since its own page would have to be served from that name."""
+
+    def __init__(self, allowed: tuple[str, ...] | None):
+        self.allowed = machine_host_names() if allowed is None else allowed
+        self.any = ANY_HOST in self.allowed
+
+    def allows(self, host_header: str | None) -> bool:
+        if self.any:
+            return True
+        if not host_header:
+            return False
+        name = host_name(host_header)
+        if name == "localhost" or name.endswith(".localhost") or _is_ip_literal(name):
+            return True
+        return any(
+            name == entry or (entry.startswith(".") and (name.endswith(entry) or name == entry[1:]))
+            for entry in self.allowed
+        )
+
+
+class AllowedHosts:
+    def __init__(self, app: WSGIApp, rule: HostRule):
+        self.app = app
+        self.rule = rule
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST")
+        if self.rule.allows(host):
+            return self.app(environ, start_response)
+        shown = (host or "")[:_HOST_SHOWN]
+        logger.info("refused a request for Host %r (not in DASHBOARD_ALLOWED_HOSTS)", shown)
+        message = f"Host {shown!r} is not served here: add it to DASHBOARD_ALLOWED_HOSTS"
+        body = json.dumps({"error": message}).encode()
+        start_response(
+            "400 Bad Request",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
+class TrustedProxies:
+    def __init__(self, app: WSGIApp, networks: tuple[Network, ...]):
+        self.app = app
+        self.networks = networks
+        # One hop: the proxy appends the client it saw; anything further left the client wrote.
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1)
+
+    def trusted(self, address: str | None) -> bool:
+        if not self.networks or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.trusted(environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def same_origin_socket(origin: str | None, environ: dict[str, Any]) -> bool:
+    """Engine.IO's origin check, made the same as the REST one: Origin names the Host asked for.
+
+    Engine.IO's own check also compares the scheme, which refuses every socket behind a TLS
+    proxy that forwards the Host but not the scheme, while REST works. The scheme adds nothing
+    here: a page on the same host name is the same site either way.
+    """
+    if not origin:
+        return True  # not a browser (browsers always send Origin on a WebSocket handshake)
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc == str(environ.get("HTTP_HOST", "")).lower()
