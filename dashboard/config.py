@@ -104,9 +104,9 @@ class DashboardSettings:
             port=read.integer("DASHBOARD_PORT", 1, 65535),
             workers=read.integer("DASHBOARD_WORKERS", 1, 64),
             auth_enabled=read.flag("DASHBOARD_AUTH"),
-            token=read.secret("DASHBOARD_TOKEN"),
-            password=read.secret("DASHBOARD_PASSWORD"),
-            secret_key=read.secret("DASHBOARD_SECRET_KEY"),
+            token=_secret(read, "DASHBOARD_TOKEN"),
+            password=_secret(read, "DASHBOARD_PASSWORD"),
+            secret_key=_secret(read, "DASHBOARD_SECRET_KEY"),
             session_ttl=read.integer("DASHBOARD_SESSION_TTL", 60, 366 * 86_400),
             allowed_hosts=_parsed(read, "DASHBOARD_ALLOWED_HOSTS", parse_hosts),
             trusted_proxies=_parsed(read, "DASHBOARD_TRUSTED_PROXIES", parse_networks) or (),
@@ -149,6 +149,15 @@ class DashboardSettings:
         made before it is found any more (all revoked)."""
         material = f"{self.token or ''}\x00{self.password or ''}".encode()
         return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
+def _secret(read: EnvReader, name: str) -> str | None:
+    """A secret as given (not stripped: a deliberate inner or outer space must still match), but
+    one that is only whitespace is a mistake (a stray ``NAME= `` in a file), not a secret."""
+    value = read.secret(name)
+    if value is not None and not value.strip():
+        raise ConfigError(f"{name} is only whitespace: set a real value, or leave it unset")
+    return value
 
 
 def _parsed(read: EnvReader, name: str, parse: Callable[[str], tuple[T, ...]]) -> tuple[T, ...] | None:

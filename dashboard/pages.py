@@ -74,8 +74,8 @@ def live() -> tuple[Response, int]:
     return jsonify({"status": "ok", "worker": os.getpid()}), 200
 
 
-@pages.get("/health")
-def health() -> tuple[Response, int]:
+def health_report() -> tuple[dict[str, Any], bool]:
+    """The whole chain's state (Redis, the bridge's heartbeat, the broker) and whether it is healthy."""
     found = services()
     store = found.store
     redis_ok = store.ping()
@@ -101,6 +101,28 @@ def health() -> tuple[Response, int]:
         "broker": broker,
         "socket_clients": found.router.client_count,
     }
+    return body, healthy
+
+
+@pages.get("/health")
+def health() -> tuple[Response, int]:
+    """For anyone, so only yes/no answers: the broker's address, pids, versions and counters
+    would tell a stranger what runs here. The details are at /api/health, behind the login."""
+    body, healthy = health_report()
+    terse = {
+        "status": body["status"],
+        "worker": body["worker"],
+        "redis": body["redis"],
+        "bridge": {"online": body["bridge"]["online"]},
+        "broker": {"connected": body["broker"]["connected"]},
+    }
+    return jsonify(terse), 200 if healthy else 503
+
+
+@pages.get("/api/health")
+def health_details() -> tuple[Response, int]:
+    """/health with the details (login required, like the rest of /api)."""
+    body, healthy = health_report()
     return jsonify(body), 200 if healthy else 503
 
 

@@ -1,5 +1,6 @@
 import { reactive } from 'vue'
 import { api, ApiError } from '../lib/api'
+import { clearPublishesFromStorage } from './recentPublishes'
 import type { AuthMode } from '../types'
 
 export const session = reactive({
@@ -64,6 +65,7 @@ export async function logout(): Promise<void> {
   } catch {
     // logged out either way
   }
+  clearPublishesFromStorage()
   session.authenticated = session.auth === 'off'
 }
 
@@ -72,6 +74,7 @@ export function sessionExpired(): void {
   if (session.auth !== 'off') {
     session.authenticated = false
     session.error = 'Your session has ended. Please log in again.'
+    clearPublishesFromStorage() // it may have ended by a logout in another tab
   }
 }
 
