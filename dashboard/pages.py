@@ -21,7 +21,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MQTT dashboard</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<body>
 <h1>The dashboard's frontend is not built</h1>
 <p>The server is running (see <a href="/health">/health</a>), but
 <code>dashboard/static/index.html</code> does not exist yet.</p>

@@ -160,6 +160,37 @@ def test_responses_carry_basic_security_headers(client: FlaskClient) -> None:
     assert headers["Referrer-Policy"] == "same-origin"
 
 
+def _policy(header: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_the_page_is_sent_with_a_content_security_policy_without_inline_script(
+    tmp_path: Path, redis_client: fakeredis.FakeRedis
+) -> None:
+    # issue 11, point 6
+    (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/a.js"></script>')
+    client = build_app(tmp_path, redis_client).test_client()
+
+    with client.get("/") as response:
+        headers = response.headers
+
+    policy = _policy(headers["Content-Security-Policy"])
+    assert policy["script-src"] == ["'self'"]  # no 'unsafe-inline', no 'unsafe-eval', no other host
+    assert policy["default-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"]  # no click-jacking in a frame on another site
+    assert policy["connect-src"] == ["'self'"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_api_answers_and_errors_carry_the_headers_too(client: FlaskClient) -> None:
+    for response in (client.get("/api/topics"), client.get("/nowhere"), client.get("/health")):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_liveness_answers_without_login_even_with_no_bridge(client: FlaskClient) -> None:
     response = client.get("/health/live")
     assert response.status_code == 200
