@@ -17,7 +17,7 @@ from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
 from dashboard.frames import FrameRouter
-from dashboard.front_door import AllowedHosts, HostRule, TrustedProxies
+from dashboard.front_door import AllowedHosts, HostRule, TrustedProxies, WholeWebSocketWrites
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
@@ -87,7 +87,8 @@ def create_app(
         settings, guard, SessionStore(client, settings.credentials_fingerprint, settings.session_ttl)
     )
     socketio = make_socketio(app, settings)
-    router = FrameRouter(settings.frame_max)
+    # One frame never holds more than a client may have queued, or one frame could exceed it.
+    router = FrameRouter(settings.frame_max, settings.client_buffer)
     metrics = DashboardMetrics()
     relay = Relay(
         socketio,
@@ -97,6 +98,7 @@ def create_app(
         frame_interval=settings.frame_interval,
         where=settings.redis.where,
         enabled=start_relay,
+        client_buffer=settings.client_buffer,
     )
     found = Services(
         settings=settings,
@@ -117,7 +119,8 @@ def create_app(
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
-        AllowedHosts(app.wsgi_app, HostRule(settings.allowed_hosts)), settings.trusted_proxies
+        AllowedHosts(WholeWebSocketWrites(app.wsgi_app), HostRule(settings.allowed_hosts)),
+        settings.trusted_proxies,
     )
     return app
 

@@ -56,6 +56,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
     Variable("DASHBOARD_FRAME_MAX", "500", "messages per frame at most (the newest; the rest are counted)"),
+    Variable(
+        "DASHBOARD_CLIENT_BUFFER",
+        "8388608",
+        "bytes a worker holds for one browser at most; one further behind gets no frames until it "
+        "catches up (they are counted as skipped), and no frame is larger",
+    ),
     Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
     Variable("DASHBOARD_COMMAND_TIMEOUT", "5", "seconds to wait for the bridge to answer a command"),
     Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
@@ -90,6 +96,7 @@ class DashboardSettings:
     trusted_proxies: tuple[Network, ...] = ()
     frame_interval: float = 0.1
     frame_max: int = 500
+    client_buffer: int = 8 * 1024 * 1024
     history_on_connect: int = 100
     command_timeout: float = 5.0
     max_body: int = 1_048_576
@@ -112,6 +119,7 @@ class DashboardSettings:
             trusted_proxies=_parsed(read, "DASHBOARD_TRUSTED_PROXIES", parse_networks) or (),
             frame_interval=read.number("DASHBOARD_FRAME_INTERVAL", 0.01, 10),
             frame_max=read.integer("DASHBOARD_FRAME_MAX", 1, 10_000),
+            client_buffer=read.integer("DASHBOARD_CLIENT_BUFFER", 64 * 1024, 1024 * 1024 * 1024),
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
             command_timeout=read.number("DASHBOARD_COMMAND_TIMEOUT", 0.1, 120),
             max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),

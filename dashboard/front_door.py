@@ -9,6 +9,8 @@ Both are WSGI middleware around the whole app, Socket.IO included (Flask-SocketI
 - ``AllowedHosts``: a Host header outside DASHBOARD_ALLOWED_HOSTS gets 400. A DNS-rebinding
   page controls both Origin and Host, so the same-origin rule alone lets it through; the Host it
   must send (its own domain name) is what it cannot choose.
+- ``WholeWebSocketWrites``: a workaround for simple-websocket 1.1.0, which writes each WebSocket
+  frame with one ``socket.send()`` and ignores a short write; see the class.
 """
 
 from __future__ import annotations
@@ -146,6 +148,43 @@ class TrustedProxies:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.trusted(environ.get("REMOTE_ADDR")):
             return self.fixed(environ, start_response)
+        return self.app(environ, start_response)
+
+
+class _SendAll:
+    """A socket whose ``send`` writes everything (``sendall``); all else is the socket's own."""
+
+    def __init__(self, sock: Any):
+        self._sock = sock
+
+    def send(self, data: bytes, *flags: int) -> int:
+        self._sock.sendall(data, *flags)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class WholeWebSocketWrites:
+    """Give simple-websocket a socket whose ``send`` never writes only part of a frame.
+
+    simple-websocket 1.1.0 sends each frame with one ``sock.send()`` and ignores the count it
+    returns (upstream issue miguelgrinberg/simple-websocket#45). When a browser reads slowly the
+    kernel takes only part of a large frame, the rest is lost, and the browser sees a corrupt
+    stream. Only the Engine.IO writer greenlet sends on a socket, so ``sendall`` keeps frames whole
+    without interleaving. Remove this once a fixed simple-websocket is locked.
+    """
+
+    KEYS = ("gunicorn.socket", "werkzeug.socket")
+
+    def __init__(self, app: WSGIApp):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            for key in self.KEYS:
+                if key in environ and not isinstance(environ[key], _SendAll):
+                    environ[key] = _SendAll(environ[key])
         return self.app(environ, start_response)
 
 
