@@ -26,6 +26,8 @@ CHANNEL_CLIENTS = "mqtt:clients"
 CHANNEL_TOPICS = "mqtt:topics"
 CHANNEL_COMMANDS = "mqtt:commands"
 CHANNEL_RESULTS = "mqtt:commands:results"
+# dashboard -> every dashboard worker: a session was logged out, close its open sockets
+CHANNEL_SESSION_REVOKED = "mqtt:dashboard:session:revoked"
 
 # --- keys ---------------------------------------------------------------------------------
 KEY_STATS_LATEST = "mqtt:broker:stats:latest"

@@ -22,7 +22,7 @@ from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
-from dashboard.sessions import SessionStore
+from dashboard.sessions import SessionStore, SocketSessions
 from dashboard.store import Store
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,14 @@ def create_app(
         enabled=start_relay,
         client_buffer=settings.client_buffer,
     )
+    socket_sessions = SocketSessions()
+
+    def close_sockets_of(session_key: str) -> None:
+        # A logout on any worker: this worker's sockets opened with that session end too.
+        for sid in socket_sessions.sids_of(session_key):
+            socketio.server.disconnect(sid, namespace="/")
+
+    relay.on_session_revoked = close_sockets_of
     found = Services(
         settings=settings,
         redis=client,
@@ -110,6 +118,7 @@ def create_app(
         router=router,
         relay=relay,
         login_guard=guard,
+        socket_sessions=socket_sessions,
     )
     app.extensions[EXTENSION] = found
     register_events(found)

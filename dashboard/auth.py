@@ -108,9 +108,10 @@ class Authenticator:
         session_id = session.get(SESSION_KEY)
         return session_id is not None and self.sessions.valid(session_id)
 
-    def session_id(self) -> str | None:
+    def session_store_key(self) -> str | None:
+        """The Redis key of the cookie's session, if the cookie names one (valid or not)."""
         value = session.get(SESSION_KEY)
-        return value if isinstance(value, str) else None
+        return self.sessions.key(value) if isinstance(value, str) and value else None
 
     # --- requests ------------------------------------------------------------------------------
     def request_check(self, request: Request) -> Check:

@@ -56,6 +56,9 @@ def register_events(services: Services) -> None:
             raise ConnectionRefusedError("not logged in")
         services.relay.ensure_started()
         sid = _sid()
+        session_key = services.auth.session_store_key()
+        if session_key is not None:
+            services.socket_sessions.add(sid, session_key)
         router.add_client(sid, EVERYTHING)
         join_room(room_for(EVERYTHING))
         metrics.socket_clients.set(router.client_count)
@@ -63,6 +66,7 @@ def register_events(services: Services) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:
+        services.socket_sessions.remove(_sid())
         router.remove_client(_sid())
         metrics.socket_clients.set(router.client_count)
 

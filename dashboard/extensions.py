@@ -19,6 +19,7 @@ from dashboard.frames import FrameRouter
 from dashboard.front_door import same_origin_socket
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
+from dashboard.sessions import SocketSessions
 from dashboard.store import Store
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class Services:
     router: FrameRouter
     relay: Relay
     login_guard: LoginGuard
+    socket_sessions: SocketSessions
 
 
 def services(app: Flask | None = None) -> Services:

@@ -20,6 +20,7 @@ from bridge.backoff import Backoff
 from bridge.protocol import (
     CHANNEL_CLIENTS,
     CHANNEL_MESSAGES,
+    CHANNEL_SESSION_REVOKED,
     CHANNEL_STATS,
     CHANNEL_STATUS,
     CHANNEL_TOPICS,
@@ -61,6 +62,7 @@ class Relay:
         sleep: Callable[[float], Any] | None = None,
         client_buffer: int | None = None,
         backlog: Callable[[str], int] | None = None,
+        on_session_revoked: Callable[[str], Any] | None = None,
     ):
         self.socketio = socketio
         self.redis = client
@@ -75,6 +77,7 @@ class Relay:
         # A client with more than this many bytes queued gets no frames until it catches up.
         self.client_buffer = client_buffer
         self.backlog = backlog or SocketBacklog(socketio)
+        self.on_session_revoked = on_session_revoked
         self._pid: int | None = None
         self._stopped = False
         self._last_online: bool | None = None
@@ -101,7 +104,7 @@ class Relay:
             pubsub = None
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(*OUTPUT_CHANNELS)
+                pubsub.subscribe(*OUTPUT_CHANNELS, CHANNEL_SESSION_REVOKED)
                 if outage_since is None:
                     logger.info(
                         "relay (pid %d) subscribed to the bridge's channels on Redis at %s",
@@ -173,6 +176,11 @@ class Relay:
             return
         if channel == CHANNEL_MESSAGES:
             self.router.add(message)
+            return
+        if channel == CHANNEL_SESSION_REVOKED:
+            key = message.get("session")
+            if isinstance(key, str) and self.on_session_revoked is not None:
+                self.on_session_revoked(key)
             return
         event = EVENTS.get(channel)
         if event is not None:

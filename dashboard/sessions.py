@@ -15,9 +15,10 @@ import time
 
 import redis
 
-from bridge.protocol import KEY_DASHBOARD_SESSION_PREFIX, dumps
+from bridge.protocol import CHANNEL_SESSION_REVOKED, KEY_DASHBOARD_SESSION_PREFIX, dumps, envelope
 
 SESSION_ID_BYTES = 32
+TYPE_SESSION_REVOKED = "session_revoked"
 _MAX_ID_LENGTH = 100  # a real id is 43 characters; anything longer is not worth hashing
 
 
@@ -47,5 +48,27 @@ class SessionStore:
         return self.redis.getex(self.key(session_id), ex=self.ttl) is not None
 
     def revoke(self, session_id: object) -> None:
+        """End the session, and tell every worker to close the sockets opened with it."""
         if isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID_LENGTH:
-            self.redis.delete(self.key(session_id))
+            key = self.key(session_id)
+            if self.redis.delete(key):
+                self.redis.publish(
+                    CHANNEL_SESSION_REVOKED, dumps(envelope(TYPE_SESSION_REVOKED, session=key))
+                )
+
+
+class SocketSessions:
+    """Which of this worker's Socket.IO clients came in with which session (by its Redis key),
+    so a logout anywhere can close them here too."""
+
+    def __init__(self) -> None:
+        self._key_of: dict[str, str] = {}
+
+    def add(self, sid: str, key: str) -> None:
+        self._key_of[sid] = key
+
+    def remove(self, sid: str) -> None:
+        self._key_of.pop(sid, None)
+
+    def sids_of(self, key: str) -> list[str]:
+        return [sid for sid, k in self._key_of.items() if k == key]

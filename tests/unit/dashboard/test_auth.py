@@ -9,7 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.protocol import KEY_DASHBOARD_SESSION_PREFIX, KEY_LOGIN_FAILURES_PREFIX
+from bridge.protocol import CHANNEL_SESSION_REVOKED, KEY_DASHBOARD_SESSION_PREFIX, KEY_LOGIN_FAILURES_PREFIX
+from dashboard.extensions import services
+from tests.helpers import wait_for
 from tests.unit.dashboard.fakes import BEARER, ORIGIN, PASSWORD, TOKEN, received, socket_client
 
 SAME_ORIGIN = {"Origin": ORIGIN}
@@ -448,3 +450,26 @@ def test_with_redis_down_a_cookie_gets_503_not_a_login(
 
     assert response.status_code == 503
     assert "not reachable" in response.get_json()["error"]
+
+
+def test_logout_closes_the_sessions_open_sockets_on_every_worker(
+    make_app: Callable[..., Flask], redis_client: fakeredis.FakeRedis
+) -> None:
+    first, second = make_app(), make_app()  # two workers
+    browser = second.test_client()
+    log_in(browser, token=TOKEN)
+    with_cookie = socket_client(second, browser)
+    with_token = socket_client(second, auth={"token": TOKEN})
+    assert with_cookie.is_connected() and with_token.is_connected()
+    notices = redis_client.pubsub(ignore_subscribe_messages=True)
+    notices.subscribe(CHANNEL_SESSION_REVOKED)
+
+    elsewhere = first.test_client()
+    elsewhere.set_cookie("mqtt_dashboard_session", _cookie(browser))
+    elsewhere.post("/api/logout", headers=SAME_ORIGIN)
+    notice = wait_for(lambda: notices.get_message(timeout=0.05), 2, what="the revocation notice")
+    services(second).relay.handle(notice["channel"], notice["data"])  # what the second worker's relay gets
+
+    assert not with_cookie.is_connected()
+    assert with_token.is_connected()  # not that session's
+    notices.close()
