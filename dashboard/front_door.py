@@ -96,10 +96,9 @@ class HostRule:
         self.any = ANY_HOST in self.allowed
 
     def allows(self, host_header: str | None) -> bool:
-        if self.any:
+        if self.any or not host_header:
+            # No Host at all (an HTTP/1.0 probe) is no rebinding: every browser sends one.
             return True
-        if not host_header:
-            return False
         name = host_name(host_header)
         if name == "localhost" or name.endswith(".localhost") or _is_ip_literal(name):
             return True

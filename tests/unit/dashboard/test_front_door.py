@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Callable
 
@@ -69,6 +70,19 @@ def test_allowed_hosts_exact_and_with_subdomains(make_app: Callable[..., Flask])
     assert status("example.com") == 400
     assert status("dash.example.com.evil.example") == 400
     assert status("evilcorp.example") == 400
+
+
+def test_a_request_without_any_host_header_is_served(make_app: Callable[..., Flask]) -> None:
+    # An HTTP/1.0 probe sends none; a browser (and so a rebinding page) always sends one.
+    app = make_app(DASHBOARD_ALLOWED_HOSTS="dash.example.com")
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/health/live", "SERVER_NAME": "127.0.0.1"}
+    environ |= {"SERVER_PORT": "8082", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO()}
+    statuses: list[str] = []
+
+    body = b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+
+    assert statuses == ["200 OK"]
+    assert b'"status":"ok"' in body
 
 
 def test_a_star_serves_any_host(make_app: Callable[..., Flask]) -> None:
