@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-import redis.connection
-
 from bridge.errors import ConfigError, InvalidCommand
 from bridge.protocol import validate_topic_filter
 
@@ -157,6 +155,8 @@ class RedisSettings:
                 raise ConfigError(f"REDIS_URL is malformed ({_without(exc, url)})") from None
             if parts.scheme not in ("redis", "rediss", "unix"):
                 raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+            import redis.connection  # here, not at the top: the Gunicorn master imports this module
+
             try:
                 # Parse it now, as the client will: a bad URL fails at start, in one line, and
                 # without echoing the URL (it may hold a password).

@@ -1,7 +1,8 @@
 """Gunicorn settings for the dashboard; ``mqtt-dashboard`` passes this file with ``-c``.
 
 Also usable alone: ``gunicorn -c dashboard/gunicorn.conf.py``. It runs in the master before
-any fork, so it imports nothing that gevent would need to patch (no redis, no Flask).
+any fork, so it imports nothing that gevent would need to patch: no redis-py, no Flask, not the
+app (tests/integration/test_dashboard_stack.py fails on any MonkeyPatchWarning).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import os
 import sys
 from typing import Any
 
-from dashboard.config import DashboardSettings, ensure_login_token
+from dashboard.config import ServerSettings, ensure_login_token
 from dashboard.runner import bind_address, login_url
 
-_settings = DashboardSettings.from_env(os.environ)
+_settings = ServerSettings.from_env(os.environ)
 
 wsgi_app = "dashboard.wsgi:app"
 worker_class = "gevent"  # Flask-SocketIO's async_mode="gevent"; no gevent-websocket needed
