@@ -7,6 +7,7 @@ Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -98,6 +99,10 @@ def _healthcheck(env: dict[str, str]) -> int:
 
 
 def run(settings: Settings) -> int:
+    import redis
+
+    from bridge import redis_sink
+    from bridge.server_versions import RedisVersionCheck
     from bridge.service import Bridge
 
     stop = threading.Event()
@@ -108,8 +113,21 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    bridge = Bridge(settings)
+
+    # At start and after every reconnect: a Redis too old for the project stops the bridge.
+    def refuse(refusal: str) -> None:
+        logger.error("%s", refusal)
+        stop.set()
+
+    version_check = RedisVersionCheck("mqtt-redis-bridge", on_refused=refuse)
+    client = redis_sink.connect(settings.redis.url, version_check)
+    # Connecting runs the check, before anything starts; a Redis that is down is waited for.
+    with contextlib.suppress(redis.RedisError):
+        client.ping()
+    if version_check.refusal:
+        return 1
+    bridge = Bridge(settings, client)
     bridge.start()
     stop.wait()
     bridge.stop()
-    return 0
+    return 1 if version_check.refusal else 0

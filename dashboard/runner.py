@@ -49,6 +49,30 @@ def gunicorn_argv(settings: DashboardSettings, extra: Sequence[str] = ()) -> lis
     ]
 
 
+def redis_refusal_before_start(settings: DashboardSettings) -> str | None:
+    """Why this Redis will not do (too old), checked once before any worker starts.
+
+    Importing redis-py here is safe: this process becomes Gunicorn by exec, which starts afresh.
+    Each worker checks again at boot and after every reconnect (gunicorn.conf.py). A Redis that
+    is not up yet is no reason to refuse: the dashboard shows it as down until it comes.
+    """
+    import redis
+
+    from bridge.server_versions import RedisVersionCheck
+
+    check = RedisVersionCheck("mqtt-dashboard")
+    client = redis.Redis.from_url(
+        settings.redis.url, socket_connect_timeout=3, socket_timeout=3, redis_connect_func=check
+    )
+    try:
+        client.ping()
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+    return check.refusal
+
+
 def _parser() -> argparse.ArgumentParser:
     lines = [f"  {v.name:<30} {v.help}" + (f" (default {v.default})" if v.default else "") for v in VARIABLES]
     return argparse.ArgumentParser(
@@ -83,6 +107,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             f"mqtt-dashboard: WARNING: DASHBOARD_AUTH is off; open {login_url(settings.host, settings.port)}",
             flush=True,
         )
+    refusal = redis_refusal_before_start(settings)
+    if refusal:
+        print(f"mqtt-dashboard: {refusal}", file=sys.stderr)
+        return 1
     sys.stderr.flush()
     argv_out = gunicorn_argv(settings, extra)
     os.execve(argv_out[0], argv_out, environ)  # noqa: S606 - replace ourselves: signals go straight to Gunicorn
