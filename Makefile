@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
@@ -92,9 +92,14 @@ test-e2e: system-deps venv frontend
 	$(PYTEST) tests/e2e
 
 lint: venv
-	$(VENV)/bin/ruff check bridge dashboard tests bench
-	$(VENV)/bin/ruff format --check bridge dashboard tests bench
+	$(VENV)/bin/ruff check bridge dashboard tests bench scripts
+	$(VENV)/bin/ruff format --check bridge dashboard tests bench scripts
 	$(VENV)/bin/mypy
+
+# The docker-compose stack built and run for real (needs a Docker engine with BuildKit; not part
+# of `make test`). Run it before resolving any change to the Dockerfiles or docker-compose.yml.
+test-compose: venv
+	$(PY) scripts/test-compose.py
 
 bench: system-deps venv
 	$(PY) bench/throughput.py
