@@ -49,17 +49,17 @@ $(STAMP): pyproject.toml $(LOCK) | python-venv-support
 	$(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
 	@touch $(STAMP)
 
-# Refresh the lock on purpose: resolve pyproject.toml's ranges afresh in a throw-away venv and
-# record every version. Run it to take up new releases (then run `make test` and commit both).
+# Refresh the lock on purpose: resolve pyproject.toml's ranges afresh and record every version.
+# uv resolves for every platform and Python >= 3.11 at once (`--universal`), so a package that only
+# some Pythons need (async-timeout below 3.11.3, as Debian 12's Python is) is pinned too; pip and
+# setuptools are pinned as well. uv only writes the file: pip installs from it everywhere.
 lock: | python-venv-support
 	rm -rf .lock-venv
 	python3 -m venv .lock-venv
-	.lock-venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools
-	.lock-venv/bin/python -m pip install -q '.[test,dev]'
-	{ echo "# Every Python package make test, make run and the Dockerfiles install, pinned."; \
-	  echo "# Written by 'make lock' with $$(.lock-venv/bin/python -V) on $$(date -u +%F); do not edit by hand."; \
-	  .lock-venv/bin/python -m pip freeze --all --exclude mqtt-redis-bridge; } > $(LOCK)
-	rm -rf .lock-venv build *.egg-info
+	.lock-venv/bin/python -m pip install -q --disable-pip-version-check uv
+	printf 'pip\nsetuptools>=77\n' | .lock-venv/bin/uv pip compile pyproject.toml - --all-extras \
+	  --universal --python-version 3.11 --upgrade --custom-compile-command "make lock" -q -o $(LOCK)
+	rm -rf .lock-venv
 	@echo "requirements.lock rewritten; review 'git diff requirements.lock', run make test, commit"
 
 venv: $(STAMP)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,18 +160,22 @@ def demo_clients_listed() -> None:
     ok(f"the demo sensors are listed as clients ({len(ids)})")
 
 
+def _pin(line: str) -> tuple[str, str]:
+    """``"Zope.Event==6.2"`` -> ``("zope-event", "6.2")``: names as pip compares them."""
+    name, version = line.strip().split("==", 1)
+    return re.sub(r"[-_.]+", "-", name).lower(), version.strip()
+
+
 def locked_versions_installed() -> None:
     """Every package in both images is the version requirements.lock pins."""
     pinned = dict(
-        line.lower().replace("_", "-").split("==", 1)
+        _pin(line.split(";", 1)[0])
         for line in (ROOT / "requirements.lock").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
+        if "==" in line and not line.lstrip().startswith("#")
     )
     for service in ("mqtt-bridge", "mqtt-dashboard"):
         frozen = compose("exec", "-T", service, "python", "-m", "pip", "freeze", capture=True)
-        installed = dict(
-            line.lower().replace("_", "-").split("==", 1) for line in frozen.splitlines() if "==" in line
-        )
+        installed = dict(_pin(line) for line in frozen.splitlines() if "==" in line)
         installed.pop("mqtt-redis-bridge", None)
         off = {name: version for name, version in installed.items() if pinned.get(name) != version}
         if off or not installed:
