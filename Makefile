@@ -46,7 +46,9 @@ python-venv-support:
 $(STAMP): pyproject.toml $(LOCK) | python-venv-support
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
-	$(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
+	@# The filter hides setuptools' notice that an editable install exists, which every newcomer saw.
+	PYTHONWARNINGS='ignore:Editable installation' \
+	  $(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
 	@touch $(STAMP)
 
 # Refresh the lock on purpose: resolve pyproject.toml's ranges afresh and record every version.
