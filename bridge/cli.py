@@ -1,4 +1,4 @@
-"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, or ``demo`` sensors.
+"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, ``demo`` sensors, or ``secret-key``.
 
 Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` is
 ``--mqtt-broker-host``); a flag wins over the environment.
@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "healthcheck", "demo"),
+        choices=("run", "healthcheck", "demo", "secret-key"),
         help="run the bridge (default); healthcheck: exit 0 only if the bridge is healthy; "
-        "demo: publish simulated sensor data to the broker",
+        "demo: publish simulated sensor data to the broker; "
+        "secret-key: print a new key for CONFIG_SECRET_KEY",
     )
     settings = parser.add_argument_group("settings (each also an environment variable)")
     for variable in VARIABLES:
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     args = build_parser().parse_args(argv)
     env = dict(os.environ if environ is None else environ)
     env.update({v.name: getattr(args, v.name) for v in VARIABLES if getattr(args, v.name) is not None})
+    if args.command == "secret-key":
+        from bridge.secret_box import generate_key
+
+        print(generate_key())
+        return 0
     try:
         if args.command == "healthcheck":
             return _healthcheck(env)
