@@ -93,6 +93,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"mqtt-dashboard: {exc}", file=sys.stderr)
         return 2
+    refusal = redis_refusal_before_start(settings)
+    if refusal:
+        print(f"mqtt-dashboard: {refusal}", file=sys.stderr)
+        return 1
     if token is not None:
         # The one place a secret is ever shown: the person starting the dashboard needs it.
         print(f"mqtt-dashboard: log in at {login_url(settings.host, settings.port, token)}", flush=True)
@@ -107,10 +111,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             f"mqtt-dashboard: WARNING: DASHBOARD_AUTH is off; open {login_url(settings.host, settings.port)}",
             flush=True,
         )
-    refusal = redis_refusal_before_start(settings)
-    if refusal:
-        print(f"mqtt-dashboard: {refusal}", file=sys.stderr)
-        return 1
     sys.stderr.flush()
     argv_out = gunicorn_argv(settings, extra)
     os.execve(argv_out[0], argv_out, environ)  # noqa: S606 - replace ourselves: signals go straight to Gunicorn
