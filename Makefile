@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
@@ -46,20 +46,22 @@ python-venv-support:
 $(STAMP): pyproject.toml $(LOCK) | python-venv-support
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
-	$(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
+	@# The filter hides setuptools' notice that an editable install exists, which every newcomer saw.
+	PYTHONWARNINGS='ignore:Editable installation' \
+	  $(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
 	@touch $(STAMP)
 
-# Refresh the lock on purpose: resolve pyproject.toml's ranges afresh in a throw-away venv and
-# record every version. Run it to take up new releases (then run `make test` and commit both).
+# Refresh the lock on purpose: resolve pyproject.toml's ranges afresh and record every version.
+# uv resolves for every platform and Python >= 3.11 at once (`--universal`), so a package that only
+# some Pythons need (async-timeout below 3.11.3, as Debian 12's Python is) is pinned too; pip and
+# setuptools are pinned as well. uv only writes the file: pip installs from it everywhere.
 lock: | python-venv-support
 	rm -rf .lock-venv
 	python3 -m venv .lock-venv
-	.lock-venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools
-	.lock-venv/bin/python -m pip install -q '.[test,dev]'
-	{ echo "# Every Python package make test, make run and the Dockerfiles install, pinned."; \
-	  echo "# Written by 'make lock' with $$(.lock-venv/bin/python -V) on $$(date -u +%F); do not edit by hand."; \
-	  .lock-venv/bin/python -m pip freeze --all --exclude mqtt-redis-bridge; } > $(LOCK)
-	rm -rf .lock-venv build *.egg-info
+	.lock-venv/bin/python -m pip install -q --disable-pip-version-check uv
+	printf 'pip\nsetuptools>=77\n' | .lock-venv/bin/uv pip compile pyproject.toml - --all-extras \
+	  --universal --python-version 3.11 --upgrade --custom-compile-command "make lock" -q -o $(LOCK)
+	rm -rf .lock-venv
 	@echo "requirements.lock rewritten; review 'git diff requirements.lock', run make test, commit"
 
 venv: $(STAMP)
@@ -92,9 +94,14 @@ test-e2e: system-deps venv frontend
 	$(PYTEST) tests/e2e
 
 lint: venv
-	$(VENV)/bin/ruff check bridge dashboard tests bench
-	$(VENV)/bin/ruff format --check bridge dashboard tests bench
+	$(VENV)/bin/ruff check bridge dashboard tests bench scripts
+	$(VENV)/bin/ruff format --check bridge dashboard tests bench scripts
 	$(VENV)/bin/mypy
+
+# The docker-compose stack built and run for real (needs a Docker engine with BuildKit; not part
+# of `make test`). Run it before resolving any change to the Dockerfiles or docker-compose.yml.
+test-compose: venv
+	$(PY) scripts/test-compose.py
 
 bench: system-deps venv
 	$(PY) bench/throughput.py

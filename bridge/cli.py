@@ -1,4 +1,4 @@
-"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, or ``demo`` sensors.
+"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, ``demo`` sensors, or ``secret-key``.
 
 Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` is
 ``--mqtt-broker-host``); a flag wins over the environment.
@@ -7,6 +7,7 @@ Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -36,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "healthcheck", "demo"),
+        choices=("run", "healthcheck", "demo", "secret-key"),
         help="run the bridge (default); healthcheck: exit 0 only if the bridge is healthy; "
-        "demo: publish simulated sensor data to the broker",
+        "demo: publish simulated sensor data to the broker; "
+        "secret-key: print a new key for CONFIG_SECRET_KEY",
     )
     settings = parser.add_argument_group("settings (each also an environment variable)")
     for variable in VARIABLES:
@@ -60,6 +62,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     args = build_parser().parse_args(argv)
     env = dict(os.environ if environ is None else environ)
     env.update({v.name: getattr(args, v.name) for v in VARIABLES if getattr(args, v.name) is not None})
+    if args.command == "secret-key":
+        from bridge.secret_box import generate_key
+
+        print(generate_key())
+        return 0
     try:
         if args.command == "healthcheck":
             return _healthcheck(env)
@@ -98,6 +105,10 @@ def _healthcheck(env: dict[str, str]) -> int:
 
 
 def run(settings: Settings) -> int:
+    import redis
+
+    from bridge import redis_sink
+    from bridge.server_versions import RedisVersionCheck
     from bridge.service import Bridge
 
     stop = threading.Event()
@@ -108,8 +119,21 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    bridge = Bridge(settings)
+
+    # At start and after every reconnect: a Redis too old for the project stops the bridge.
+    def refuse(refusal: str) -> None:
+        logger.error("%s", refusal)
+        stop.set()
+
+    version_check = RedisVersionCheck("mqtt-redis-bridge", on_refused=refuse)
+    client = redis_sink.connect(settings.redis.url, version_check)
+    # Connecting runs the check, before anything starts; a Redis that is down is waited for.
+    with contextlib.suppress(redis.RedisError):
+        client.ping()
+    if version_check.refusal:
+        return 1
+    bridge = Bridge(settings, client)
     bridge.start()
     stop.wait()
     bridge.stop()
-    return 0
+    return 1 if version_check.refusal else 0

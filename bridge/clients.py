@@ -2,7 +2,8 @@
 
 Mosquitto 2.0 has no client list of its own; with ``log_dest topic`` it publishes lines such as
 ``1700000000: New client connected from 10.0.0.5:52144 as sensor-1 (p2, c1, k60, u'alice').``
-Clients connected before the bridge started appear only when they reconnect.
+Clients connected before the bridge first started appear only when they reconnect; a restarted
+bridge takes up the list it last published (``restore``), unless the broker restarted meanwhile.
 """
 
 from __future__ import annotations
@@ -92,6 +93,21 @@ class ClientTracker:
         tracked = [c for c in candidates if c in self._clients]
         return max(tracked, key=len) if tracked else None
 
+    def restore(self, records: object) -> int:
+        """Take up a list this tracker published before (``clients`` of ``mqtt:clients:latest``).
+
+        It comes from Redis, so anything may be in it: records that are not what ``snapshot``
+        writes are skipped. Returns how many were taken up.
+        """
+        if not isinstance(records, list):
+            return 0
+        for record in records[:MAX_CLIENTS]:
+            client = _client_from(record)
+            if client is not None and client.client_id not in self._clients:
+                self._clients[client.client_id] = client
+                self.changed = True
+        return len(self._clients)
+
     def clear(self) -> None:
         """The broker restarted: every client it had is gone."""
         if self._clients:
@@ -103,3 +119,25 @@ class ClientTracker:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [asdict(c) for c in sorted(self._clients.values(), key=lambda c: c.client_id)]
+
+
+def _client_from(record: object) -> Client | None:
+    if not isinstance(record, dict):
+        return None
+    client_id, address, username = record.get("client_id"), record.get("address"), record.get("username")
+    protocol, keepalive, connected_at = (
+        record.get("protocol"),
+        record.get("keepalive"),
+        record.get("connected_at"),
+    )
+    if not (
+        isinstance(client_id, str) and client_id and isinstance(address, str) and isinstance(protocol, str)
+    ):
+        return None
+    if username is not None and not isinstance(username, str):
+        return None
+    if isinstance(keepalive, bool) or not isinstance(keepalive, int):
+        return None
+    if isinstance(connected_at, bool) or not isinstance(connected_at, int | float):
+        return None
+    return Client(client_id, address, username, protocol, keepalive, float(connected_at))

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-import redis.connection
-
 from bridge.errors import ConfigError, InvalidCommand
 from bridge.protocol import validate_topic_filter
 
@@ -188,6 +186,8 @@ def _redis_url_where(url: str) -> str:
     if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
         # redis-py would ignore a database that is not a number and use 0 without a word.
         raise ConfigError(f"REDIS_URL has a database (after the host) that is not a number: {URL_SHAPE}")
+    import redis.connection  # here, not at the top: the Gunicorn master imports this module
+
     try:
         # Parse it now, as the client will: a bad URL fails at start, in one line.
         redis.connection.parse_url(url)

@@ -27,6 +27,9 @@ from bridge.topics import TopicIndex
 
 logger = logging.getLogger(__name__)
 
+# A broker that kept running while the bridge was away has an uptime at least this close to the
+# one last seen plus the time gone by ($SYS values come every sys_interval, 10 s by default).
+UPTIME_SLACK = 60.0
 LISTS_INTERVAL = 10.0  # clients_update and topics_update are republished at least this often
 CLIENTS_DEBOUNCE = 1.0  # a burst of connects becomes one clients_update
 
@@ -64,6 +67,7 @@ class Housekeeper(threading.Thread):
         self.subscriptions_loaded = False
         self._redis_down = False
         self._last_uptime: float | None = None
+        self._clients_restored = False
         now = time.monotonic()
         self._due = {"heartbeat": now, "stats": now + stats_interval, "lists": now + 2.0, "clients": 0.0}
 
@@ -120,7 +124,31 @@ class Housekeeper(threading.Thread):
                 logger.error("cannot update Redis (%s); retrying", type(exc).__name__)
                 self._redis_down = True
 
+    def _restore_clients(self) -> None:
+        """Take up the client list the last run published; clients connected before this start
+        are otherwise unknown until they reconnect (mosquitto 2.0 logs only connects)."""
+        latest = protocol.loads_object(self.sink.client.get(protocol.KEY_CLIENTS_LATEST))
+        stats = protocol.loads_object(self.sink.client.get(protocol.KEY_STATS_LATEST))
+        self._clients_restored = True
+        data = stats.get("data") if stats else None
+        uptime = data.get("uptime_seconds") if isinstance(data, dict) else None
+        seen_at = stats.get("timestamp") if stats else None
+        if not latest or not isinstance(uptime, int | float) or not isinstance(seen_at, int | float):
+            return  # without the uptime it was seen with, a list cannot be trusted
+        # A broker that kept running has at least this uptime now; less means it restarted.
+        expected = max(float(uptime), uptime + max(0.0, time.time() - seen_at) - UPTIME_SLACK)
+        if self._last_uptime is not None and self._last_uptime < expected:
+            return  # the broker already said: it restarted, its old clients are gone
+        restored = self.clients.restore(latest.get("clients"))
+        if restored and self._last_uptime is None:
+            # The first $SYS uptime decides; _watch_restart forgets the list if it is less.
+            self._last_uptime = expected
+        if restored:
+            logger.info("took up the last client list (%d clients) until the broker says otherwise", restored)
+
     def _run_due(self, now: float) -> None:
+        if not self._clients_restored:
+            self._restore_clients()
         if not self.subscriptions_loaded:
             self.subscriptions_loaded = self.load_subscriptions()
         if self._status_pending:

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from bridge import protocol
+from bridge.server_versions import RedisVersionCheck
 
 # One call per batch: PUBLISH and XADD for every message, run inside Redis. Measured against a
 # pipeline of two commands per message, this takes most of the Python work (packing commands)
@@ -26,14 +27,18 @@ return #ARGV - 1
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # split larger batches so one call stays short
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for the bridge's threads (thread-safe pool); times out rather than hangs."""
+def connect(url: str, version_check: RedisVersionCheck | None = None) -> redis.Redis:
+    """A client for the bridge's threads (thread-safe pool); times out rather than hangs.
+
+    With ``version_check``, every new connection first makes sure the server is new enough.
+    """
     return redis.Redis.from_url(
         url,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=15,
         retry_on_timeout=False,
+        redis_connect_func=version_check,
     )
 
 

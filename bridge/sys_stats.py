@@ -12,6 +12,8 @@ import re
 import time
 from typing import Any
 
+from bridge.server_versions import mosquitto_shortfall
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "$SYS/broker/"
@@ -96,7 +98,11 @@ class SysStats:
         name = topic[len(PREFIX) :]
         text = payload.decode("utf-8", "replace")
         if name == "version":
-            self.data["version"] = text.replace("mosquitto version ", "").strip()[:64]
+            version = text.replace("mosquitto version ", "").strip()[:64]
+            shortfall = mosquitto_shortfall(text)
+            if shortfall and self.data.get("version") != version:
+                logger.warning("%s", shortfall)
+            self.data["version"] = version
             return True
         load = _LOAD.match(name)
         if load:

@@ -17,7 +17,8 @@ from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
 from dashboard.frames import FrameRouter
-from dashboard.front_door import AllowedHosts, HostRule, TrustedProxies, WholeWebSocketWrites
+from dashboard.front_door import AllowedHosts, TrustedProxies, WholeWebSocketWrites
+from dashboard.host_rules import HostRule
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages

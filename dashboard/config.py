@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from bridge.config import EnvReader, RedisSettings, Variable
 from bridge.errors import ConfigError
-from dashboard.front_door import Network, parse_hosts, parse_networks
+from dashboard.host_rules import Network, parse_hosts, parse_networks
 
 T = TypeVar("T")
 
@@ -184,9 +184,33 @@ def ensure_login_token(environ: MutableMapping[str, str]) -> str | None:
     Called once, in the process that starts the workers, so all of them inherit the same
     token. Returns the new token, or None when one was not needed.
     """
-    settings = DashboardSettings.from_env(environ)
-    if not settings.needs_token:
+    read = EnvReader(environ, VARIABLES)
+    if not read.flag("DASHBOARD_AUTH") or read.secret("DASHBOARD_TOKEN") or read.secret("DASHBOARD_PASSWORD"):
         return None
     token = secrets.token_urlsafe(32)
     environ["DASHBOARD_TOKEN"] = token
     return token
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What the Gunicorn master needs before it forks the workers.
+
+    Deliberately without the Redis settings: reading those may import redis-py, and anything the
+    master imports is imported before gevent patches the workers (its MonkeyPatchWarning).
+    """
+
+    host: str
+    port: int
+    workers: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServerSettings:
+        read = EnvReader(environ, VARIABLES)
+        return cls(
+            host=read.required("DASHBOARD_HOST"),
+            port=read.integer("DASHBOARD_PORT", 1, 65535),
+            workers=read.integer("DASHBOARD_WORKERS", 1, 64),
+            log_level=read.log_level("DASHBOARD_LOG_LEVEL"),
+        )

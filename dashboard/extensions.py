@@ -6,6 +6,7 @@ many apps as they like, each over its own fakeredis.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
 from dashboard.config import DashboardSettings
 from dashboard.frames import FrameRouter
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 EXTENSION = "mqtt_dashboard"
 # The pub/sub connection must notice a silently dead Redis; redis-py pings it when idle this long.
 HEALTH_CHECK_INTERVAL = 10
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +54,10 @@ def services(app: Flask | None = None) -> Services:
     return found
 
 
+def _log_refusal(refusal: str) -> None:
+    logger.error("%s", refusal)
+
+
 def make_redis(settings: DashboardSettings) -> redis.Redis:
     """The worker's Redis client; strings in and out, since every value is JSON text."""
     client: redis.Redis = redis.Redis.from_url(
@@ -62,6 +70,8 @@ def make_redis(settings: DashboardSettings) -> redis.Redis:
         socket_timeout=10,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL,
+        # Every new connection checks the server's version; gunicorn.conf.py acts on a refusal.
+        redis_connect_func=RedisVersionCheck("mqtt-dashboard", on_refused=_log_refusal),
     )
     return client
 

@@ -1,19 +1,22 @@
 """Gunicorn settings for the dashboard; ``mqtt-dashboard`` passes this file with ``-c``.
 
 Also usable alone: ``gunicorn -c dashboard/gunicorn.conf.py``. It runs in the master before
-any fork, so it imports nothing that gevent would need to patch (no redis, no Flask).
+any fork, so it imports nothing that gevent would need to patch: no redis-py, no Flask, not the
+app (tests/integration/test_dashboard_stack.py fails on any MonkeyPatchWarning).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from typing import Any
 
-from dashboard.config import DashboardSettings, ensure_login_token
+from dashboard.config import ServerSettings, ensure_login_token
 from dashboard.runner import bind_address, login_url
 
-_settings = DashboardSettings.from_env(os.environ)
+_settings = ServerSettings.from_env(os.environ)
 
 wsgi_app = "dashboard.wsgi:app"
 worker_class = "gevent"  # Flask-SocketIO's async_mode="gevent"; no gevent-websocket needed
@@ -44,9 +47,33 @@ def on_starting(server: Any) -> None:
         )
 
 
+# Gunicorn stops altogether when a worker exits with this while booting, instead of respawning it.
+WORKER_BOOT_ERROR = 3
+
+
 def post_worker_init(worker: Any) -> None:
-    # Start this worker's relay now (after the fork and gevent's patching), not at the first
-    # browser connect, so its bridge_health watch runs from the start.
+    # Imported here, after the fork and gevent's patching (see the module docstring).
+    import redis
+
+    from bridge.server_versions import version_check_of
     from dashboard.extensions import services
 
-    services(worker.wsgi).relay.ensure_started()
+    found = services(worker.wsgi)
+    check = version_check_of(found.redis)
+    # Connecting runs the version check. Redis down at boot is fine: the relay keeps trying.
+    with contextlib.suppress(redis.RedisError):
+        found.redis.ping()
+    if check is not None:
+        if check.refusal:  # already logged, in one line
+            sys.exit(WORKER_BOOT_ERROR)
+
+        # Refused after a reconnect: this worker stops, and the one Gunicorn starts in its
+        # place fails the check above while booting, which stops the whole dashboard.
+        def stop_this_worker(refusal: str) -> None:
+            worker.log.error("%s; stopping this worker", refusal)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        check.on_refused = stop_this_worker
+    # Start this worker's relay now, not at the first browser connect, so its bridge_health
+    # watch runs from the start.
+    found.relay.ensure_started()

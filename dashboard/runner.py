@@ -49,6 +49,30 @@ def gunicorn_argv(settings: DashboardSettings, extra: Sequence[str] = ()) -> lis
     ]
 
 
+def redis_refusal_before_start(settings: DashboardSettings) -> str | None:
+    """Why this Redis will not do (too old), checked once before any worker starts.
+
+    Importing redis-py here is safe: this process becomes Gunicorn by exec, which starts afresh.
+    Each worker checks again at boot and after every reconnect (gunicorn.conf.py). A Redis that
+    is not up yet is no reason to refuse: the dashboard shows it as down until it comes.
+    """
+    import redis
+
+    from bridge.server_versions import RedisVersionCheck
+
+    check = RedisVersionCheck("mqtt-dashboard")
+    client = redis.Redis.from_url(
+        settings.redis.url, socket_connect_timeout=3, socket_timeout=3, redis_connect_func=check
+    )
+    try:
+        client.ping()
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+    return check.refusal
+
+
 def _parser() -> argparse.ArgumentParser:
     lines = [f"  {v.name:<30} {v.help}" + (f" (default {v.default})" if v.default else "") for v in VARIABLES]
     return argparse.ArgumentParser(
@@ -69,6 +93,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"mqtt-dashboard: {exc}", file=sys.stderr)
         return 2
+    refusal = redis_refusal_before_start(settings)
+    if refusal:
+        print(f"mqtt-dashboard: {refusal}", file=sys.stderr)
+        return 1
     if token is not None:
         # The one place a secret is ever shown: the person starting the dashboard needs it.
         print(f"mqtt-dashboard: log in at {login_url(settings.host, settings.port, token)}", flush=True)

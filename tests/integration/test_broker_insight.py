@@ -84,6 +84,49 @@ def test_a_client_appears_by_name_and_disappears_when_it_leaves(
     wait_for(lambda: "greenhouse-sensor-7" not in ids(), 10, what="the client to leave the list")
 
 
+def test_a_restarted_bridge_still_lists_the_clients_connected_before_it(
+    make_bridge: Any, mosquitto: Process, r: redis.Redis, channels: Any
+) -> None:
+    # mosquitto 2.0 logs connects only as they happen: a client connected before the bridge
+    # starts again would be missing from the list until it reconnected.
+    first = make_bridge().start()
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="barn-door", protocol=mqtt.MQTTv311)
+    device.connect("127.0.0.1", mosquitto.port)
+    device.loop_start()
+    try:
+        wait_for(lambda: "barn-door" in _client_ids(r), 10, what="the client in the list")
+        first.stop()
+        updates = channels(protocol.CHANNEL_CLIENTS, protocol.CHANNEL_STATS)
+        make_bridge().start()
+
+        # Two client lists from the new bridge after it has seen the broker's uptime.
+        def settled() -> list[dict[str, Any]] | None:
+            events = updates.poll()
+            uptime_at = next(
+                (
+                    i
+                    for i, (ch, m) in enumerate(events)
+                    if ch == protocol.CHANNEL_STATS and m["data"].get("uptime_seconds")
+                ),
+                None,
+            )
+            if uptime_at is None:
+                return None
+            lists = [m for ch, m in events[uptime_at:] if ch == protocol.CHANNEL_CLIENTS]
+            return lists if len(lists) >= 2 else None
+
+        lists = wait_for(settled, 30, what="client lists after the broker's uptime")
+        assert all("barn-door" in [c["client_id"] for c in m["clients"]] for m in lists)
+    finally:
+        device.disconnect()
+        device.loop_stop()
+
+
+def _client_ids(r: redis.Redis) -> list[str]:
+    latest = _latest(r, protocol.KEY_CLIENTS_LATEST)
+    return [c["client_id"] for c in (latest or {}).get("clients", [])]
+
+
 def test_topic_index_counts_right(bridge: Any, mosquitto: Process, r: redis.Redis) -> None:
     publish_all(mosquitto.port, [("farm/a", b"1")] * 7 + [("farm/b", b"last value")] * 3)
 

@@ -282,3 +282,20 @@ def _parent_of(pid: int) -> int:
     # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ")".
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.parametrize("redis_setting", ["host and port", "REDIS_URL"])
+def test_the_workers_start_without_a_warning(
+    stack_dir: Path, redis_proc: Process, redis_setting: str
+) -> None:
+    # The Gunicorn master must not import redis-py or Flask before gevent patches the workers,
+    # or every worker prints a MonkeyPatchWarning at start (REDIS_URL is parsed with redis-py).
+    settings = {"REDIS_URL": f"redis://127.0.0.1:{redis_proc.port}/0"} if redis_setting == "REDIS_URL" else {}
+    proc = DashboardProcess(stack_dir, redis_proc.port, workers=2, DASHBOARD_TOKEN=TOKEN, **settings).start()
+    try:
+        output = proc.output()
+    finally:
+        proc.stop()
+
+    assert "relay (pid" in output
+    assert "Warning" not in output, output

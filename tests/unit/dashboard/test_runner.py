@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 
 import pytest
 
@@ -50,3 +53,26 @@ def test_the_gunicorn_config_file_agrees() -> None:
     assert config["wsgi_app"] == "dashboard.wsgi:app"
     assert config["control_socket_disable"] is True
     assert "%(U)s" in config["access_log_format"]  # the path without a query that may hold ?token=
+
+
+def test_the_gunicorn_master_imports_neither_redis_nor_flask() -> None:
+    # What the master imports is imported before gevent patches the workers: redis-py or Flask
+    # there means a MonkeyPatchWarning in every worker. A fresh interpreter, as the master is.
+    probe = (
+        "import runpy, sys\n"
+        f"config = runpy.run_path({str(runner.CONFIG_FILE)!r})\n"
+        "config['on_starting'](None)\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('redis', 'flask', 'flask_socketio', 'socketio', 'engineio')"
+        " or m in ('dashboard.app', 'dashboard.wsgi'))))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "DASHBOARD_AUTH": "on",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert done.stdout.strip() == ""
