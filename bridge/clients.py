@@ -20,10 +20,13 @@ _CONNECTED = re.compile(
     r"^New client connected from (?P<address>\S+) as (?P<id>.+) "
     r"\(p(?P<protocol>\d+), c(?P<clean>\d), k(?P<keepalive>\d+)(?:, u'(?P<username>.*)')?\)\.?$"
 )
-_GONE = re.compile(
-    r"^(?:Client (?P<id>.+?)(?: \[[^\]]*\])? (?:disconnected|closed its connection|has exceeded timeout"
-    r"|been disconnected|already connected, closing old connection)"
-    r"|Socket error on client (?P<id2>.+?), disconnecting\.$)"
+_CLIENT_LINE = re.compile(r"^Client (?P<rest>.+)$")
+_SOCKET_ERROR = re.compile(r"^Socket error on client (?P<id>.+), disconnecting\.$")
+# What follows the client id (and an optional " [address]") when mosquitto says a client left.
+_GONE_TAIL = re.compile(
+    r"^(?:\[[^\]]*\] )?(?:disconnected(?:\.|, not authorised\.| due to [^.]*\.)"
+    r"|closed its connection\.|has exceeded timeout, disconnecting\.|been disconnected.*"
+    r"|already connected, closing old connection\.)$"
 )
 # mosquitto logs its own protocol numbers: p1 = 3.1, p2 = 3.1.1, p5 = 5.0
 PROTOCOLS = {"1": "MQTT 3.1", "2": "MQTT 3.1.1", "5": "MQTT 5.0"}
@@ -63,13 +66,32 @@ class ClientTracker:
             )
             self.changed = True
             return True
-        gone = _GONE.match(line)
-        if gone:
-            client_id = gone["id"] or gone["id2"]
-            if self._clients.pop(client_id, None) is not None:
-                self.changed = True
-                return True
+        client_id = self._gone(line)
+        if client_id is not None:
+            del self._clients[client_id]
+            self.changed = True
+            return True
         return False
+
+    def _gone(self, line: str) -> str | None:
+        """The tracked client a "gone" line is about, if any.
+
+        A client id may contain spaces and our own keywords: ``Client victim disconnected
+        disconnected.`` is about ``victim disconnected``, not ``victim``. So every split of the
+        line into id + known ending is tried, and the longest id we track wins.
+        """
+        socket_error = _SOCKET_ERROR.match(line)
+        if socket_error:
+            return socket_error["id"] if socket_error["id"] in self._clients else None
+        client = _CLIENT_LINE.match(line)
+        if not client:
+            return None
+        rest = client["rest"]
+        candidates = [
+            rest[:i] for i, char in enumerate(rest) if char == " " and _GONE_TAIL.match(rest[i + 1 :])
+        ]
+        tracked = [c for c in candidates if c in self._clients]
+        return max(tracked, key=len) if tracked else None
 
     def restore(self, records: object) -> int:
         """Take up a list this tracker published before (``clients`` of ``mqtt:clients:latest``).

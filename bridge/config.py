@@ -148,23 +148,7 @@ class RedisSettings:
         read = EnvReader(environ)
         url = read.text("REDIS_URL")
         if url:
-            try:
-                parts = urlsplit(url)
-                port = parts.port or 6379
-            except ValueError as exc:
-                raise ConfigError(f"REDIS_URL is malformed ({_without(exc, url)})") from None
-            if parts.scheme not in ("redis", "rediss", "unix"):
-                raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
-            import redis.connection  # here, not at the top: the Gunicorn master imports this module
-
-            try:
-                # Parse it now, as the client will: a bad URL fails at start, in one line, and
-                # without echoing the URL (it may hold a password).
-                redis.connection.parse_url(url)
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"REDIS_URL is malformed ({_without(exc, url)})") from None
-            where = parts.path if parts.scheme == "unix" else f"{parts.hostname or 'localhost'}:{port}"
-            return cls(url=url, where=where)
+            return cls(url=url, where=_redis_url_where(url))
         host = read.required("REDIS_HOST")
         port = read.port("REDIS_PORT")
         db = read.integer("REDIS_DB", 0, 10_000)
@@ -173,8 +157,43 @@ class RedisSettings:
         return cls(url=f"redis://{auth}{_bracket(host)}:{port}/{db}", where=f"{host}:{port}/{db}")
 
 
-def _without(exc: Exception, secret: str) -> str:
-    return str(exc).replace(secret, "<REDIS_URL>") or type(exc).__name__
+URL_SHAPE = (
+    "expected redis://[[user]:password@]host[:port][/db], rediss://… or unix:///path; "
+    "percent-encode / ? # @ % in a password (# is %23)"
+)
+
+
+def _redis_url_where(url: str) -> str:
+    """Check REDIS_URL as the client will read it, and return its safe ``host:port`` (or path).
+
+    No message repeats any part of the URL or of a parser's error: either may hold the password
+    (urlsplit's "Port could not be cast to integer value as 's3cr3tpw'" did).
+    """
+    malformed = ConfigError(f"REDIS_URL is malformed: {URL_SHAPE}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 6379
+    except ValueError:
+        raise malformed from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if "#" in url:
+        # Never meaningful in a Redis URL; an unencoded # in a password silently cut it off, and
+        # redis://:1234#x@redis/0 connected to localhost:1234 without a password.
+        raise ConfigError(f"REDIS_URL must not contain '#': {URL_SHAPE}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"REDIS_URL names no host: {URL_SHAPE}")
+    if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        # redis-py would ignore a database that is not a number and use 0 without a word.
+        raise ConfigError(f"REDIS_URL has a database (after the host) that is not a number: {URL_SHAPE}")
+    import redis.connection  # here, not at the top: the Gunicorn master imports this module
+
+    try:
+        # Parse it now, as the client will: a bad URL fails at start, in one line.
+        redis.connection.parse_url(url)
+    except (ValueError, TypeError):
+        raise malformed from None
+    return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{port}"
 
 
 def _quote(text: str) -> str:

@@ -26,6 +26,8 @@ CHANNEL_CLIENTS = "mqtt:clients"
 CHANNEL_TOPICS = "mqtt:topics"
 CHANNEL_COMMANDS = "mqtt:commands"
 CHANNEL_RESULTS = "mqtt:commands:results"
+# dashboard -> every dashboard worker: a session was logged out, close its open sockets
+CHANNEL_SESSION_REVOKED = "mqtt:dashboard:session:revoked"
 
 # --- keys ---------------------------------------------------------------------------------
 KEY_STATS_LATEST = "mqtt:broker:stats:latest"
@@ -37,6 +39,8 @@ KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the me
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
+# + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
+KEY_DASHBOARD_SESSION_PREFIX = "mqtt:dashboard:session:"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,

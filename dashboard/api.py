@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.routing import PathConverter
 
 from bridge.errors import InvalidCommand
 from bridge.protocol import CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, dumps, validate_topic_filter
+from dashboard.auth import TOO_MANY, Check
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 from dashboard.store import STREAM_ID
@@ -25,6 +27,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 EXPORT_DEFAULT = 10_000
 EXPORT_MAX = 1_000_000
 CSV_COLUMNS = ("id", "timestamp", "topic", "qos", "retain", "encoding", "payload")
+EXPORT_INCOMPLETE = "export_incomplete"  # the last record of an export that Redis cut short
 
 
 class TopicFilterConverter(PathConverter):
@@ -54,15 +57,13 @@ def login() -> Any:
     auth = services().auth
     if not auth.enabled:
         return jsonify(authenticated=True)
-    guard, address = services().login_guard, request.remote_addr
-    if guard.blocked(address):
-        return error("too many failed logins from your address: wait a minute and try again", 429)
     body = _json_object()
-    if auth.check_secret(body.get("token")) or auth.check_secret(body.get("password")):
-        guard.succeeded(address)
+    check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
+    if check is Check.BLOCKED:
+        return error(TOO_MANY, 429)
+    if check is Check.OK:
         auth.log_in()
         return jsonify(authenticated=True)
-    guard.failed(address)
     return error("wrong token or password", 401)
 
 
@@ -119,7 +120,8 @@ def export() -> Response:
     kind = request.args.get("format", "ndjson")
     if kind not in ("ndjson", "csv"):
         raise BadRequest("format must be ndjson or csv")
-    rows = services().store.export(topic_filter, limit)
+    found = services()
+    rows = _until_redis_fails(found.store.export(topic_filter, limit), found.settings.redis.where)
     body = _csv_lines(rows) if kind == "csv" else (dumps(m) + "\n" for m in rows)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     mimetype = "text/csv" if kind == "csv" else "application/x-ndjson"
@@ -128,6 +130,27 @@ def export() -> Response:
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="mqtt-history-{stamp}.{kind}"'},
     )
+
+
+def _until_redis_fails(rows: Iterator[dict[str, Any]], where: str) -> Iterator[dict[str, Any]]:
+    """The export's rows; if Redis fails part-way, one last ``export_incomplete`` record.
+
+    By then the 200 and the first rows are on their way, so the status cannot say it any more:
+    the file itself must, or a cut-off download would look like a complete one.
+    """
+    sent = 0
+    try:
+        for row in rows:
+            yield row
+            sent += 1
+    except redis.RedisError as exc:
+        logger.warning("export stopped after %d messages: Redis at %s failed (%s)", sent, where, exc)
+        yield {
+            "type": EXPORT_INCOMPLETE,
+            "timestamp": time.time(),
+            "exported": sent,
+            "error": f"incomplete: Redis at {where} failed after {sent} messages; export again",
+        }
 
 
 def _csv_cell(value: Any) -> Any:
@@ -154,6 +177,10 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
+        if row.get("type") == EXPORT_INCOMPLETE:
+            # id INCOMPLETE, and the reason where the payload goes: visible in any spreadsheet
+            writer.writerow(["INCOMPLETE", row["timestamp"], "", "", "", "", row["error"]])
+            continue
         writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:  # send in chunks of tens of kilobytes, not line by line
             yield buffer.getvalue()

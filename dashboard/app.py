@@ -8,24 +8,46 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import TopicFilterConverter, api, error
-from dashboard.auth import Authenticator, csrf_exempt, same_origin
+from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
 from dashboard.frames import FrameRouter
+from dashboard.front_door import AllowedHosts, TrustedProxies, WholeWebSocketWrites
+from dashboard.host_rules import HostRule
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
+from dashboard.sessions import SessionStore, SocketSessions
 from dashboard.store import Store
 
 logger = logging.getLogger(__name__)
 
 # Reachable without logging in; everything else under /api, and /metrics, needs a login.
 OPEN_PATHS = frozenset({"/health", "/health/live", "/api/session", "/api/login", "/api/logout"})
+
+
+# The built frontend is one module script and one stylesheet from /assets; nothing inline, so an
+# injected <script> or on*= attribute cannot run. Vue and uPlot set styles through the CSSOM,
+# which style-src does not govern. 'self' in connect-src covers the same-origin WebSocket.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # the favicon is a data: URL
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 def create_app(
@@ -46,6 +68,8 @@ def create_app(
         SESSION_COOKIE_NAME="mqtt_dashboard_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        # The cookie lives as long as the server-side session may (each use extends both).
+        PERMANENT_SESSION_LIFETIME=settings.session_ttl,
         MAX_CONTENT_LENGTH=settings.max_body,
     )
     # Topic filters travel in URLs (DELETE /api/subscriptions/<filter>); "a//b" and "/a" are
@@ -53,14 +77,19 @@ def create_app(
     app.url_map.merge_slashes = False
     app.url_map.converters["topic_filter"] = TopicFilterConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's field order
+    app.session_interface = SessionCookies()
 
-    auth = Authenticator(settings)
     if not settings.auth_enabled:
         logger.warning("DASHBOARD_AUTH is off: anyone who can reach this port can read and publish")
 
     client = redis_client if redis_client is not None else make_redis(settings)
+    guard = LoginGuard(client)
+    auth = Authenticator(
+        settings, guard, SessionStore(client, settings.credentials_fingerprint, settings.session_ttl)
+    )
     socketio = make_socketio(app, settings)
-    router = FrameRouter(settings.frame_max)
+    # One frame never holds more than a client may have queued, or one frame could exceed it.
+    router = FrameRouter(settings.frame_max, settings.client_buffer)
     metrics = DashboardMetrics()
     relay = Relay(
         socketio,
@@ -70,7 +99,16 @@ def create_app(
         frame_interval=settings.frame_interval,
         where=settings.redis.where,
         enabled=start_relay,
+        client_buffer=settings.client_buffer,
     )
+    socket_sessions = SocketSessions()
+
+    def close_sockets_of(session_key: str) -> None:
+        # A logout on any worker: this worker's sockets opened with that session end too.
+        for sid in socket_sessions.sids_of(session_key):
+            socketio.server.disconnect(sid, namespace="/")
+
+    relay.on_session_revoked = close_sockets_of
     found = Services(
         settings=settings,
         redis=client,
@@ -80,7 +118,8 @@ def create_app(
         metrics=metrics,
         router=router,
         relay=relay,
-        login_guard=LoginGuard(client),
+        login_guard=guard,
+        socket_sessions=socket_sessions,
     )
     app.extensions[EXTENSION] = found
     register_events(found)
@@ -88,7 +127,20 @@ def create_app(
     app.register_blueprint(pages)
     _register_guards(app, found)
     _register_errors(app, found)
+    # Outermost, so that Socket.IO's requests pass them too (see front_door.py).
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        AllowedHosts(WholeWebSocketWrites(app.wsgi_app), HostRule(settings.allowed_hosts)),
+        settings.trusted_proxies,
+    )
     return app
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The session cookie gets ``Secure`` whenever the page was served over https (directly, or
+    by a trusted proxy that says so with X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or bool(app.config["SESSION_COOKIE_SECURE"])
 
 
 def _register_guards(app: Flask, found: Services) -> None:
@@ -98,16 +150,24 @@ def _register_guards(app: Flask, found: Services) -> None:
     def require_login_and_same_origin() -> Any:
         path = request.path
         needs_login = (path.startswith("/api/") or path == "/metrics") and path not in OPEN_PATHS
-        if needs_login and not auth.request_allowed(request):
-            return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
+        if needs_login:
+            check = auth.request_check(request)
+            if check is Check.BLOCKED:
+                return error(TOO_MANY, 429)
+            if check is not Check.OK:
+                return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
         if not csrf_exempt(request, auth) and not same_origin(request):
+            if auth.request_check(request) is Check.BLOCKED:  # a Bearer guess on /api/login etc.
+                return error(TOO_MANY, 429)
             return error("cross-origin request refused: Origin (or Referer) must match this host", 403)
         return None
 
     @app.after_request
     def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Frame-Options", "DENY")  # frame-ancestors for older browsers
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         # Never send our URLs (which may carry ?token=) to other sites.
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response

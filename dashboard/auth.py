@@ -2,38 +2,55 @@
 
 Three ways in (docs/dashboard-api.md): ``Authorization: Bearer``, a session cookie set by
 ``POST /api/login`` or ``/?token=``, and for Socket.IO also ``auth={"token": ...}``.
+Every token or password presented, whichever way, goes through ``Authenticator.authenticate``,
+so each wrong one counts against the address (``LoginGuard``) and a blocked address gets no
+further checks at all, not even of the right secret.
 Cookie-authenticated POST/DELETE must come from our own origin; Bearer requests are exempt,
 since a browser never adds that header on its own.
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Request, session
+from flask import Request, g, session
 from werkzeug.datastructures import Headers
 
 from bridge.errors import ConfigError
 from dashboard.config import DashboardSettings
+from dashboard.login_guard import LoginGuard
+from dashboard.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
 HeaderMap = Headers | Mapping[str, str]
 
-SESSION_KEY = "login"
+SESSION_KEY = "sid"  # the cookie holds only the session's id; Redis says whether it is valid
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TOO_MANY = "too many failed logins from your address: wait a minute and try again"
+
+
+class Check(enum.Enum):
+    """The outcome of presenting credentials."""
+
+    OK = "ok"
+    NONE = "none"  # nothing was presented: not a guess, not counted
+    WRONG = "wrong"  # counted against the address
+    BLOCKED = "blocked"  # the address is over the limit: nothing was checked
 
 
 class Authenticator:
-    def __init__(self, settings: DashboardSettings):
+    def __init__(self, settings: DashboardSettings, guard: LoginGuard, sessions: SessionStore):
         self.enabled = settings.auth_enabled
+        self.guard = guard
+        self.sessions = sessions
         self.mode = settings.auth_mode
         self._secrets = [s.encode() for s in (settings.token, settings.password) if s]
-        self._fingerprint = settings.credentials_fingerprint
         if self.enabled and not self._secrets:
             # Refuse to run wide open by accident; mqtt-dashboard generates a token first.
             raise ConfigError(
@@ -52,39 +69,87 @@ class Authenticator:
             matched |= hmac.compare_digest(given, secret)
         return matched
 
+    def authenticate(self, candidates: Iterable[object], address: str | None) -> Check:
+        """Check the presented secrets (empty ones are not presented), counting a failure.
+
+        The one way any credential is checked: login form, ``/?token=``, Bearer header and
+        Socket.IO ``auth`` all come here, so no path is a free guess.
+        """
+        presented = [c for c in candidates if c is not None and c != ""]
+        if not presented:
+            return Check.NONE
+        if self.guard.blocked(address):
+            return Check.BLOCKED
+        # Check every candidate (no short-circuit), so timing does not tell which one was wrong.
+        results = [self.check_secret(c) for c in presented]
+        if any(results):
+            return Check.OK
+        self.guard.failed(address)
+        return Check.WRONG
+
     # --- sessions ---------------------------------------------------------------------------
     def log_in(self) -> None:
+        """A new server-side session (never the old id: no session fixation) in the cookie."""
+        self.sessions.revoke(session.get(SESSION_KEY))
         session.clear()
-        session[SESSION_KEY] = self._fingerprint
+        session[SESSION_KEY] = self.sessions.create()
         session.permanent = True
+        self.forget_check()
 
-    @staticmethod
-    def log_out() -> None:
-        session.clear()
+    def log_out(self) -> None:
+        """Revoke the session on the server: a copy of the cookie is worthless from now on."""
+        session_id = session.get(SESSION_KEY)
+        session.clear()  # first: the browser forgets it even if Redis fails (503) below
+        self.forget_check()
+        self.sessions.revoke(session_id)
 
     def session_valid(self) -> bool:
+        """The cookie names a live session (raises redis.RedisError when Redis is down)."""
+        session_id = session.get(SESSION_KEY)
+        return session_id is not None and self.sessions.valid(session_id)
+
+    def session_store_key(self) -> str | None:
+        """The Redis key of the cookie's session, if the cookie names one (valid or not)."""
         value = session.get(SESSION_KEY)
-        return isinstance(value, str) and hmac.compare_digest(value, self._fingerprint)
+        return self.sessions.key(value) if isinstance(value, str) and value else None
 
     # --- requests ------------------------------------------------------------------------------
-    def bearer_valid(self, headers: HeaderMap) -> bool:
-        return self.check_secret(bearer_token(headers))
+    def request_check(self, request: Request) -> Check:
+        """A Bearer header when one is sent (checked and counted), else the session cookie.
+
+        Remembered for the rest of the request, so one request is never counted twice.
+        """
+        if not self.enabled:
+            return Check.OK
+        cached = g.get("_auth_check")
+        if isinstance(cached, Check):
+            return cached
+        token = bearer_token(request.headers)
+        if token is not None:
+            check = self.authenticate([token], request.remote_addr)
+        else:
+            check = Check.OK if self.session_valid() else Check.NONE
+        g._auth_check = check
+        return check
+
+    def forget_check(self) -> None:
+        """After a login or logout in this request the cached answer is out of date."""
+        g.pop("_auth_check", None)
 
     def request_allowed(self, request: Request) -> bool:
-        """Logged in by Bearer header or session cookie (always, when auth is off)."""
-        if not self.enabled:
-            return True
-        return self.bearer_valid(request.headers) or self.session_valid()
+        return self.request_check(request) is Check.OK
 
-    def socket_allowed(self, auth: Any, headers: HeaderMap) -> bool:
-        """A Socket.IO connect: ``auth`` token/password, Bearer header, or the session cookie."""
+    def socket_check(self, auth: Any, headers: HeaderMap, address: str | None) -> Check:
+        """A Socket.IO connect: ``auth`` token/password and the Bearer header, else the cookie."""
         if not self.enabled:
-            return True
-        if isinstance(auth, dict) and (
-            self.check_secret(auth.get("token")) or self.check_secret(auth.get("password"))
-        ):
-            return True
-        return self.bearer_valid(headers) or self.session_valid()
+            return Check.OK
+        candidates: list[object] = [bearer_token(headers)]
+        if isinstance(auth, dict):
+            candidates += [auth.get("token"), auth.get("password")]
+        check = self.authenticate(candidates, address)
+        if check is Check.NONE and self.session_valid():
+            return Check.OK
+        return check
 
 
 def bearer_token(headers: HeaderMap) -> str | None:
@@ -109,9 +174,10 @@ def same_origin(request: Request) -> bool:
 
 
 def csrf_exempt(request: Request, authenticator: Authenticator) -> bool:
-    """Safe methods and valid Bearer requests need no origin check."""
+    """Safe methods and valid Bearer requests need no origin check (a browser never adds
+    that header to a cross-site request on its own)."""
     if request.method not in STATE_CHANGING:
         return True
-    return bearer_token(request.headers) is not None and (
-        not authenticator.enabled or authenticator.bearer_valid(request.headers)
-    )
+    if bearer_token(request.headers) is None:
+        return False
+    return authenticator.request_check(request) is Check.OK

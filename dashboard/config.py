@@ -11,11 +11,16 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 from bridge.config import EnvReader, RedisSettings, Variable
+from bridge.errors import ConfigError
+from dashboard.host_rules import Network, parse_hosts, parse_networks
+
+T = TypeVar("T")
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("DASHBOARD_HOST", "0.0.0.0", "address the dashboard listens on"),  # noqa: S104 - a server's default
@@ -32,8 +37,31 @@ VARIABLES: tuple[Variable, ...] = (
         "key that signs session cookies (default: derived from the token/password)",
         secret=True,
     ),
+    Variable(
+        "DASHBOARD_SESSION_TTL",
+        "604800",
+        "seconds a login stays valid without use (each use extends it; logout ends it at once)",
+    ),
+    Variable(
+        "DASHBOARD_ALLOWED_HOSTS",
+        None,
+        "host names the dashboard answers to, comma-separated (.example.com includes subdomains, "
+        "* any); localhost and IP addresses always (default: this machine's host names)",
+    ),
+    Variable(
+        "DASHBOARD_TRUSTED_PROXIES",
+        None,
+        "addresses or networks of reverse proxies whose X-Forwarded-For/-Proto/-Host are honoured "
+        "(default: none)",
+    ),
     Variable("DASHBOARD_FRAME_INTERVAL", "0.1", "seconds between mqtt_messages frames to a browser"),
     Variable("DASHBOARD_FRAME_MAX", "500", "messages per frame at most (the newest; the rest are counted)"),
+    Variable(
+        "DASHBOARD_CLIENT_BUFFER",
+        "8388608",
+        "bytes a worker holds for one browser at most; one further behind gets no frames until it "
+        "catches up (they are counted as skipped), and no frame is larger",
+    ),
     Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
     Variable("DASHBOARD_COMMAND_TIMEOUT", "5", "seconds to wait for the bridge to answer a command"),
     Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
@@ -63,8 +91,12 @@ class DashboardSettings:
     token: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    session_ttl: int = 604_800
+    allowed_hosts: tuple[str, ...] | None = None  # None: this machine's host names
+    trusted_proxies: tuple[Network, ...] = ()
     frame_interval: float = 0.1
     frame_max: int = 500
+    client_buffer: int = 8 * 1024 * 1024
     history_on_connect: int = 100
     command_timeout: float = 5.0
     max_body: int = 1_048_576
@@ -79,11 +111,15 @@ class DashboardSettings:
             port=read.integer("DASHBOARD_PORT", 1, 65535),
             workers=read.integer("DASHBOARD_WORKERS", 1, 64),
             auth_enabled=read.flag("DASHBOARD_AUTH"),
-            token=read.secret("DASHBOARD_TOKEN"),
-            password=read.secret("DASHBOARD_PASSWORD"),
-            secret_key=read.secret("DASHBOARD_SECRET_KEY"),
+            token=_secret(read, "DASHBOARD_TOKEN"),
+            password=_secret(read, "DASHBOARD_PASSWORD"),
+            secret_key=_secret(read, "DASHBOARD_SECRET_KEY"),
+            session_ttl=read.integer("DASHBOARD_SESSION_TTL", 60, 366 * 86_400),
+            allowed_hosts=_parsed(read, "DASHBOARD_ALLOWED_HOSTS", parse_hosts),
+            trusted_proxies=_parsed(read, "DASHBOARD_TRUSTED_PROXIES", parse_networks) or (),
             frame_interval=read.number("DASHBOARD_FRAME_INTERVAL", 0.01, 10),
             frame_max=read.integer("DASHBOARD_FRAME_MAX", 1, 10_000),
+            client_buffer=read.integer("DASHBOARD_CLIENT_BUFFER", 64 * 1024, 1024 * 1024 * 1024),
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
             command_timeout=read.number("DASHBOARD_COMMAND_TIMEOUT", 0.1, 120),
             max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),
@@ -117,9 +153,29 @@ class DashboardSettings:
 
     @cached_property
     def credentials_fingerprint(self) -> str:
-        """Stored in a session: a cookie from before a token or password change stops working."""
+        """Part of every session's Redis key: after a token or password change, no session
+        made before it is found any more (all revoked)."""
         material = f"{self.token or ''}\x00{self.password or ''}".encode()
         return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
+def _secret(read: EnvReader, name: str) -> str | None:
+    """A secret as given (not stripped: a deliberate inner or outer space must still match), but
+    one that is only whitespace is a mistake (a stray ``NAME= `` in a file), not a secret."""
+    value = read.secret(name)
+    if value is not None and not value.strip():
+        raise ConfigError(f"{name} is only whitespace: set a real value, or leave it unset")
+    return value
+
+
+def _parsed(read: EnvReader, name: str, parse: Callable[[str], tuple[T, ...]]) -> tuple[T, ...] | None:
+    raw = read.text(name)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def ensure_login_token(environ: MutableMapping[str, str]) -> str | None:

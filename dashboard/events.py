@@ -12,6 +12,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
 
 from bridge.errors import InvalidCommand
+from dashboard.auth import TOO_MANY, Check
 from dashboard.extensions import Services
 from dashboard.frames import EVERYTHING, normalise_filter, room_for
 from dashboard.store import bridge_health
@@ -45,10 +46,19 @@ def register_events(services: Services) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        if not services.auth.socket_allowed(auth, request.headers):
+        try:
+            check = services.auth.socket_check(auth, request.headers, request.remote_addr)
+        except redis.RedisError:
+            raise ConnectionRefusedError("the dashboard cannot reach Redis to check the login") from None
+        if check is Check.BLOCKED:
+            raise ConnectionRefusedError(TOO_MANY)
+        if check is not Check.OK:
             raise ConnectionRefusedError("not logged in")
         services.relay.ensure_started()
         sid = _sid()
+        session_key = services.auth.session_store_key()
+        if session_key is not None:
+            services.socket_sessions.add(sid, session_key)
         router.add_client(sid, EVERYTHING)
         join_room(room_for(EVERYTHING))
         metrics.socket_clients.set(router.client_count)
@@ -56,6 +66,7 @@ def register_events(services: Services) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:
+        services.socket_sessions.remove(_sid())
         router.remove_client(_sid())
         metrics.socket_clients.set(router.client_count)
 

@@ -18,8 +18,10 @@ from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
 from dashboard.config import DashboardSettings
 from dashboard.frames import FrameRouter
+from dashboard.front_door import same_origin_socket
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
+from dashboard.sessions import SocketSessions
 from dashboard.store import Store
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class Services:
     router: FrameRouter
     relay: Relay
     login_guard: LoginGuard
+    socket_sessions: SocketSessions
 
 
 def services(app: Flask | None = None) -> Services:
@@ -83,6 +86,8 @@ def make_socketio(app: Flask, settings: DashboardSettings) -> SocketIO:
         # No message_queue on purpose: each worker's relay emits to its own clients only,
         # which is what makes delivery exactly once per client.
         max_http_buffer_size=settings.max_body,
+        # The REST rule (Origin names the Host asked for) instead of Engine.IO's scheme+host.
+        cors_allowed_origins=same_origin_socket,
         logger=False,
         engineio_logger=False,
     )

@@ -31,21 +31,53 @@ def room_for(topic_filter: str | None) -> str:
     return "frames:#" if topic_filter is EVERYTHING else f"frames:filter:{topic_filter}"
 
 
+# What one message adds to a frame's JSON besides its topic and payload (field names, numbers).
+_MESSAGE_OVERHEAD = 120
+
+
+def message_size(message: dict[str, Any]) -> int:
+    """About how many bytes a message takes in a frame (cheap: no JSON encoding)."""
+    payload, topic = message.get("payload"), message.get("topic")
+    return (
+        _MESSAGE_OVERHEAD
+        + (len(payload) if isinstance(payload, str) else 0)
+        + (len(topic) if isinstance(topic, str) else 0)
+    )
+
+
 @dataclass
 class _Buffer:
-    """Messages waiting for the next frame of one filter; the oldest fall out first."""
+    """Messages waiting for the next frame of one filter; the oldest fall out first, when there
+    are more than ``capacity`` or they would take more than ``max_bytes`` (the newest one stays)."""
 
     capacity: int
+    max_bytes: int | None = None
     messages: deque[dict[str, Any]] = field(init=False)
+    sizes: deque[int] = field(init=False)
+    size: int = 0
     skipped: int = 0
 
     def __post_init__(self) -> None:
-        self.messages = deque(maxlen=self.capacity)
+        self.messages = deque()
+        self.sizes = deque()
 
     def add(self, message: dict[str, Any]) -> None:
-        if len(self.messages) == self.capacity:
-            self.skipped += 1  # the deque drops the oldest on append
+        size = message_size(message)
         self.messages.append(message)
+        self.sizes.append(size)
+        self.size += size
+        while len(self.messages) > 1 and (
+            len(self.messages) > self.capacity or (self.max_bytes is not None and self.size > self.max_bytes)
+        ):
+            self.messages.popleft()
+            self.size -= self.sizes.popleft()
+            self.skipped += 1
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.sizes.clear()
+        self.size = 0
+        self.skipped = 0
 
 
 @dataclass(frozen=True)
@@ -65,24 +97,28 @@ class Frame:
 class FrameRouter:
     """Which client wants what, and the messages each distinct filter has waiting."""
 
-    def __init__(self, frame_max: int):
+    def __init__(self, frame_max: int, frame_bytes: int | None = None):
         if frame_max < 1:
             raise ValueError("frame_max must be at least 1")
         self.frame_max = frame_max
+        self.frame_bytes = frame_bytes
         self._filter_of: dict[str, str | None] = {}
         self._members: dict[str | None, set[str]] = {}
         self._buffers: dict[str | None, _Buffer] = {}
+        # Messages of frames a client did not get because it was behind; told in its next frame.
+        self._withheld: dict[str, int] = {}
 
     # --- clients ----------------------------------------------------------------------------
     def add_client(self, client_id: str, topic_filter: str | None = EVERYTHING) -> None:
         self.remove_client(client_id)
         self._filter_of[client_id] = topic_filter
         self._members.setdefault(topic_filter, set()).add(client_id)
-        self._buffers.setdefault(topic_filter, _Buffer(self.frame_max))
+        self._buffers.setdefault(topic_filter, _Buffer(self.frame_max, self.frame_bytes))
 
     def remove_client(self, client_id: str) -> str | None:
         """Forget a client; returns its old filter (EVERYTHING when it had none)."""
         old = self._filter_of.pop(client_id, EVERYTHING)
+        self._withheld.pop(client_id, None)
         members = self._members.get(old)
         if members is not None:
             members.discard(client_id)
@@ -94,9 +130,24 @@ class FrameRouter:
 
     def set_filter(self, client_id: str, topic_filter: str | None) -> str | None:
         """Move a client to another filter; returns the old one so its room can be left."""
+        withheld = self._withheld.get(client_id, 0)
         old = self.remove_client(client_id)
         self.add_client(client_id, topic_filter)
+        if withheld:
+            self._withheld[client_id] = withheld
         return old
+
+    def members(self, topic_filter: str | None) -> frozenset[str]:
+        return frozenset(self._members.get(topic_filter, ()))
+
+    # --- clients that fell behind ------------------------------------------------------------
+    def withhold(self, client_id: str, messages: int) -> None:
+        """A frame of ``messages`` was not sent to this client; its next frame says so."""
+        if client_id in self._filter_of:
+            self._withheld[client_id] = self._withheld.get(client_id, 0) + messages
+
+    def take_withheld(self, client_id: str) -> int:
+        return self._withheld.pop(client_id, 0)
 
     def filter_of(self, client_id: str) -> str | None:
         return self._filter_of.get(client_id, EVERYTHING)
@@ -133,6 +184,5 @@ class FrameRouter:
                     data={"messages": list(buffer.messages), "skipped": buffer.skipped},
                 )
             )
-            buffer.messages.clear()
-            buffer.skipped = 0
+            buffer.clear()
         return frames

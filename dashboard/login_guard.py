@@ -1,13 +1,14 @@
 """Slows down password guessing: failed logins are counted per client address in Redis, so every
 worker and every dashboard host sees the same count; past the limit, that address waits.
 
-Behind a reverse proxy every client has the proxy's address: the limit then applies to all of
-them together, which errs on the safe side.
+Every credential counts (login form, ``/?token=``, Bearer header, Socket.IO ``auth``), and a
+success does not reset the count: otherwise a legitimate client sharing the address (behind a
+proxy, say) would keep wiping a guesser's count. Behind a reverse proxy set
+DASHBOARD_TRUSTED_PROXIES so that each client is counted at its own address.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import redis
@@ -49,7 +50,3 @@ class LoginGuard:
             logger.warning(
                 "%d failed logins from %s; refusing it for up to %d s", count, address, self.window
             )
-
-    def succeeded(self, address: str | None) -> None:
-        with contextlib.suppress(redis.RedisError):
-            self.redis.delete(self._key(address))

@@ -26,6 +26,12 @@ class DashboardMetrics:
             "mqtt_messages frames sent to browsers (one per client per frame)",
             registry=self.registry,
         )
+        self.frames_withheld = Counter(
+            "mqtt_dashboard_frames_withheld_total",
+            "frames not sent to a client with more than DASHBOARD_CLIENT_BUFFER bytes queued "
+            "(its messages are counted as skipped in its next frame)",
+            registry=self.registry,
+        )
         self.messages_sent = Counter(
             "mqtt_dashboard_messages_sent_total",
             "MQTT messages sent to browsers inside frames (counted per client)",

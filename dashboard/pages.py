@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
+from flask import Blueprint, Request, Response, current_app, jsonify, redirect, request, send_from_directory
 
+from dashboard.auth import Check
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
 from dashboard.store import bridge_health
@@ -20,7 +21,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MQTT dashboard</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<body>
 <h1>The dashboard's frontend is not built</h1>
 <p>The server is running (see <a href="/health">/health</a>), but
 <code>dashboard/static/index.html</code> does not exist yet.</p>
@@ -36,12 +37,14 @@ def index() -> Any:
     if token is not None and auth.enabled:
         # Jupyter-style login link: trade the token for a session cookie, then drop it from
         # the address bar (and so from the browser's history) with a redirect.
-        guard, address = services().login_guard, request.remote_addr
-        if not guard.blocked(address) and auth.check_secret(token):
-            guard.succeeded(address)
+        if not opened_by_the_user(request):
+            # Any page can make a browser load /?token=x (an <img> will do). Checking it would
+            # let that page lock the user's address out; not counting it would make it a free
+            # guess. So it is neither checked nor counted.
+            return redirect("/?login=unchecked", code=303)
+        if auth.authenticate([token], request.remote_addr) is Check.OK:
             auth.log_in()
             return redirect("/", code=303)
-        guard.failed(address)
         return redirect("/?login=failed", code=303)
     static = Path(current_app.static_folder or STATIC_DIR)
     if (static / "index.html").is_file():
@@ -52,6 +55,18 @@ def index() -> Any:
     return response
 
 
+def opened_by_the_user(request: Request) -> bool:
+    """True when the browser says no other site caused this request.
+
+    ``Sec-Fetch-Site: none`` is what a browser sends for an address typed or pasted, a bookmark,
+    or a link opened from another program (the terminal that printed the login URL);
+    ``same-origin`` for our own pages. A request without the header (an old browser, a script)
+    cannot be told apart from one another site caused, so it does not qualify: scripts send
+    ``Authorization: Bearer`` instead.
+    """
+    return request.headers.get("Sec-Fetch-Site") in ("none", "same-origin")
+
+
 @pages.get("/health/live")
 def live() -> tuple[Response, int]:
     """The worker answers HTTP: what a container healthcheck needs. /health says whether the
@@ -59,8 +74,8 @@ def live() -> tuple[Response, int]:
     return jsonify({"status": "ok", "worker": os.getpid()}), 200
 
 
-@pages.get("/health")
-def health() -> tuple[Response, int]:
+def health_report() -> tuple[dict[str, Any], bool]:
+    """The whole chain's state (Redis, the bridge's heartbeat, the broker) and whether it is healthy."""
     found = services()
     store = found.store
     redis_ok = store.ping()
@@ -86,6 +101,28 @@ def health() -> tuple[Response, int]:
         "broker": broker,
         "socket_clients": found.router.client_count,
     }
+    return body, healthy
+
+
+@pages.get("/health")
+def health() -> tuple[Response, int]:
+    """For anyone, so only yes/no answers: the broker's address, pids, versions and counters
+    would tell a stranger what runs here. The details are at /api/health, behind the login."""
+    body, healthy = health_report()
+    terse = {
+        "status": body["status"],
+        "worker": body["worker"],
+        "redis": body["redis"],
+        "bridge": {"online": body["bridge"]["online"]},
+        "broker": {"connected": body["broker"]["connected"]},
+    }
+    return jsonify(terse), 200 if healthy else 503
+
+
+@pages.get("/api/health")
+def health_details() -> tuple[Response, int]:
+    """/health with the details (login required, like the rest of /api)."""
+    body, healthy = health_report()
     return jsonify(body), 200 if healthy else 503
 
 

@@ -20,12 +20,14 @@ from bridge.backoff import Backoff
 from bridge.protocol import (
     CHANNEL_CLIENTS,
     CHANNEL_MESSAGES,
+    CHANNEL_SESSION_REVOKED,
     CHANNEL_STATS,
     CHANNEL_STATUS,
     CHANNEL_TOPICS,
     OUTPUT_CHANNELS,
     loads_object,
 )
+from dashboard.backlog import SocketBacklog
 from dashboard.frames import FrameRouter
 from dashboard.metrics import DashboardMetrics
 from dashboard.store import Store, bridge_health
@@ -58,6 +60,9 @@ class Relay:
         enabled: bool = True,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Any] | None = None,
+        client_buffer: int | None = None,
+        backlog: Callable[[str], int] | None = None,
+        on_session_revoked: Callable[[str], Any] | None = None,
     ):
         self.socketio = socketio
         self.redis = client
@@ -69,6 +74,10 @@ class Relay:
         self.enabled = enabled
         self.backoff = backoff or Backoff(base=0.5, cap=10.0, jitter=0.2)
         self._sleep = sleep or socketio.sleep
+        # A client with more than this many bytes queued gets no frames until it catches up.
+        self.client_buffer = client_buffer
+        self.backlog = backlog or SocketBacklog(socketio)
+        self.on_session_revoked = on_session_revoked
         self._pid: int | None = None
         self._stopped = False
         self._last_online: bool | None = None
@@ -95,7 +104,7 @@ class Relay:
             pubsub = None
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(*OUTPUT_CHANNELS)
+                pubsub.subscribe(*OUTPUT_CHANNELS, CHANNEL_SESSION_REVOKED)
                 if outage_since is None:
                     logger.info(
                         "relay (pid %d) subscribed to the bridge's channels on Redis at %s",
@@ -168,17 +177,45 @@ class Relay:
         if channel == CHANNEL_MESSAGES:
             self.router.add(message)
             return
+        if channel == CHANNEL_SESSION_REVOKED:
+            key = message.get("session")
+            if isinstance(key, str) and self.on_session_revoked is not None:
+                self.on_session_revoked(key)
+            return
         event = EVENTS.get(channel)
         if event is not None:
             self.socketio.emit(event, message)
 
     def flush(self) -> None:
-        """Send each filter's waiting messages as one frame to its room."""
+        """Send each filter's waiting messages as one frame to its room, except to clients that
+        are behind: they are skipped, and their next frame counts what they missed."""
         for frame in self.router.take_frames():
-            self.socketio.emit("mqtt_messages", frame.data, to=frame.room)
-            self.metrics.frames_sent.inc(frame.clients)
-            self.metrics.messages_sent.inc(frame.message_count * frame.clients)
-            self.metrics.messages_skipped.inc(frame.data["skipped"] * frame.clients)
+            members = self.router.members(frame.topic_filter)
+            behind = self._behind(members)
+            owed = {sid: n for sid in members - behind if (n := self.router.take_withheld(sid))}
+            skip = behind | owed.keys()
+            if len(skip) < len(members):
+                self.socketio.emit("mqtt_messages", frame.data, to=frame.room, skip_sid=list(skip) or None)
+            for sid, missed in owed.items():
+                # Caught up again: this one frame, on its own, also counts the withheld messages.
+                data = {"messages": frame.data["messages"], "skipped": frame.data["skipped"] + missed}
+                self.socketio.emit("mqtt_messages", data, to=sid)
+                self.metrics.messages_skipped.inc(missed)
+            for sid in behind:
+                self.router.withhold(sid, frame.message_count + frame.data["skipped"])
+            sent = len(members) - len(behind)
+            self.metrics.frames_sent.inc(sent)
+            self.metrics.frames_withheld.inc(len(behind))
+            self.metrics.messages_sent.inc(frame.message_count * sent)
+            self.metrics.messages_skipped.inc(frame.data["skipped"] * sent)
+
+    def _behind(self, members: frozenset[str]) -> frozenset[str]:
+        if self.client_buffer is None:
+            return frozenset()
+        behind = frozenset(sid for sid in members if self.backlog(sid) > self.client_buffer)
+        for sid in behind:
+            logger.debug("withholding a frame from %s: over %d bytes queued", sid, self.client_buffer)
+        return behind
 
     def check_health(self) -> None:
         """Read the heartbeat; send bridge_health on a change of state, or when it is due."""

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { checkSession, consumeUrlToken, login, session } from '../src/stores/session'
+import { checkSession, consumeUrlToken, login, logout, session, sessionExpired } from '../src/stores/session'
+import { RECENT_KEY, recentPublishes, rememberPublish } from '../src/stores/recentPublishes'
 
 function respond(status: number, body: unknown) {
   return vi.fn().mockResolvedValue(new Response(JSON.stringify(body), { status }))
@@ -12,6 +13,27 @@ describe('session', () => {
   afterEach(() => {
     vi.unstubAllGlobals()
     window.history.replaceState(null, '', '/')
+  })
+
+  it('clears the recent publishes from localStorage at logout', async () => {
+    session.authenticated = true
+    rememberPublish({ topic: 'door/lock', payload: 'secret-code-1234', qos: 0, retain: false, encoding: 'utf-8', at: 1, ok: true })
+    expect(localStorage.getItem(RECENT_KEY)).toContain('secret-code-1234')
+    vi.stubGlobal('fetch', respond(200, { authenticated: false }))
+
+    await logout()
+
+    expect(localStorage.getItem(RECENT_KEY)).toBeNull()
+    expect(recentPublishes.value).toEqual([])
+    expect(session.authenticated).toBe(false)
+  })
+
+  it('clears them too when the server says the session has ended', () => {
+    rememberPublish({ topic: 'a', payload: 'p', qos: 0, retain: false, encoding: 'utf-8', at: 1, ok: true })
+
+    sessionExpired()
+
+    expect(localStorage.getItem(RECENT_KEY)).toBeNull()
   })
 
   it('asks for a password when the server says so', async () => {
@@ -58,6 +80,14 @@ describe('session', () => {
     expect(session.error).toMatch(/not accepted/)
     expect(window.location.search).toBe('')
     expect(window.location.hash).toBe('#/topics')
+  })
+
+  it('asks for the token when the server did not use a link another site opened', async () => {
+    session.authenticated = false
+    window.history.replaceState(null, '', '/?login=unchecked')
+    await consumeUrlToken()
+    expect(session.error).toMatch(/paste the token/)
+    expect(window.location.search).toBe('')
   })
 
   it('uses a token left in the URL and strips it', async () => {

@@ -218,7 +218,13 @@ def per_worker(url: str, request: Any, want: int = 2) -> dict[int, Any]:
 
 
 def test_a_login_on_one_worker_holds_on_every_worker(dashboard: DashboardProcess) -> None:
-    login = requests.get(f"{dashboard.url}/?token={TOKEN}", allow_redirects=False, timeout=10)
+    # Sec-Fetch-Site: none is what a browser sends for a link opened from the terminal.
+    login = requests.get(
+        f"{dashboard.url}/?token={TOKEN}",
+        headers={"Sec-Fetch-Site": "none"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert login.status_code == 303
     cookie = login.cookies.get("mqtt_dashboard_session")
     assert cookie
@@ -230,6 +236,29 @@ def test_a_login_on_one_worker_holds_on_every_worker(dashboard: DashboardProcess
     states = per_worker(dashboard.url, session_state)
 
     assert all(state == {"authenticated": True, "auth": "token"} for state in states.values())
+
+
+def test_logout_closes_that_sessions_open_sockets_on_every_worker(dashboard: DashboardProcess) -> None:
+    login = requests.post(
+        f"{dashboard.url}/api/login", json={"token": TOKEN}, headers={"Origin": dashboard.url}, timeout=10
+    )
+    cookie = f"mqtt_dashboard_session={login.cookies['mqtt_dashboard_session']}"
+    sockets = []
+    for _ in range(4):  # the workers share them out
+        client = socketio.Client(reconnection=False)
+        client.connect(dashboard.url, transports=["websocket"], headers={"Cookie": cookie}, wait_timeout=10)
+        sockets.append(client)
+    assert all(c.connected for c in sockets)
+
+    requests.post(
+        f"{dashboard.url}/api/logout", headers={"Origin": dashboard.url, "Cookie": cookie}, timeout=10
+    )
+
+    wait_for(lambda: not any(c.connected for c in sockets), 10, what="every socket of the session closed")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        socketio.Client(reconnection=False).connect(
+            dashboard.url, transports=["websocket"], headers={"Cookie": cookie}, wait_timeout=5
+        )
 
 
 def test_a_generated_token_is_printed_once_and_shared_by_the_workers(

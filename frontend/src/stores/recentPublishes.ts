@@ -56,6 +56,16 @@ export function forgetPublishes(): void {
   save()
 }
 
+/** At logout: nothing the user published may stay in this browser for the next person. */
+export function clearPublishesFromStorage(): void {
+  recentPublishes.value = []
+  try {
+    localStorage.removeItem(RECENT_KEY)
+  } catch {
+    // storage unavailable: nothing was kept there either
+  }
+}
+
 /** Re-reads localStorage (tests). */
 export function reloadPublishes(): void {
   recentPublishes.value = load()

@@ -1,5 +1,6 @@
 import { reactive } from 'vue'
 import { api, ApiError } from '../lib/api'
+import { clearPublishesFromStorage } from './recentPublishes'
 import type { AuthMode } from '../types'
 
 export const session = reactive({
@@ -64,6 +65,7 @@ export async function logout(): Promise<void> {
   } catch {
     // logged out either way
   }
+  clearPublishesFromStorage()
   session.authenticated = session.auth === 'off'
 }
 
@@ -72,6 +74,7 @@ export function sessionExpired(): void {
   if (session.auth !== 'off') {
     session.authenticated = false
     session.error = 'Your session has ended. Please log in again.'
+    clearPublishesFromStorage() // it may have ended by a logout in another tab
   }
 }
 
@@ -84,11 +87,16 @@ export async function consumeUrlToken(): Promise<void> {
   const url = new URL(window.location.href)
   const token = url.searchParams.get('token')
   const failed = url.searchParams.get('login') === 'failed'
-  if (token === null && !failed) return
+  // The server does not use a login link that another site (or an old browser) opened.
+  const unchecked = url.searchParams.get('login') === 'unchecked'
+  if (token === null && !failed && !unchecked) return
   url.searchParams.delete('token')
   url.searchParams.delete('login')
   window.history.replaceState(null, '', url.pathname + url.search + url.hash)
   // The server redirects a /?token= link whose token it refused to /?login=failed.
   if (failed && !session.authenticated) session.error = 'The token in that login link was not accepted.'
+  if (unchecked && !session.authenticated) {
+    session.error = 'That login link was not opened directly, so it was not used: paste the token here.'
+  }
   if (!session.authenticated && session.auth === 'token' && token) await login(token)
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.clients import ClientTracker
 
 LOG = "$SYS/broker/log/N"
@@ -83,3 +85,20 @@ def test_takeover_by_same_id_keeps_one_entry() -> None:
     _log(tracker, "Client dup already connected, closing old connection.")
     _log(tracker, "New client connected from 2.2.2.2:2 as dup (p2, c1, k60).")
     assert [c["address"] for c in tracker.snapshot()] == ["2.2.2.2:2"]
+
+
+# --- issue 11, point 7: an id that looks like a log line cannot remove another client ---------------
+@pytest.mark.parametrize(
+    "attacker",
+    ["victim disconnected", "victim closed its connection", "victim [1.2.3.4:5]", "victim disconnected, x"],
+)
+def test_a_client_id_that_spells_a_log_ending_does_not_drop_another_client(attacker: str) -> None:
+    tracker = ClientTracker()
+    _log(tracker, "New client connected from 10.0.0.1:1 as victim (p2, c1, k60).")
+    _log(tracker, f"New client connected from 10.0.0.2:2 as {attacker} (p2, c1, k60).")
+
+    assert _log(tracker, f"Client {attacker} disconnected.")
+
+    assert [c["client_id"] for c in tracker.snapshot()] == ["victim"]
+    assert _log(tracker, "Client victim disconnected.")
+    assert tracker.snapshot() == []

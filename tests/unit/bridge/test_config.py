@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import redis.connection
 
 from bridge.config import VARIABLES, RedisSettings, Settings
 from bridge.errors import ConfigError
@@ -79,3 +80,34 @@ def test_a_malformed_redis_url_is_one_line_without_its_password(url: str) -> Non
     with pytest.raises(ConfigError, match=r"^REDIS_URL is malformed") as caught:
         RedisSettings.from_env({"REDIS_URL": url})
     assert "hunter2" not in str(caught.value)
+
+
+# --- issue 11, point 7: no error echoes any part of a URL or secret ------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cr3tpw#frag@redis:6379/0",  # urlsplit said "... integer value as 's3cr3tpw'"
+        "redis://:1234#abc@redis/0",  # silently meant localhost:1234 without a password
+        "redis://:s3cr3tpw/x@redis:6379/0",
+        "redis://:s3cr3tpw?x@redis:6379/0",
+        "redis://user:s3cr3tpw@:6379/0",
+        "redis://:s3cr3tpw@redis:6379/s3cr3tpw",
+        "redis://:s3cr3tpw@redis:6379/0?db=s3cr3tpw",
+    ],
+)
+def test_a_redis_url_with_an_unencoded_special_character_fails_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^REDIS_URL ") as caught:
+        RedisSettings.from_env({"REDIS_URL": url})
+
+    message = str(caught.value)
+    assert "s3cr3tpw" not in message
+    assert "1234" not in message
+    assert "abc" not in message and "frag" not in message
+    assert "percent-encode" in message
+
+
+def test_a_percent_encoded_password_is_accepted() -> None:
+    r = RedisSettings.from_env({"REDIS_URL": "redis://:s3cr%23tpw@redis:6379/0"})
+
+    assert r.where == "redis:6379"
+    assert redis.connection.parse_url(r.url)["password"] == "s3cr#tpw"

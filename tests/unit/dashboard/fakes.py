@@ -39,7 +39,12 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def socket_client(app: Flask, flask_client: FlaskClient | None = None, **options: Any) -> Any:
-    """A Flask-SocketIO test client; pass ``auth=...`` or ``headers=...`` to authenticate."""
+    """A Flask-SocketIO test client; pass ``auth=...`` or ``headers=...`` to authenticate.
+
+    Always through a Flask test client, so the connect comes from an address (127.0.0.1) as a
+    real one does, and counts against the same address as the client's REST requests.
+    """
+    flask_client = flask_client or app.test_client()
     return services(app).socketio.test_client(app, flask_test_client=flask_client, **options)
 
 

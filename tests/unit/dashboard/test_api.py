@@ -177,6 +177,46 @@ def test_export_stops_at_its_limit(client: FlaskClient, redis_client: fakeredis.
     assert json.loads(lines[-1])["topic"] == "t/1099"
 
 
+# --- issue 11, point 7: an export that Redis cuts short says so in the file -----------------------------
+def test_an_ndjson_export_cut_short_by_redis_ends_with_an_incomplete_record(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis, redis_server: fakeredis.FakeServer
+) -> None:
+    for n in range(600):  # more than one chunk of 500
+        add_history(redis_client, f"t/{n}")
+    response = client.get("/api/export", headers=BEARER, buffered=False)
+    chunks = iter(response.response)
+    first = next(chunks)
+    redis_server.connected = False  # Redis goes away during the download
+
+    text = (first + b"".join(chunks)).decode()
+
+    assert response.status_code == 200  # already sent when Redis failed
+    records = [json.loads(line) for line in text.splitlines()]
+    assert len(records) == 501  # the first chunk, then the record that says it is incomplete
+    last = records[-1]
+    assert last["type"] == "export_incomplete"
+    assert last["exported"] == 500
+    assert "incomplete" in last["error"] and "Redis" in last["error"]
+
+
+def test_a_csv_export_cut_short_by_redis_ends_with_an_incomplete_row(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis, redis_server: fakeredis.FakeServer
+) -> None:
+    for n in range(600):  # more than one chunk of 500, and more than one 64 KiB piece of CSV
+        add_history(redis_client, f"t/{n}", b"x" * 300)
+    response = client.get("/api/export?format=csv", headers=BEARER, buffered=False)
+    chunks = iter(response.response)
+    first = next(chunks)
+    redis_server.connected = False
+
+    rows = list(csv.reader(io.StringIO((first + b"".join(chunks)).decode())))
+
+    assert rows[0][0] == "id"
+    assert len(rows) == 1 + 500 + 1
+    assert rows[-1][0] == "INCOMPLETE"
+    assert "after 500 messages" in rows[-1][6]
+
+
 def test_export_refuses_an_unknown_format(client: FlaskClient) -> None:
     response = get(client, "/api/export?format=xml")
 

@@ -112,3 +112,15 @@ def test_variables_lists_every_dashboard_setting_with_help() -> None:
         v.name for v in VARIABLES if v.secret
     }
     assert all(v.help for v in VARIABLES)
+
+
+@pytest.mark.parametrize("name", ["DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_SECRET_KEY"])
+@pytest.mark.parametrize("value", [" ", "\t", "  \n"])
+def test_a_whitespace_only_secret_is_refused_not_used(name: str, value: str) -> None:
+    # issue 11, point 7: DASHBOARD_TOKEN=" " used to be accepted as the token " ".
+    with pytest.raises(ConfigError, match=f"^{name} is only whitespace"):
+        DashboardSettings.from_env({name: value})
+
+
+def test_a_secret_with_spaces_around_it_is_kept_as_given() -> None:
+    assert DashboardSettings.from_env({"DASHBOARD_TOKEN": " tok en "}).token == " tok en "

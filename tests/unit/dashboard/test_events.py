@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import fakeredis
 import pytest
@@ -19,7 +21,7 @@ from bridge.protocol import (
     dumps,
     envelope,
 )
-from dashboard.extensions import Services
+from dashboard.extensions import Services, services
 from tests.unit.dashboard.fakes import TOKEN, add_history, message, received, set_heartbeat, socket_client
 
 AUTH = {"token": TOKEN}
@@ -202,3 +204,56 @@ def test_metrics_count_frames_and_messages_per_client(app: Flask, dash: Services
     assert "mqtt_dashboard_frames_sent_total 2.0" in text
     assert "mqtt_dashboard_messages_sent_total 6.0" in text
     assert "mqtt_dashboard_relay_reconnects_total 0.0" in text
+
+
+# --- a slow browser cannot grow a worker without bound (issue 11, point 8) ----------------------------
+def _sid(dash: Services, sio: Any) -> str:
+    sid: str = dash.socketio.server.manager.sid_from_eio_sid(sio.eio_sid, "/")
+    return sid
+
+
+def test_a_client_that_is_behind_gets_no_frames_and_then_learns_what_it_missed(
+    make_app: Callable[..., Flask],
+) -> None:
+    slow_app = make_app(DASHBOARD_CLIENT_BUFFER="65536")
+    dash = services(slow_app)
+    slow, fast = socket_client(slow_app, auth=AUTH), socket_client(slow_app, auth=AUTH)
+    received(slow), received(fast)
+    queued = {_sid(dash, slow): 10 * 1024 * 1024, _sid(dash, fast): 0}
+    # What Engine.IO holds for each (measured for real in the integration ring).
+    dash.relay.backlog = lambda sid: queued.get(sid, 0)
+
+    for n in range(3):
+        dash.relay.handle(CHANNEL_MESSAGES, dumps(message(f"t/{n}")))
+    dash.relay.flush()
+
+    assert "mqtt_messages" not in received(slow)  # nothing more piled onto its queue
+    assert [m["topic"] for m in received(fast)["mqtt_messages"][0]["messages"]] == ["t/0", "t/1", "t/2"]
+    assert dash.metrics.registry.get_sample_value("mqtt_dashboard_frames_withheld_total") == 1
+
+    queued[_sid(dash, slow)] = 0  # it caught up
+    for n in range(3, 5):
+        dash.relay.handle(CHANNEL_MESSAGES, dumps(message(f"t/{n}")))
+    dash.relay.flush()
+
+    (frame,) = received(slow)["mqtt_messages"]
+    assert [m["topic"] for m in frame["messages"]] == ["t/3", "t/4"]
+    assert frame["skipped"] == 3  # the withheld frame's messages, so the count stays true
+    (fast_frame,) = received(fast)["mqtt_messages"]
+    assert fast_frame["skipped"] == 0
+
+
+def test_no_frame_is_larger_than_the_client_buffer(make_app: Callable[..., Flask]) -> None:
+    app = make_app(DASHBOARD_CLIENT_BUFFER="65536", DASHBOARD_FRAME_MAX="500")
+    dash = services(app)
+    sio = socket_client(app, auth=AUTH)
+    received(sio)
+
+    for n in range(100):  # 100 messages of 4 KiB = 400 KiB in one frame interval
+        dash.relay.handle(CHANNEL_MESSAGES, dumps(message(f"big/{n}", b"x" * 4096)))
+    dash.relay.flush()
+
+    (frame,) = received(sio)["mqtt_messages"]
+    assert len(dumps(frame)) <= 65536
+    assert frame["messages"][-1]["topic"] == "big/99"  # the newest are kept
+    assert len(frame["messages"]) + frame["skipped"] == 100

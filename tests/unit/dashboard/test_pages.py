@@ -33,11 +33,50 @@ def test_health_is_ok_when_redis_bridge_and_broker_are(
     response = client.get("/health")
 
     assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "worker": os.getpid(),
+        "redis": True,
+        "bridge": {"online": True},
+        "broker": {"connected": True},
+    }
+
+
+def test_health_without_a_login_tells_nothing_about_the_installation(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    # issue 11, point 7: the broker's address, the bridge's pid, version and counters were public.
+    set_heartbeat(redis_client, age=1.0, pid=4242, version="9.9.9", broker="mqtt.internal:1883")
+    connected_broker(redis_client)
+
+    text = client.get("/health").get_data(as_text=True)
+
+    for detail in (
+        "mqtt.internal",
+        "mqtt:1883",
+        "4242",
+        "9.9.9",
+        "counters",
+        "heartbeat_age",
+        "socket_clients",
+    ):
+        assert detail not in text, detail
+
+
+def test_the_health_details_need_a_login(client: FlaskClient, redis_client: fakeredis.FakeRedis) -> None:
+    set_heartbeat(redis_client, age=1.0)
+    connected_broker(redis_client)
+
+    assert client.get("/api/health").status_code == 401
+    response = client.get("/api/health", headers=BEARER)
+
+    assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
     assert body["worker"] == os.getpid()
-    assert body["redis"] is True
     assert body["bridge"]["online"] is True
+    assert body["bridge"]["pid"] == 4242
+    assert body["bridge"]["counters"] == {"received": 10, "forwarded": 10}
     assert body["broker"] == {"connected": True, "broker": "mqtt:1883"}
     assert body["socket_clients"] == 0
 
@@ -48,9 +87,8 @@ def test_health_without_a_heartbeat_reports_the_bridge_offline(client: FlaskClie
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "degraded"
-    assert body["bridge"]["online"] is False
-    assert body["bridge"]["heartbeat_age"] is None
-    assert body["broker"]["connected"] is None
+    assert body["bridge"] == {"online": False}
+    assert body["broker"] == {"connected": None}
 
 
 def test_health_with_the_broker_disconnected_is_degraded(
@@ -120,6 +158,37 @@ def test_responses_carry_basic_security_headers(client: FlaskClient) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Referrer-Policy"] == "same-origin"
+
+
+def _policy(header: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_the_page_is_sent_with_a_content_security_policy_without_inline_script(
+    tmp_path: Path, redis_client: fakeredis.FakeRedis
+) -> None:
+    # issue 11, point 6
+    (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/a.js"></script>')
+    client = build_app(tmp_path, redis_client).test_client()
+
+    with client.get("/") as response:
+        headers = response.headers
+
+    policy = _policy(headers["Content-Security-Policy"])
+    assert policy["script-src"] == ["'self'"]  # no 'unsafe-inline', no 'unsafe-eval', no other host
+    assert policy["default-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"]  # no click-jacking in a frame on another site
+    assert policy["connect-src"] == ["'self'"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_api_answers_and_errors_carry_the_headers_too(client: FlaskClient) -> None:
+    for response in (client.get("/api/topics"), client.get("/nowhere"), client.get("/health")):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_liveness_answers_without_login_even_with_no_bridge(client: FlaskClient) -> None:
