@@ -75,6 +75,11 @@ class RedisSink:
     def clear_heartbeat(self) -> None:
         self.client.delete(protocol.KEY_HEARTBEAT)
 
+    def server_time(self) -> float:
+        """Redis's clock (TIME), which every host that talks to it shares."""
+        seconds, micros = self.client.time()
+        return seconds + micros / 1e6
+
     def reply(self, result: Mapping[str, Any]) -> None:
         self.client.publish(protocol.CHANNEL_RESULTS, protocol.dumps(result))
 
