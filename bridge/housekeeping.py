@@ -92,7 +92,7 @@ class Housekeeper(threading.Thread):
                 logger.info("broker %s: %s", self.status.broker, state)
                 self._status_pending = True
             return
-        for topic, payload, _qos, _retain, timestamp in event:
+        for topic, payload, _qos, _retain, timestamp, *_ in event:
             try:
                 if self.stats.update(topic, payload, timestamp):
                     self._watch_restart()

@@ -31,9 +31,10 @@ from bridge.subscriptions import SYS_FILTER
 
 logger = logging.getLogger(__name__)
 
-# (topic, payload, qos, retain, timestamp): a plain tuple costs the paho thread less than
-# keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time).
-Item = tuple[str, bytes, int, bool, float]
+# (topic, payload, qos, retain, timestamp, mid, dup): a plain tuple costs the paho thread less
+# than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
+# what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
+Item = tuple[str, bytes, int, bool, float, int, bool]
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
 
@@ -140,7 +141,7 @@ class MqttSource:
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             topic = msg._topic.decode("utf-8", "replace")
         # paho types payload as bytes | bytearray; a received message's is always bytes.
-        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time()))  # type: ignore[arg-type]
+        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
 
     def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
         identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)

@@ -35,6 +35,9 @@ KEY_TOPICS_LATEST = "mqtt:topics:latest"
 KEY_SUBSCRIPTIONS = "mqtt:subscriptions"  # hash: filter -> {"qos", "created_at"}
 KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the message JSON
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
+# + a per-process id: the last chunk of messages that bridge process wrote (TTL 1 h), so a chunk
+# sent again after a lost reply is not written twice (bridge/redis_sink.py)
+KEY_APPLIED_PREFIX = "mqtt:bridge:applied:"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 
@@ -124,6 +127,7 @@ def message_json(
     timestamp: float,
     topic_cache: dict[str, str] | None = None,
     max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
+    dup: bool = False,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
@@ -133,9 +137,9 @@ def message_json(
     real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
     message would otherwise cut every dashboard off.
     """
-    extra = ""
+    extra = ',"dup":true' if dup else ""  # a redelivery (MQTT DUP flag); absent when false
     if len(payload) > max_payload:
-        extra = f',"truncated":true,"size":{len(payload)}'
+        extra += f',"truncated":true,"size":{len(payload)}'
         payload = payload[:max_payload]
     head = topic_cache.get(topic) if topic_cache is not None else None
     if head is None:

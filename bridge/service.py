@@ -59,7 +59,7 @@ class Bridge:
         self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
         self.sink = RedisSink(self.redis, settings.history_maxlen)
         self.items: deque[Item] = deque()
-        self.counters = Counters(queue_depth=lambda: len(self.items))
+        self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
