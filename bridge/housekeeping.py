@@ -45,6 +45,7 @@ class Housekeeper(threading.Thread):
         configured_topics: list[str],
         load_subscriptions: Callable[[], bool],
         workers_alive: Callable[[], bool] = lambda: True,
+        save_session: Callable[[], None] = lambda: None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -57,6 +58,7 @@ class Housekeeper(threading.Thread):
         self.configured_topics = configured_topics
         self.load_subscriptions = load_subscriptions
         self.workers_alive = workers_alive
+        self.save_session = save_session
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
@@ -123,6 +125,7 @@ class Housekeeper(threading.Thread):
     def _run_due(self, now: float) -> None:
         if not self.subscriptions_loaded:
             self.subscriptions_loaded = self.load_subscriptions()
+        self.save_session()
         if self._status_pending:
             self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
             self._status_pending = False

@@ -38,6 +38,9 @@ KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
 # + a per-process id: the last chunk of messages that bridge process wrote (TTL 1 h), so a chunk
 # sent again after a lost reply is not written twice (bridge/redis_sink.py)
 KEY_APPLIED_PREFIX = "mqtt:bridge:applied:"
+# hash: "<client id>@<host:port>" -> JSON list of the filters the broker holds in that bridge's
+# persistent session, so a resumed session can drop the ones no longer wanted
+KEY_SESSION_FILTERS = "mqtt:bridge:session-filters"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,17 @@ class RedisSink:
         self.client.hset(
             protocol.KEY_SUBSCRIPTIONS, topic_filter, protocol.subscription_record(qos, created_at)
         )
+
+    def save_session_filters(self, session: str, filters: list[str]) -> None:
+        self.client.hset(protocol.KEY_SESSION_FILTERS, session, protocol.dumps(filters))
+
+    def load_session_filters(self, session: str) -> set[str]:
+        raw = self.client.hget(protocol.KEY_SESSION_FILTERS, session)
+        try:
+            value = json.loads(raw) if raw is not None else []
+        except ValueError:
+            value = []
+        return {f for f in value if isinstance(f, str)} if isinstance(value, list) else set()
 
     def delete_subscription(self, topic_filter: str) -> None:
         self.client.hdel(protocol.KEY_SUBSCRIPTIONS, topic_filter)

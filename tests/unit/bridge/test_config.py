@@ -79,3 +79,26 @@ def test_a_malformed_redis_url_is_one_line_without_its_password(url: str) -> Non
     with pytest.raises(ConfigError, match=r"^REDIS_URL is malformed") as caught:
         RedisSettings.from_env({"REDIS_URL": url})
     assert "hunter2" not in str(caught.value)
+
+
+def test_session_and_receive_maximum_settings() -> None:
+    from bridge.config import Settings
+
+    defaults = Settings.from_env({})
+    assert (defaults.session_expiry, defaults.receive_maximum, defaults.history_max_bytes) == (
+        3600,
+        1000,
+        64 * 1024 * 1024,
+    )
+    custom = Settings.from_env({"MQTT_SESSION_EXPIRY": "0", "MQTT_RECEIVE_MAXIMUM": "50"})
+    assert (custom.session_expiry, custom.receive_maximum) == (0, 50)
+
+
+def test_a_receive_maximum_of_zero_is_refused() -> None:
+    import pytest
+
+    from bridge.config import Settings
+    from bridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MQTT_RECEIVE_MAXIMUM must be between 1 and 65535"):
+        Settings.from_env({"MQTT_RECEIVE_MAXIMUM": "0"})
