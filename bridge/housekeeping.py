@@ -113,14 +113,30 @@ class Housekeeper(threading.Thread):
 
     def _tick(self, now: float) -> None:
         try:
-            self._run_due(now)
+            try:
+                self._run_due(now)
+            except redis.ResponseError as exc:
+                # Out of memory (maxmemory with noeviction): the heartbeat and status are refused,
+                # and the bridge would look dead. Make room in its own history and try again.
+                if not str(exc).startswith("OOM") or not self._make_room():
+                    raise
+                self._due["heartbeat"] = now  # the refused one is due again at once
+                self._run_due(now)
             if self._redis_down:
                 logger.info("Redis is reachable again; status and stats resume")
                 self._redis_down = False
         except redis.RedisError as exc:
             if not self._redis_down:
-                logger.error("cannot update Redis (%s); retrying", type(exc).__name__)
+                logger.error("cannot update Redis (%s: %s); retrying", type(exc).__name__, exc)
                 self._redis_down = True
+
+    def _make_room(self) -> bool:
+        made = self.sink.make_room()
+        if made is None:
+            logger.error("Redis is out of memory and mqtt:history has nothing left to give")
+            return False
+        logger.warning("Redis is out of memory: trimmed mqtt:history from %d to about %d entries", *made)
+        return True
 
     def _run_due(self, now: float) -> None:
         if not self.subscriptions_loaded:

@@ -29,6 +29,7 @@ BATCH_MAX = 1000
 # the pass itself: measured with bench/throughput.py, 3 ms pauses gave 0.64 x the bare paho
 # rate and 10 ms gave 0.86 x. 10 ms is invisible behind the dashboard's 100 ms frames.
 IDLE_WAIT = 0.010
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused (dropped) messages
 
 
 def drain(items: deque[Item], limit: int) -> list[Item]:
@@ -84,6 +85,8 @@ class Writer(threading.Thread):
         # forwarded + dropped + queued + system holds at every moment.
         self.in_flight = 0
         self._token = 0
+        self._refused_since_log = 0
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
         self._topic_cache: dict[str, str] = {}
         self._outage_started: float | None = None
         self._dropped_at_outage = 0
@@ -211,31 +214,35 @@ class Writer(threading.Thread):
             if item[2]:
                 ack(item[5], item[2])
         self._drop(end - start)
-        logger.error("Redis refused %d messages: %s", end - start, error)
+        self._refused_since_log += end - start
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            # At most one line per interval: a full Redis refuses every batch.
+            logger.error("Redis refused %d messages (dropped, counted): %s", self._refused_since_log, error)
+            self._refused_since_log, self._refusal_logged_at = 0, now
 
     def _drop(self, count: int) -> None:
         self.counters.dropped_redis += count
         self.in_flight -= count
 
     def _make_room(self) -> bool:
-        """Redis is out of memory: halve the history stream (the bridge's own data) and keep it
-        that short from now on. False when there is nothing of ours left to cut."""
+        """Redis is out of memory: halve the history stream and keep it that short from now on
+        (until the bridge restarts). False when there is nothing of ours left to cut."""
         try:
-            length = self.sink.history_length()
-            keep = length // 2
-            removed = self.sink.trim_history(keep) if length > 1 else 0
+            made = self.sink.make_room()
         except redis.RedisError as exc:
             logger.error("Redis is out of memory and trimming the history failed: %s", exc)
             return False
-        if removed <= 0:
-            logger.error("Redis is out of memory and the history stream has nothing left to give")
+        if made is None:
+            logger.error("Redis is out of memory and mqtt:history has nothing left to give")
             return False
-        self.history.cap(keep)
+        before, kept = made
+        self.history.cap(kept)
         logger.warning(
-            "Redis is out of memory: trimmed mqtt:history from %d to about %d entries, and it stays "
-            "at most that long until the bridge restarts (raise maxmemory or lower HISTORY_MAX_BYTES)",
-            length,
-            keep,
+            "Redis is out of memory: trimmed mqtt:history from %d to about %d entries; it stays at most "
+            "that long until the bridge restarts (raise Redis's maxmemory or lower HISTORY_MAX_BYTES)",
+            before,
+            kept,
         )
         return True
 

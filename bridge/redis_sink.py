@@ -122,10 +122,19 @@ class RedisSink:
     def history_length(self) -> int:
         return int(self.client.xlen(protocol.KEY_HISTORY))
 
-    def trim_history(self, keep: int) -> int:
-        """Make room: cut the history stream to about ``keep`` entries; returns how many went.
-        XTRIM frees memory, so Redis allows it even when it refuses every write for memory."""
-        return int(self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=keep > 0))
+    def make_room(self) -> tuple[int, int] | None:
+        """Redis refused a write for lack of memory: halve the history stream, the bridge's own
+        bulk data. XTRIM frees memory, so Redis allows it even while it refuses every write.
+        Returns (entries before, entries kept), or None when there was nothing left to cut."""
+        length = self.history_length()
+        if length <= 1:
+            return None
+        keep = length // 2
+        # "~" trims whole stream nodes only and may free nothing from a short stream: then exactly.
+        removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=True)
+        if not removed:
+            removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=False)
+        return (length, keep) if removed else None
 
     def announce(self, channel: str, message: Mapping[str, Any]) -> None:
         """Publish a state message and keep it as the channel's ``:latest`` for late joiners."""

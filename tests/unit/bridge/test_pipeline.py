@@ -15,7 +15,7 @@ from bridge.backoff import NoWait
 from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.mqtt_source import Item, MqttSource
-from bridge.pipeline import Writer, drain
+from bridge.pipeline import HistoryBudget, Writer, drain
 from bridge.redis_sink import RedisSink
 from bridge.subscriptions import SubscriptionSet
 from bridge.topics import TopicIndex
@@ -255,3 +255,28 @@ def test_dup_is_present_only_on_redeliveries(r: fakeredis.FakeRedis) -> None:
     first, second = _history(r)
     assert "dup" not in first
     assert second["dup"] is True
+
+
+def test_history_budget_follows_the_byte_cap_and_an_oom_cap() -> None:
+
+    budget = HistoryBudget(maxlen=10_000, max_bytes=1_000_000)
+    assert budget.maxlen() == 10_000  # nothing seen yet
+    budget.observe(["x" * 10_000] * 5, 0, 5)
+    assert budget.maxlen() == 100  # 1 MB / 10 kB
+    budget.observe(["x" * 100] * 5, 0, 5)
+    assert 100 < budget.maxlen() < 10_000  # falls back slowly as messages get small
+    budget.cap(40)
+    assert budget.maxlen() == 40
+    assert HistoryBudget(maxlen=0, max_bytes=1000).maxlen() == 0  # history off stays off
+    unbounded = HistoryBudget(maxlen=500, max_bytes=0)
+    unbounded.observe(["x" * 10_000], 0, 1)
+    assert unbounded.maxlen() == 500
+
+
+def test_the_writer_keeps_the_history_within_its_byte_budget(r: fakeredis.FakeRedis) -> None:
+    writer, _ = _writer(r, deque(), Counters())
+    writer.history = HistoryBudget(100_000, 200_000)
+    for _ in range(10):
+        writer.process([("t", b"z" * 10_000, 0, False, 1.0, 0, False)] * 10)
+    stored = sum(len(f[b"data"]) for _, f in r.xrange(protocol.KEY_HISTORY))
+    assert stored <= 300_000
