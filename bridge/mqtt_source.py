@@ -27,6 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
+from bridge.fast_publish import FAST_PATH_OK, FastClient
 from bridge.subscriptions import SYS_FILTER
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,17 @@ class MqttSource:
         protocol = mqtt.MQTTv5 if s.protocol == 5 else mqtt.MQTTv311
         # A persistent session and acknowledgements sent by the writer once Redis holds a message
         # (manual_ack): what the bridge has not written, the broker delivers again (at-least-once).
-        client = mqtt.Client(
+        client = FastClient(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             protocol=protocol,
             clean_session=(s.session_expiry == 0) if protocol == mqtt.MQTTv311 else None,
             manual_ack=True,
         )
+        if FAST_PATH_OK:  # else stock paho, slower but the same (see bridge/fast_publish.py)
+            client.fast_handler = self._on_publish
+        else:
+            logger.warning("paho-mqtt is not version 2.2.0 as locked: the lean PUBLISH path is off")
         if s.username:
             client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -197,6 +202,21 @@ class MqttSource:
             topic = msg._topic.decode("utf-8", "replace")
         # paho types payload as bytes | bytearray; a received message's is always bytes.
         self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+
+    def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
+        """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
+        message carries no subscription identifier, so there is no second copy to tell apart."""
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
+        self.counters.received += 1
+        if len(self._items) >= (self._acked_maxsize if qos else self._maxsize):
+            self.counters.dropped_queue += 1
+            return
+        try:
+            text = topic.decode("utf-8")
+        except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
+            text = topic.decode("utf-8", "replace")
+        self._items.append((text, payload, qos, retain, time.time(), mid, dup))
 
     def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
         identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)
