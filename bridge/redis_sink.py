@@ -114,11 +114,6 @@ class RedisSink:
             refused = refused.decode("utf-8", "replace")
         return ChunkResult(int(applied), str(refused), bool(repeat))
 
-    def forward(self, messages: Sequence[str]) -> None:
-        """Write messages without tracking (tests and tools); the writer uses forward_chunk."""
-        for number, (start, end) in enumerate(chunks(messages)):
-            self.forward_chunk(messages[start:end], f"direct-{uuid.uuid4().hex}-{number}")
-
     def history_length(self) -> int:
         return int(self.client.xlen(protocol.KEY_HISTORY))
 
