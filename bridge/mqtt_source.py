@@ -28,6 +28,7 @@ from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
 from bridge.fast_publish import FAST_PATH_OK, FastClient
+from bridge.session import SessionFilters
 from bridge.subscriptions import SYS_FILTER
 
 logger = logging.getLogger(__name__)
@@ -75,12 +76,7 @@ class MqttSource:
         self._connect_pending: set[int] = set()  # SUBACKs the current connection still waits for
         self.copies = CopyFilter()
         self._lock = threading.Lock()
-        # The filters the broker holds in the bridge's persistent session, as far as the bridge
-        # knows (None until read from Redis): on a resumed session, those no longer wanted are
-        # unsubscribed, since the broker kept them. ``session_changed`` asks for a save.
-        self.session_filters: set[str] | None = None
-        self.session_changed = False
-        self.resumed_unknown = False  # resumed a session before session_filters could be read
+        self.session = SessionFilters()  # what the broker holds in the bridge's session
         self._accepting = True
         # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
         # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
@@ -154,20 +150,6 @@ class MqttSource:
         """Acknowledge a QoS >= 1 message (writer thread, after Redis holds it). Sent on a later
         connection it is harmless: the broker then acknowledges the redelivered copy."""
         self.client.ack(mid, qos)
-
-    def take_session_change(self) -> list[str] | None:
-        """The session's filters to save, when they changed since the last call."""
-        with self._lock:
-            if not self.session_changed or self.session_filters is None:
-                return None
-            self.session_changed = False
-            return sorted(self.session_filters)
-
-    def _session_update(self, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
-        with self._lock:
-            filters = set() if self.session_filters is None else self.session_filters
-            self.session_filters = (filters | set(add)) - set(remove)
-            self.session_changed = True
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say 'offline' on the status topic (the will only fires on an unclean loss), then leave."""
@@ -261,20 +243,14 @@ class MqttSource:
         plain = [(f, q) for f, q in filters if f not in overlapping]
         sends: list[Callable[[], tuple[Any, int | None]]] = [lambda: client.subscribe(plain)] if plain else []
         sends += [partial(self._subscribe_with_id, f, q) for f, q in filters if f in overlapping]
-        with self._lock:
-            known = self.session_filters
-        stale = sorted(known - self.connect_filters) if resumed and known is not None else []
+        stale = self.session.connected(resumed, self.connect_filters)
         if stale:
             # The broker kept these from the last run (MQTT_TOPICS changed, or an unsubscribe
             # command came while the bridge was away): without this they would go on forwarding.
             logger.info("unsubscribing %d filters the resumed session still held: %s", len(stale), stale)
             sends.append(lambda: client.unsubscribe(stale))
-        self.resumed_unknown = resumed and known is None
-        if self.resumed_unknown:
+        if self.session.resumed_unknown:
             logger.warning("resumed a session before its saved filters could be read; checked later")
-        with self._lock:
-            self.session_filters = set(self.connect_filters) if known is not None or not resumed else None
-            self.session_changed = self.session_filters is not None
         with self._lock:  # held so no SUBACK is handled before every mid is known
             self._connect_pending.clear()
             for send in sends:
@@ -338,7 +314,7 @@ class MqttSource:
         clashing = [f for f in wanted if f != topic_filter and f in self._overlapping([f, topic_filter])]
         error = self._subscribe(topic_filter, qos, timeout, wanted, clashing)
         if error is None:
-            self._session_update(add=[topic_filter, *clashing])
+            self.session.update(add=[topic_filter, *clashing])
         return error
 
     def _subscribe(
@@ -360,7 +336,7 @@ class MqttSource:
         self.copies.forget(topic_filter)
         error = self._request(lambda: self.client.unsubscribe(topic_filter), timeout, "unsubscribe")
         if error is None:
-            self._session_update(remove=[topic_filter])
+            self.session.update(remove=[topic_filter])
         return error
 
     def _request(self, send: Callable[[], tuple[Any, int | None]], timeout: float, what: str) -> str | None:

@@ -112,25 +112,24 @@ class Bridge:
 
     def _save_session(self) -> None:
         """Record which filters the broker holds in the bridge's session (housekeeping thread)."""
-        filters = self.source.take_session_change()
+        filters = self.source.session.take_change()
         if filters is None:
             return
         try:
             self.sink.save_session_filters(self._session_name, filters)
         except redis.RedisError:
-            self.source.session_changed = True  # try again next tick
+            self.source.session.unsaved()  # try again next tick
             raise
 
     def _load_session(self) -> None:
-        if self.source.session_filters is not None:
+        session = self.source.session
+        if session.loaded():
             return
         saved = self.sink.load_session_filters(self._session_name)
-        with self.source._lock:
-            if self.source.session_filters is None:
-                self.source.session_filters = saved
-        if self.source.resumed_unknown:
+        session.load(saved)
+        if session.resumed_unknown:
             # Connected to a resumed session while Redis was away: drop its stale filters now.
-            self.source.resumed_unknown = False
+            session.resumed_unknown = False
             for topic_filter in sorted(saved - self.source.connect_filters):
                 error = self.source.unsubscribe(topic_filter)
                 if error:
