@@ -65,7 +65,9 @@ def expiry(client: redis.Redis, timeout: float) -> float:
     whatever the two hosts' clocks say. A command still queued at that moment is refused unrun,
     so one we answered 504 cannot actuate a device later (and twice, if the user clicks again)."""
     seconds, micros = client.time()
-    return seconds + micros / 1e6 + max(0.0, timeout - COMMAND_RUN_MAX)
+    # A timeout near or below COMMAND_RUN_MAX leaves no such margin: then half of it (at most
+    # 1 s), so that a command taken at once still runs.
+    return seconds + micros / 1e6 + max(timeout - COMMAND_RUN_MAX, min(timeout / 2, 1.0))
 
 
 def round_trip(client: redis.Redis, body: dict[str, Any], timeout: float) -> dict[str, Any]:
