@@ -1,12 +1,19 @@
-"""Bridge throughput against two baselines measured in the same run (a benchmark, not a test).
+"""Bridge ingest throughput against same-kind baselines, interleaved in one run (a benchmark, not a test).
 
-Load: N QoS 0 messages of ~100 bytes from ``mosquitto_pub -l`` into a private mosquitto.
-  (a) bare    - a paho subscriber that only counts: the Python ingest ceiling
-  (b) naive   - a paho subscriber doing one synchronous Redis PUBLISH per message in on_message
-  (c) bridge  - ``python -m bridge``, counted on Redis (the history stream's length)
-Prints messages/s (median of --repeat runs), losses, and the ratios c/a and c/b.
+The situation users have: a private mosquitto, a private redis-server, and a live reader on
+``mqtt:messages`` in its own process (``redis-cli SUBSCRIBE``, C, consuming every message), as the
+dashboard always is. Load: N QoS 0 messages of 80 bytes from ``mosquitto_pub -l``.
 
-    .venv/bin/python bench/throughput.py [--messages 100000] [--repeat 3]
+Contenders, each in its own process, run one after the other in every round (interleaved, so the
+machine's noise hits them alike), medians over the rounds:
+  bare-5, bare-3.1.1   a stock paho subscriber of that MQTT version, ``loop_forever``, only counting:
+                       the ceiling of a single Python process on that version
+  naive                the seed design users would write: paho's default protocol (3.1.1),
+                       ``loop_forever``, one synchronous Redis PUBLISH of a json.dumps'ed dict per message
+  bridge-5, bridge-3.1.1  ``python -m bridge`` with default settings but MQTT_PROTOCOL, counted on Redis
+                       (the history stream's length)
+
+    .venv/bin/python bench/throughput.py [--messages 100000] [--rounds 3] [--only bare-5,bridge-5]
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,10 +36,14 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import redis  # noqa: E402
 
 from bridge import protocol  # noqa: E402
+from bridge.config import VARIABLES  # noqa: E402
 from tests.helpers import free_port, start_mosquitto, start_redis, wait_for  # noqa: E402
 
 TOPIC = "bench/line"
-PAYLOAD = "x" * 100
+PAYLOAD = "x" * 80
+CONTENDERS = ("bare-5", "bare-3.1.1", "naive", "bridge-5", "bridge-3.1.1")
+DEFAULT_PROTOCOL = next(v.default for v in VARIABLES if v.name == "MQTT_PROTOCOL")
+IDLE_END = 5.0  # seconds without progress: the rest was lost
 
 
 # --- the baselines, each run in its own process ---------------------------------------------
@@ -39,10 +51,9 @@ def subscriber(role: str, broker_port: int, redis_port: int, expected: int, read
     """Count messages (and for 'naive', PUBLISH each to Redis); print JSON timings."""
     r = redis.Redis(port=redis_port) if role == "naive" else None
     state = {"count": 0, "first": 0.0, "last": 0.0}
+    version = mqtt.MQTTv5 if role == "bare-5" else mqtt.MQTTv311  # naive: paho's default, 3.1.1
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic != TOPIC:
-            return
         if r is not None:  # the usual design: build a dict, json.dumps it, PUBLISH and wait
             body = {
                 "type": protocol.TYPE_MESSAGE,
@@ -58,25 +69,70 @@ def subscriber(role: str, broker_port: int, redis_port: int, expected: int, read
             state["first"] = now
         state["count"] += 1
         state["last"] = now
+        if state["count"] >= expected:
+            client.disconnect()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}", protocol=mqtt.MQTTv5)
+    def on_idle_check(client: mqtt.Client) -> None:
+        if state["count"] and time.perf_counter() - state["last"] > IDLE_END:
+            client.disconnect()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}", protocol=version)
     client.on_message = on_message
     client.on_subscribe = lambda *a: Path(ready_file).write_text("ready")
     client.on_connect = lambda c, *a: c.subscribe(TOPIC, 0)
     client.connect("127.0.0.1", broker_port)
-    client.loop_start()
     deadline = time.monotonic() + 300
-    idle_since = time.monotonic()
-    seen = 0
-    while state["count"] < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        if state["count"] != seen:
-            seen, idle_since = state["count"], time.monotonic()
-        elif seen and time.monotonic() - idle_since > 5:
-            break  # the rest was lost
-    client.disconnect()
-    client.loop_stop()
+    # loop_forever, as such a subscriber runs; a 1 s timer thread only ends it when traffic stops.
+    stop = {"done": False}
+
+    def watchdog() -> None:
+        while not stop["done"] and time.monotonic() < deadline:
+            time.sleep(1.0)
+            on_idle_check(client)
+        client.disconnect()
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    client.loop_forever()
+    stop["done"] = True
     print(json.dumps(state))
+
+
+class Reader:
+    """``redis-cli SUBSCRIBE mqtt:messages`` in its own process, every message to a file."""
+
+    def __init__(self, redis_port: int, workdir: Path):
+        self.out = workdir / f"reader-{time.monotonic_ns()}.txt"
+        self.file = open(self.out, "wb")  # noqa: SIM115 (kept open for the child's life)
+        self.proc = subprocess.Popen(
+            ["redis-cli", "-p", str(redis_port), "SUBSCRIBE", protocol.CHANNEL_MESSAGES],
+            stdout=self.file,
+            stderr=subprocess.DEVNULL,
+        )
+        r = redis.Redis(port=redis_port)
+        wait_for(
+            lambda: dict(r.pubsub_numsub(protocol.CHANNEL_MESSAGES)).get(protocol.CHANNEL_MESSAGES.encode()),
+            10,
+            what="the reader",
+        )
+        self.redis = r
+
+    def consumed(self) -> int:
+        """Messages the reader has received, once Redis has nothing left to send it."""
+        wait_for(lambda: self._pending() == 0, 30, what="the reader to catch up")
+        self.proc.terminate()
+        self.proc.wait(5)
+        self.file.close()
+        with open(self.out, "rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        self.out.unlink()
+        return max(0, (lines - 3) // 3)  # raw mode: 3 lines per message, 3 for the subscribe reply
+
+    def _pending(self) -> int:
+        return sum(
+            int(c.get("omem", 0)) + int(c.get("obl", 0))
+            for c in self.redis.client_list()
+            if c.get("sub") != "0"
+        )
 
 
 PUBLISHER_RATES: list[float] = []
@@ -121,12 +177,13 @@ def run_baseline(
     out, _ = proc.communicate(timeout=400)
     state = json.loads(out)
     span = max(state["last"] - state["first"], 1e-9)
-    return {"count": state["count"], "rate": state["count"] / span}
+    return {"count": state["count"], "rate": (state["count"] - 1) / span}  # messages after the first
 
 
-def run_bridge(broker_port: int, redis_port: int, messages: int, workdir: Path) -> dict[str, float]:
+def run_bridge(
+    version: str, broker_port: int, redis_port: int, messages: int, workdir: Path
+) -> dict[str, float]:
     r = redis.Redis(port=redis_port)
-    r.flushall()
     env = dict(os.environ)
     env.update(
         MQTT_BROKER_HOST="127.0.0.1",
@@ -134,10 +191,13 @@ def run_bridge(broker_port: int, redis_port: int, messages: int, workdir: Path) 
         REDIS_HOST="127.0.0.1",
         REDIS_PORT=str(redis_port),
         MQTT_TOPICS=TOPIC,
+        MQTT_PROTOCOL=version,
+        # Enough history to count every message; the byte budget off for the same reason.
         HISTORY_MAXLEN=str(messages * 2),
+        HISTORY_MAX_BYTES="0",
         LOG_LEVEL="WARNING",
         MQTT_CLIENT_ID=f"bench-bridge-{time.monotonic_ns()}",
-        QUEUE_MAXSIZE="1000000",
+        MQTT_SESSION_EXPIRY="0",  # a fresh client each round: no session to leave behind
     )
     log = open(workdir / "bridge.log", "ab")  # noqa: SIM115 (kept open for the child's life)
     proc = subprocess.Popen([sys.executable, "-m", "bridge"], env=env, cwd=REPO, stdout=log, stderr=log)
@@ -149,15 +209,15 @@ def run_bridge(broker_port: int, redis_port: int, messages: int, workdir: Path) 
         )
         publish_load(broker_port, messages)
         first = last = 0.0
-        seen, idle_since = 0, time.monotonic()
+        seen, at_first, idle_since = 0, 0, time.monotonic()
         while seen < messages:
             count = r.xlen(protocol.KEY_HISTORY)
             now = time.perf_counter()
             if count and not first:
-                first = now
+                first, at_first = now, count  # the rate counts what came after this first sight
             if count != seen:
                 seen, last, idle_since = count, now, time.monotonic()
-            elif time.monotonic() - idle_since > 5:
+            elif time.monotonic() - idle_since > IDLE_END:
                 break
             time.sleep(0.002)
         heartbeat = protocol.loads_object(r.get(protocol.KEY_HEARTBEAT)) or {}
@@ -167,17 +227,68 @@ def run_bridge(broker_port: int, redis_port: int, messages: int, workdir: Path) 
         log.close()
     return {
         "count": seen,
-        "rate": seen / max(last - first, 1e-9),
+        "rate": (seen - at_first) / max(last - first, 1e-9),
         "dropped": heartbeat.get("counters", {}).get("dropped", 0),
     }
+
+
+def run_one(name: str, broker_port: int, redis_port: int, messages: int, workdir: Path) -> dict[str, float]:
+    r = redis.Redis(port=redis_port)
+    r.flushall()
+    reader = Reader(redis_port, workdir)
+    try:
+        if name.startswith("bridge-"):
+            outcome = run_bridge(name.split("-", 1)[1], broker_port, redis_port, messages, workdir)
+        else:
+            outcome = run_baseline(name, broker_port, redis_port, messages, workdir)
+    finally:
+        outcome_read = reader.consumed()
+    outcome["read"] = outcome_read
+    return outcome
+
+
+def report(results: dict[str, list[dict[str, float]]], messages: int, rounds: int) -> None:
+    median = {k: statistics.median(x["rate"] for x in v) for k, v in results.items()}
+    print(
+        f"\n{messages:,} QoS 0 messages of {len(PAYLOAD)} bytes, a redis-cli reader on "
+        f"{protocol.CHANNEL_MESSAGES}, {rounds} interleaved rounds; "
+        f"bridge default MQTT_PROTOCOL={DEFAULT_PROTOCOL}"
+    )
+    print(f"  {'contender':14s} {'median msg/s':>13s}  {'range':>17s}  lost (worst)  reader got (worst)")
+    for name, runs in results.items():
+        rates = [x["rate"] for x in runs]
+        lost = messages - min(x["count"] for x in runs)
+        read = min(x["read"] for x in runs)
+        read_text = "-" if name.startswith("bare") else f"{read:,}"
+        spread = f"{min(rates):>8,.0f}-{max(rates):<8,.0f}"
+        print(f"  {name:14s} {median[name]:>13,.0f}  {spread}  {lost:>12,}  {read_text:>18s}")
+    load = statistics.median(PUBLISHER_RATES)
+    verdict = "above every rate measured: not the limit" if load > max(median.values()) else "THE LIMIT"
+    print(f"  {'load: mosquitto_pub -l':24s} {load:>10,.0f} msg/s  {verdict}")
+
+    def ratio(a: str, b: str, target: str = "") -> None:
+        if a in median and b in median:
+            print(f"  {a + ' / ' + b:28s} {median[a] / median[b]:5.2f} x  {target}")
+
+    print("ratios of medians:")
+    ratio("bridge-5", "bare-5", "(target >= 0.8)")
+    ratio("bridge-3.1.1", "bare-3.1.1", "(target >= 0.8)")
+    default = f"bridge-{DEFAULT_PROTOCOL if DEFAULT_PROTOCOL != '4' else '3.1.1'}"
+    ratio(default, "naive", "(default settings; target >= 4)")
+    other = "bridge-3.1.1" if default == "bridge-5" else "bridge-5"
+    ratio(other, "naive")
+    ratio("bare-5", "naive", "(stays below 4)")
+    ratio("bare-3.1.1", "naive")
+    ratio("bridge-5", "bare-3.1.1", "(stretch: > 1)")
+    ratio("bridge-3.1.1", "bare-3.1.1")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="bare,naive,bridge", help="comma-separated subset to measure")
-    parser.add_argument("--role", choices=("bare", "naive"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated subset to measure")
+    parser.add_argument("--role", choices=("bare-5", "bare-3.1.1", "naive"))
     parser.add_argument("--broker-port", type=int)
     parser.add_argument("--redis-port", type=int)
     parser.add_argument("--ready-file")
@@ -186,45 +297,28 @@ def main() -> None:
         subscriber(args.role, args.broker_port, args.redis_port, args.messages, args.ready_file)
         return
 
+    names = [n for n in CONTENDERS if n in args.only.split(",")]
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         broker = start_mosquitto(workdir, extra="max_queued_messages 0\nmax_queued_bytes 0\n")
         redis_server = start_redis(workdir, free_port())
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         try:
-            only = set(args.only.split(","))
-            results: dict[str, list[dict[str, float]]] = {
-                name: [] for name in ("bare", "naive", "bridge") if name in only
-            }
-            for round_ in range(args.repeat):
-                for role in results:
-                    if role == "bridge":
-                        outcome = run_bridge(broker.port, redis_server.port, args.messages, workdir)
-                    else:
-                        outcome = run_baseline(role, broker.port, redis_server.port, args.messages, workdir)
-                    results[role].append(outcome)
+            for round_ in range(args.rounds):
+                # Rotate the order each round, so no contender always runs first or last.
+                order = names[round_ % len(names) :] + names[: round_ % len(names)]
+                for name in order:
+                    results[name].append(
+                        run_one(name, broker.port, redis_server.port, args.messages, workdir)
+                    )
                 rates = ", ".join(f"{k} {v[-1]['rate']:,.0f}/s" for k, v in results.items())
                 print(f"round {round_ + 1}: {rates}", flush=True)
         finally:
             broker.stop()
             redis_server.stop()
-
-    median = {k: statistics.median(x["rate"] for x in v) for k, v in results.items()}
-    lost = {k: args.messages - min(x["count"] for x in v) for k, v in results.items()}
-    if len(results) < 3:
-        print({k: f"{v:,.0f}/s" for k, v in median.items()})
-        return
-    print(f"\n{args.messages:,} QoS 0 messages of {len(PAYLOAD)} bytes, median of {args.repeat} runs")
-    for name, label in (
-        ("bare", "(a) bare paho subscriber"),
-        ("naive", "(b) naive: PUBLISH per message"),
-        ("bridge", "(c) this bridge"),
-    ):
-        print(f"  {label:34s} {median[name]:>10,.0f} msg/s   lost (worst run): {lost[name]}")
-    load = statistics.median(PUBLISHER_RATES)
-    verdict = "above every rate measured: not the limit" if load > max(median.values()) else "THE LIMIT"
-    print(f"  {'load: mosquitto_pub -l':34s} {load:>10,.0f} msg/s   {verdict}")
-    print(f"  bridge / bare  = {median['bridge'] / median['bare']:.2f} x   (target >= 0.8)")
-    print(f"  bridge / naive = {median['bridge'] / median['naive']:.2f} x   (target >= 5)")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    report(results, args.messages, args.rounds)
 
 
 if __name__ == "__main__":

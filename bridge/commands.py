@@ -44,13 +44,29 @@ class CommandProcessor:
         except InvalidCommand as exc:
             return self._answer(exc.command_id, exc.command, str(exc))
         try:
-            error = self.execute(command)
+            error = self._expired(command)
+            if error is None:
+                error = self.execute(command)
         except redis.RedisError as exc:
             error = f"could not update Redis: {type(exc).__name__}"
         except Exception:  # a bug must cost one command, not the command thread
             logger.exception("command %s failed unexpectedly", command.type)
             error = "internal error in the bridge (see its log)"
         return self._answer(command.id, command.type, error)
+
+    def _expired(self, command: protocol.Command) -> str | None:
+        """Why a command is too late to run, or None. Checked just before running, since commands
+        queue behind one another (each may wait seconds for the broker) while the sender has
+        a deadline of its own: a command it has given up on must not actuate a device later."""
+        if command.expires_at is None:
+            return None
+        now = self.sink.server_time()
+        if now <= command.expires_at:
+            return None
+        return (
+            f"the command expired {now - command.expires_at:.1f} s before the bridge could run it "
+            "(expires_at passed); it was not run"
+        )
 
     def _answer(self, command_id: str | None, command: str | None, error: str | None) -> dict[str, Any]:
         if error is None:

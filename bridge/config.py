@@ -33,6 +33,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MQTT_PROTOCOL", "5", "MQTT protocol version: 5 or 3.1.1"),
     Variable("MQTT_KEEPALIVE", "30", "keepalive interval in seconds"),
     Variable("MQTT_QOS", "1", "QoS of the bridge's own subscriptions (0, 1 or 2)"),
+    Variable(
+        "MQTT_SESSION_EXPIRY",
+        "3600",
+        "seconds the broker keeps the bridge's session (and queues its QoS 1/2 messages) while it is "
+        "away; 0 = a fresh session on every connect",
+    ),
+    Variable(
+        "MQTT_RECEIVE_MAXIMUM",
+        "1000",
+        "QoS 1/2 messages the broker may send before the bridge acknowledges them (MQTT 5)",
+    ),
     Variable("MQTT_STATUS_TOPIC", "mqtt-redis-bridge/status", "retained online/offline topic (last will)"),
     Variable("MQTT_TLS", "false", "connect with TLS (true/false)"),
     Variable("MQTT_TLS_CA", None, "CA certificate file for TLS"),
@@ -48,6 +59,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REDIS_DB", "0", "Redis database number"),
     Variable("STATS_INTERVAL", "5", "seconds between broker stats snapshots"),
     Variable("HISTORY_MAXLEN", "10000", "approximate length of the mqtt:history stream"),
+    Variable(
+        "HISTORY_MAX_BYTES",
+        "67108864",
+        "approximate size cap of the mqtt:history stream in bytes (0 = length cap only)",
+    ),
     Variable("QUEUE_MAXSIZE", "100000", "messages buffered between MQTT and Redis before dropping"),
     Variable(
         "PAYLOAD_MAX_BYTES",
@@ -222,8 +238,11 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
+    session_expiry: int = 3600
+    receive_maximum: int = 1000
     stats_interval: float = 5.0
     history_maxlen: int = 10_000
+    history_max_bytes: int = 64 * 1024 * 1024
     queue_maxsize: int = 100_000
     topics_max: int = 10_000
     payload_max_bytes: int = 1024 * 1024
@@ -261,6 +280,8 @@ class Settings:
             protocol=protocols[protocol_text],
             keepalive=read.integer("MQTT_KEEPALIVE", 5, 3600),
             subscribe_qos=read.integer("MQTT_QOS", 0, 2),
+            session_expiry=read.integer("MQTT_SESSION_EXPIRY", 0, 0xFFFFFFFF),
+            receive_maximum=read.integer("MQTT_RECEIVE_MAXIMUM", 1, 65535),
             status_topic=status_topic,
             redis=RedisSettings.from_env(read.environ),
             username=username,
@@ -272,6 +293,7 @@ class Settings:
             tls_insecure=read.flag("MQTT_TLS_INSECURE"),
             stats_interval=read.number("STATS_INTERVAL", 0.1, 3600),
             history_maxlen=read.integer("HISTORY_MAXLEN", 0, 100_000_000),
+            history_max_bytes=read.integer("HISTORY_MAX_BYTES", 0, 1 << 40),
             queue_maxsize=read.integer("QUEUE_MAXSIZE", 100, 10_000_000),
             topics_max=read.integer("TOPICS_MAX", 10, 10_000_000),
             payload_max_bytes=read.integer("PAYLOAD_MAX_BYTES", 1024, 16 * 1024 * 1024),

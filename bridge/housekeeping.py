@@ -48,6 +48,7 @@ class Housekeeper(threading.Thread):
         configured_topics: list[str],
         load_subscriptions: Callable[[], bool],
         workers_alive: Callable[[], bool] = lambda: True,
+        save_session: Callable[[], None] = lambda: None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -60,6 +61,7 @@ class Housekeeper(threading.Thread):
         self.configured_topics = configured_topics
         self.load_subscriptions = load_subscriptions
         self.workers_alive = workers_alive
+        self.save_session = save_session
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
@@ -96,7 +98,7 @@ class Housekeeper(threading.Thread):
                 logger.info("broker %s: %s", self.status.broker, state)
                 self._status_pending = True
             return
-        for topic, payload, _qos, _retain, timestamp in event:
+        for topic, payload, _qos, _retain, timestamp, *_ in event:
             try:
                 if self.stats.update(topic, payload, timestamp):
                     self._watch_restart()
@@ -115,13 +117,21 @@ class Housekeeper(threading.Thread):
 
     def _tick(self, now: float) -> None:
         try:
-            self._run_due(now)
+            try:
+                self._run_due(now)
+            except redis.ResponseError as exc:
+                # Out of memory (maxmemory with noeviction): the heartbeat and status are refused,
+                # and the bridge would look dead. Make room in its own history and try again.
+                if not str(exc).startswith("OOM") or not self._make_room():
+                    raise
+                self._due["heartbeat"] = now  # the refused one is due again at once
+                self._run_due(now)
             if self._redis_down:
                 logger.info("Redis is reachable again; status and stats resume")
                 self._redis_down = False
         except redis.RedisError as exc:
             if not self._redis_down:
-                logger.error("cannot update Redis (%s); retrying", type(exc).__name__)
+                logger.error("cannot update Redis (%s: %s); retrying", type(exc).__name__, exc)
                 self._redis_down = True
 
     def _restore_clients(self) -> None:
@@ -146,11 +156,20 @@ class Housekeeper(threading.Thread):
         if restored:
             logger.info("took up the last client list (%d clients) until the broker says otherwise", restored)
 
+    def _make_room(self) -> bool:
+        made = self.sink.make_room()
+        if made is None:
+            logger.error("Redis is out of memory and mqtt:history has nothing left to give")
+            return False
+        logger.warning("Redis is out of memory: trimmed mqtt:history from %d to about %d entries", *made)
+        return True
+
     def _run_due(self, now: float) -> None:
         if not self._clients_restored:
             self._restore_clients()
         if not self.subscriptions_loaded:
             self.subscriptions_loaded = self.load_subscriptions()
+        self.save_session()
         if self._status_pending:
             self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
             self._status_pending = False

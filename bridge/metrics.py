@@ -43,6 +43,7 @@ class BridgeCollector(Collector):
             ("received", "MQTT messages received by the bridge"),
             ("forwarded", "Messages written to Redis"),
             ("dropped", "Messages dropped (queue full or Redis unreachable)"),
+            ("system", "$SYS messages read for the broker stats and not forwarded"),
         ):
             yield CounterMetricFamily(f"mqtt_bridge_messages_{name}", help_text, value=c[name])
         yield CounterMetricFamily(

@@ -27,13 +27,16 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
+from bridge.fast_publish import FAST_PATH_OK, FastClient
+from bridge.session import SessionFilters
 from bridge.subscriptions import SYS_FILTER
 
 logger = logging.getLogger(__name__)
 
-# (topic, payload, qos, retain, timestamp): a plain tuple costs the paho thread less than
-# keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time).
-Item = tuple[str, bytes, int, bool, float]
+# (topic, payload, qos, retain, timestamp, mid, dup): a plain tuple costs the paho thread less
+# than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
+# what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
+Item = tuple[str, bytes, int, bool, float, int, bool]
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
 
@@ -73,18 +76,30 @@ class MqttSource:
         self._connect_pending: set[int] = set()  # SUBACKs the current connection still waits for
         self.copies = CopyFilter()
         self._lock = threading.Lock()
+        self.session = SessionFilters()  # what the broker holds in the bridge's session
+        self._accepting = True
+        # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
+        # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
+        self._acked_maxsize = queue_maxsize + settings.receive_maximum
         self.client = self._make_client(reconnect_min, reconnect_max)
 
     # --- set-up ---------------------------------------------------------------------------
     def _make_client(self, reconnect_min: float, reconnect_max: float) -> mqtt.Client:
         s = self.settings
         protocol = mqtt.MQTTv5 if s.protocol == 5 else mqtt.MQTTv311
-        client = mqtt.Client(
+        # A persistent session and acknowledgements sent by the writer once Redis holds a message
+        # (manual_ack): what the bridge has not written, the broker delivers again (at-least-once).
+        client = FastClient(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             protocol=protocol,
-            clean_session=True if protocol == mqtt.MQTTv311 else None,
+            clean_session=(s.session_expiry == 0) if protocol == mqtt.MQTTv311 else None,
+            manual_ack=True,
         )
+        if FAST_PATH_OK:  # else stock paho, slower but the same (see bridge/fast_publish.py)
+            client.fast_handler = self._on_publish
+        else:
+            logger.warning("paho-mqtt is not version 2.2.0 as locked: the lean PUBLISH path is off")
         if s.username:
             client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -109,10 +124,32 @@ class MqttSource:
 
     def start(self) -> None:
         logger.info("connecting to MQTT broker %s as %r", self.settings.broker, self.settings.client_id)
-        self.client.connect_async(
-            self.settings.broker_host, self.settings.broker_port, keepalive=self.settings.keepalive
-        )
+        s = self.settings
+        if s.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.ReceiveMaximum = s.receive_maximum
+            if s.session_expiry:
+                properties.SessionExpiryInterval = s.session_expiry
+            self.client.connect_async(
+                s.broker_host,
+                s.broker_port,
+                keepalive=s.keepalive,
+                clean_start=s.session_expiry == 0,
+                properties=properties,
+            )
+        else:
+            self.client.connect_async(s.broker_host, s.broker_port, keepalive=s.keepalive)
         self.client.loop_start()
+
+    def pause(self) -> None:
+        """At shutdown: take no more messages (QoS >= 1 ones stay the broker's, for the next
+        start), so the writer can write and acknowledge what it holds before the disconnect."""
+        self._accepting = False
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a QoS >= 1 message (writer thread, after Redis holds it). Sent on a later
+        connection it is harmless: the broker then acknowledges the redelivered copy."""
+        self.client.ack(mid, qos)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say 'offline' on the status topic (the will only fires on an unclean loss), then leave."""
@@ -130,9 +167,15 @@ class MqttSource:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The hot path: keep it to a length check and one append.
         if self.copies.active and not self._first_copy(msg):
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)  # a second copy: the first is acknowledged when written
             return
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
         self.counters.received += 1
-        if len(self._items) >= self._maxsize:
+        if len(self._items) >= (self._acked_maxsize if msg.qos else self._maxsize):
+            # Dropped; a QoS >= 1 one is not acknowledged, so the broker delivers it again after
+            # the next reconnect.
             self.counters.dropped_queue += 1
             return
         try:
@@ -140,7 +183,22 @@ class MqttSource:
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             topic = msg._topic.decode("utf-8", "replace")
         # paho types payload as bytes | bytearray; a received message's is always bytes.
-        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time()))  # type: ignore[arg-type]
+        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+
+    def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
+        """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
+        message carries no subscription identifier, so there is no second copy to tell apart."""
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
+        self.counters.received += 1
+        if len(self._items) >= (self._acked_maxsize if qos else self._maxsize):
+            self.counters.dropped_queue += 1
+            return
+        try:
+            text = topic.decode("utf-8")
+        except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
+            text = topic.decode("utf-8", "replace")
+        self._items.append((text, payload, qos, retain, time.time(), mid, dup))
 
     def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
         identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)
@@ -173,12 +231,26 @@ class MqttSource:
         self._ever_connected = True
         filters = [(SYS_FILTER, 0), *self._wanted_filters()]
         self.connect_filters = {f for f, _ in filters}
-        logger.info("connected to %s; subscribing to %d filters", self.settings.broker, len(filters))
+        resumed = bool(getattr(flags, "session_present", False))
+        logger.info(
+            "connected to %s (%s); subscribing to %d filters",
+            self.settings.broker,
+            "resumed session" if resumed else "new session",
+            len(filters),
+        )
         self.copies.reset()
         overlapping = self._overlapping([f for f, _ in filters])
         plain = [(f, q) for f, q in filters if f not in overlapping]
         sends: list[Callable[[], tuple[Any, int | None]]] = [lambda: client.subscribe(plain)] if plain else []
         sends += [partial(self._subscribe_with_id, f, q) for f, q in filters if f in overlapping]
+        stale = self.session.connected(resumed, self.connect_filters)
+        if stale:
+            # The broker kept these from the last run (MQTT_TOPICS changed, or an unsubscribe
+            # command came while the bridge was away): without this they would go on forwarding.
+            logger.info("unsubscribing %d filters the resumed session still held: %s", len(stale), stale)
+            sends.append(lambda: client.unsubscribe(stale))
+        if self.session.resumed_unknown:
+            logger.warning("resumed a session before its saved filters could be read; checked later")
         with self._lock:  # held so no SUBACK is handled before every mid is known
             self._connect_pending.clear()
             for send in sends:
@@ -240,6 +312,14 @@ class MqttSource:
         """Subscribe and wait for the SUBACK; None on success, else why it failed."""
         wanted = {SYS_FILTER: 0, **dict(self._wanted_filters())}
         clashing = [f for f in wanted if f != topic_filter and f in self._overlapping([f, topic_filter])]
+        error = self._subscribe(topic_filter, qos, timeout, wanted, clashing)
+        if error is None:
+            self.session.update(add=[topic_filter, *clashing])
+        return error
+
+    def _subscribe(
+        self, topic_filter: str, qos: int, timeout: float, wanted: dict[str, int], clashing: list[str]
+    ) -> str | None:
         if not clashing:
             return self._request(lambda: self.client.subscribe(topic_filter, qos), timeout, "subscribe")
         # Give the filters it overlaps an identifier too, so one copy can be told from another.
@@ -254,7 +334,10 @@ class MqttSource:
 
     def unsubscribe(self, topic_filter: str, timeout: float = SUBACK_TIMEOUT) -> str | None:
         self.copies.forget(topic_filter)
-        return self._request(lambda: self.client.unsubscribe(topic_filter), timeout, "unsubscribe")
+        error = self._request(lambda: self.client.unsubscribe(topic_filter), timeout, "unsubscribe")
+        if error is None:
+            self.session.update(remove=[topic_filter])
+        return error
 
     def _request(self, send: Callable[[], tuple[Any, int | None]], timeout: float, what: str) -> str | None:
         event = threading.Event()

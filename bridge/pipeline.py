@@ -18,7 +18,7 @@ from bridge import protocol
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.mqtt_source import Item
-from bridge.redis_sink import RedisSink
+from bridge.redis_sink import RedisSink, chunks
 from bridge.topics import TopicIndex
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ BATCH_MAX = 1000
 # the pass itself: measured with bench/throughput.py, 3 ms pauses gave 0.64 x the bare paho
 # rate and 10 ms gave 0.86 x. 10 ms is invisible behind the dashboard's 100 ms frames.
 IDLE_WAIT = 0.010
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused (dropped) messages
 
 
 def drain(items: deque[Item], limit: int) -> list[Item]:
@@ -38,7 +39,20 @@ def drain(items: deque[Item], limit: int) -> list[Item]:
     return [popleft() for _ in range(count)]
 
 
+Ack = Callable[[int, int], None]  # (mid, qos): acknowledge a QoS >= 1 message to the broker
+
+
+def _no_ack(mid: int, qos: int) -> None:
+    return None
+
+
 class Writer(threading.Thread):
+    """Forwards batches; counts each message exactly once as forwarded, dropped or system.
+
+    A QoS >= 1 message is acknowledged to the broker (``ack``) only once Redis holds it, so what
+    the bridge has not written stays the broker's to deliver again (at-least-once).
+    """
+
     def __init__(
         self,
         items: deque[Item],
@@ -51,6 +65,8 @@ class Writer(threading.Thread):
         backoff: Backoff | None = None,
         flush_timeout: float = 2.0,
         payload_max_bytes: int = protocol.DEFAULT_PAYLOAD_MAX_BYTES,
+        ack: Ack = _no_ack,
+        history_max_bytes: int = 0,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -63,6 +79,14 @@ class Writer(threading.Thread):
         self.backoff = backoff or Backoff(base=0.2, cap=5.0)
         self.flush_timeout = flush_timeout
         self.payload_max_bytes = payload_max_bytes
+        self.ack = ack
+        self.history = HistoryBudget(sink.history_maxlen, history_max_bytes)
+        # Taken from the queue but not yet counted: part of queue_depth, so that received =
+        # forwarded + dropped + queued + system holds at every moment.
+        self.in_flight = 0
+        self._token = 0
+        self._refused_since_log = 0
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
         self._topic_cache: dict[str, str] = {}
         self._outage_started: float | None = None
         self._dropped_at_outage = 0
@@ -72,6 +96,7 @@ class Writer(threading.Thread):
         while True:
             if self.stop_event.is_set() and deadline is None:
                 deadline = time.monotonic() + self.flush_timeout
+            self.in_flight = min(len(self.items), BATCH_MAX)
             batch = drain(self.items, BATCH_MAX)
             if not batch:
                 if deadline is not None:
@@ -81,11 +106,14 @@ class Writer(threading.Thread):
             try:
                 self.process(batch, deadline)
             except Exception:  # a bug here must not stop forwarding for good
-                self.counters.dropped_redis += len(batch)
-                logger.exception("dropped a batch of %d messages after an unexpected error", len(batch))
+                logger.exception("dropped %d messages after an unexpected error", self.in_flight)
+            finally:
+                self.counters.dropped_redis += self.in_flight
+                self.in_flight = 0
             if deadline is not None and time.monotonic() > deadline:
                 left = len(self.items)
                 if left:
+                    # Not acknowledged: the broker delivers QoS >= 1 ones again on the next start.
                     self.counters.dropped_queue += left
                     logger.warning("shutdown: %d queued messages could not be written in time", left)
                 return
@@ -94,6 +122,7 @@ class Writer(threading.Thread):
 
     def process(self, batch: list[Item], deadline: float | None = None) -> None:
         """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable."""
+        self.in_flight = len(batch)
         messages: list[str] = []
         forwarded: list[Item] = []
         system: list[Item] = []
@@ -105,38 +134,117 @@ class Writer(threading.Thread):
                 if not self.forwards_sys(topic):
                     continue
             forwarded.append(item)
-            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload))
+            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6]))
         if system:
             self.on_sys(system)
+            consumed = len(batch) - len(messages)  # $SYS read for the stats, not forwarded
+            self.counters.system += consumed
+            self.in_flight -= consumed
         if forwarded:
             self.topic_index.observe(forwarded)
         if messages:
-            self._write(messages, deadline)
+            self._write(messages, forwarded, deadline)
 
-    def _write(self, messages: list[str], deadline: float | None) -> None:
-        while True:
+    def _write(self, messages: list[str], items: list[Item], deadline: float | None) -> None:
+        for start, end in chunks(messages):
+            if not self._write_chunk(messages, items, start, end, deadline):
+                return
+
+    def _write_chunk(
+        self, messages: list[str], items: list[Item], start: int, end: int, deadline: float | None
+    ) -> bool:
+        """Write messages[start:end]; False when the writer gave up (the rest of the batch too)."""
+        token = self._next_token()
+        room_made = False
+        while start < end:
             try:
-                self.sink.forward(messages)
+                result = self.sink.forward_chunk(messages[start:end], token, self.history.maxlen())
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # The outcome is unknown: the same token again cannot write twice.
                 self._note_outage(exc)
                 if self.stop_event.is_set():
-                    # Shutting down: keep trying briefly, then give the batch up (and count it).
+                    # Shutting down: keep trying briefly, then give the rest up (counted, and not
+                    # acknowledged: the broker redelivers QoS >= 1 ones on the next start).
                     deadline = deadline or time.monotonic() + self.flush_timeout
                     if time.monotonic() > deadline:
-                        self.counters.dropped_redis += len(messages)
-                        return
+                        self._drop(len(messages) - start)
+                        return False
                     time.sleep(0.1)
                 else:
                     self.backoff.wait(self.stop_event)
                 continue
             except redis.RedisError as exc:
-                # Redis answered but refused (out of memory, wrong key type): retrying won't help.
-                self.counters.dropped_redis += len(messages)
-                logger.error("Redis refused a batch of %d messages: %s", len(messages), exc)
-                return
-            self.counters.forwarded += len(messages)
+                self._refused(items, start, len(messages), str(exc))
+                return False
+            self._delivered(messages, items, start, start + result.applied)
             self._note_recovery()
+            start += result.applied
+            token = self._next_token()  # what is left is a new chunk
+            if not result.refused:
+                continue  # a repeat that had stopped short: send the rest
+            if result.out_of_memory and not room_made and self._make_room():
+                room_made = True
+                continue
+            self._refused(items, start, end, result.refused)
+            start = end
+        return True
+
+    def _next_token(self) -> str:
+        self._token += 1
+        return str(self._token)
+
+    def _delivered(self, messages: list[str], items: list[Item], start: int, end: int) -> None:
+        if end <= start:
             return
+        self.history.observe(messages, start, end)
+        ack = self.ack
+        for index in range(start, end):
+            item = items[index]
+            if item[2]:
+                ack(item[5], item[2])
+        self.counters.forwarded += end - start
+        self.in_flight -= end - start
+
+    def _refused(self, items: list[Item], start: int, end: int, error: str) -> None:
+        """Redis answered but refused: retrying will not help, so drop, count and acknowledge
+        (holding them unacknowledged would stall the broker's delivery to the bridge for good)."""
+        ack = self.ack
+        for index in range(start, end):
+            item = items[index]
+            if item[2]:
+                ack(item[5], item[2])
+        self._drop(end - start)
+        self._refused_since_log += end - start
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            # At most one line per interval: a full Redis refuses every batch.
+            logger.error("Redis refused %d messages (dropped, counted): %s", self._refused_since_log, error)
+            self._refused_since_log, self._refusal_logged_at = 0, now
+
+    def _drop(self, count: int) -> None:
+        self.counters.dropped_redis += count
+        self.in_flight -= count
+
+    def _make_room(self) -> bool:
+        """Redis is out of memory: halve the history stream and keep it that short from now on
+        (until the bridge restarts). False when there is nothing of ours left to cut."""
+        try:
+            made = self.sink.make_room()
+        except redis.RedisError as exc:
+            logger.error("Redis is out of memory and trimming the history failed: %s", exc)
+            return False
+        if made is None:
+            logger.error("Redis is out of memory and mqtt:history has nothing left to give")
+            return False
+        before, kept = made
+        self.history.cap(kept)
+        logger.warning(
+            "Redis is out of memory: trimmed mqtt:history from %d to about %d entries; it stays at most "
+            "that long until the bridge restarts (raise Redis's maxmemory or lower HISTORY_MAX_BYTES)",
+            before,
+            kept,
+        )
+        return True
 
     def _note_outage(self, exc: Exception) -> None:
         if self._outage_started is None:
@@ -156,3 +264,35 @@ class Writer(threading.Thread):
         logger.info("Redis is back after %.1f s; %d messages were dropped meanwhile", lasted, lost)
         self._outage_started = None
         self.backoff.reset()
+
+
+class HistoryBudget:
+    """The history stream's length cap: HISTORY_MAXLEN entries, fewer when HISTORY_MAX_BYTES
+    divided by the recent average entry size is smaller, and fewer still after Redis ran out of
+    memory. The average is a moving one over written chunks, so the cap follows the traffic."""
+
+    def __init__(self, maxlen: int, max_bytes: int):
+        self.configured = maxlen
+        self.max_bytes = max_bytes
+        self.average = 0.0
+        self.oom_cap: int | None = None
+
+    def observe(self, messages: list[str], start: int, end: int) -> None:
+        if not self.max_bytes:
+            return
+        size = sum(map(len, messages[start:end])) / (end - start)
+        # Rise at once (large messages are what fill memory), fall slowly.
+        self.average = size if size > self.average else 0.9 * self.average + 0.1 * size
+
+    def cap(self, entries: int) -> None:
+        self.oom_cap = max(1, entries) if self.oom_cap is None else max(1, min(self.oom_cap, entries))
+
+    def maxlen(self) -> int:
+        if self.configured == 0:
+            return 0  # history off
+        limit = self.configured
+        if self.max_bytes and self.average:
+            limit = min(limit, max(1, int(self.max_bytes / self.average)))
+        if self.oom_cap is not None:
+            limit = min(limit, self.oom_cap)
+        return limit

@@ -37,6 +37,12 @@ KEY_TOPICS_LATEST = "mqtt:topics:latest"
 KEY_SUBSCRIPTIONS = "mqtt:subscriptions"  # hash: filter -> {"qos", "created_at"}
 KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the message JSON
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
+# + a per-process id: the last chunk of messages that bridge process wrote (TTL 1 h), so a chunk
+# sent again after a lost reply is not written twice (bridge/redis_sink.py)
+KEY_APPLIED_PREFIX = "mqtt:bridge:applied:"
+# hash: "<client id>@<host:port>" -> JSON list of the filters the broker holds in that bridge's
+# persistent session, so a resumed session can drop the ones no longer wanted
+KEY_SESSION_FILTERS = "mqtt:bridge:session-filters"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
@@ -76,6 +82,10 @@ MAX_TOPIC_BYTES = 65_535  # MQTT's own limit on a topic name or filter
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a command's payload; far above any dashboard use
 MAX_COMMAND_BYTES = 12 * 1024 * 1024  # raw command text (base64 inflates by 4/3)
 MAX_ID_CHARS = 200
+# The longest a command runs once the bridge starts it: its waits for a SUBACK or PUBACK are 3 s
+# (bridge/commands.py). A client that gives up after T seconds sets ``expires_at`` at most
+# T - COMMAND_RUN_MAX seconds ahead, so a command the bridge starts is answered in time.
+COMMAND_RUN_MAX = 3.5
 DEFAULT_PAYLOAD_MAX_BYTES = 1024 * 1024  # PAYLOAD_MAX_BYTES: larger payloads are forwarded cut
 
 
@@ -124,6 +134,7 @@ def message_json(
     timestamp: float,
     topic_cache: dict[str, str] | None = None,
     max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
+    dup: bool = False,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
@@ -133,9 +144,9 @@ def message_json(
     real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
     message would otherwise cut every dashboard off.
     """
-    extra = ""
+    extra = ',"dup":true' if dup else ""  # a redelivery (MQTT DUP flag); absent when false
     if len(payload) > max_payload:
-        extra = f',"truncated":true,"size":{len(payload)}'
+        extra += f',"truncated":true,"size":{len(payload)}'
         payload = payload[:max_payload]
     head = topic_cache.get(topic) if topic_cache is not None else None
     if head is None:
@@ -246,6 +257,7 @@ class Command:
     payload: bytes = b""
     qos: int = 0
     retain: bool = False
+    expires_at: float | None = None  # Unix seconds by the Redis server's clock (TIME)
 
     def __post_init__(self) -> None:
         if self.type not in COMMAND_TYPES:
@@ -277,9 +289,24 @@ def parse_command(raw: bytes | str) -> Command:
     kind = body.get("type")
     name = kind if isinstance(kind, str) and kind in COMMAND_TYPES else None
     try:
+        if raw_id is not None and command_id is None:
+            # Answered with id null, the sender could not match the answer to its command, so
+            # running it would actuate a device with nobody told: refuse it instead.
+            raise InvalidCommand(
+                f"id must be a string of 1 to {MAX_ID_CHARS} characters (or absent); "
+                f"got {_describe(raw_id)}, so the command was not run"
+            )
         return _command_from_body(body, command_id)
     except InvalidCommand as exc:
         raise InvalidCommand(str(exc), command_id=command_id, command=name) from None
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return f"a string of {len(value):,} characters" if value else "an empty string"
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _usable_id(value: object) -> bool:
@@ -317,7 +344,20 @@ def _command_from_body(body: dict[str, Any], command_id: str | None) -> Command:
         if encoding not in ENCODINGS:
             raise InvalidCommand(f"encoding must be one of {', '.join(ENCODINGS)}")
         payload = decode_payload(text, encoding)
-    return Command(type=kind, topic=body["topic"], id=command_id, payload=payload, qos=qos, retain=retain)
+    expires_at = body.get("expires_at")
+    if expires_at is not None and (
+        isinstance(expires_at, bool) or not isinstance(expires_at, int | float) or expires_at != expires_at
+    ):
+        raise InvalidCommand("expires_at must be a number (Unix seconds by the Redis server's clock)")
+    return Command(
+        type=kind,
+        topic=body["topic"],
+        id=command_id,
+        payload=payload,
+        qos=qos,
+        retain=retain,
+        expires_at=None if expires_at is None else float(expires_at),
+    )
 
 
 def command_body(
@@ -329,11 +369,14 @@ def command_body(
     encoding: str = ENCODING_UTF8,
     qos: int = 0,
     retain: bool = False,
+    expires_at: float | None = None,
 ) -> dict[str, Any]:
     """The JSON a client (the dashboard, a script) publishes on CHANNEL_COMMANDS."""
     body = envelope(kind, id=command_id, topic=topic, qos=qos)
     if kind == CMD_PUBLISH:
         body.update(payload=payload, encoding=encoding, retain=retain)
+    if expires_at is not None:
+        body["expires_at"] = expires_at
     return body
 
 

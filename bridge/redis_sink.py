@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -10,21 +13,74 @@ import redis
 from bridge import protocol
 from bridge.server_versions import RedisVersionCheck
 
-# One call per batch: PUBLISH and XADD for every message, run inside Redis. Measured against a
+# One call per chunk: XADD and PUBLISH for every message, run inside Redis. Measured against a
 # pipeline of two commands per message, this takes most of the Python work (packing commands)
 # off the writer thread, which competes with paho's thread for the GIL.
-_FORWARD_BATCH = """
-local maxlen = ARGV[1]
-for i = 2, #ARGV do
-  redis.call('PUBLISH', KEYS[1], ARGV[i])
-  if maxlen ~= '0' then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', KEYS[3], ARGV[i])
+#
+# Exactly once per chunk, also when a reply is lost and the writer sends the chunk again: the
+# script records "<token> <count>" in this process's mark key, and a chunk whose token is already
+# there is not run again. XADD goes first and runs under pcall, so a refusal (Redis out of memory,
+# a wrong key type) stops the chunk at a message boundary: the reply says how many messages were
+# written whole, and the writer counts exactly those as forwarded. (Redis refuses a script's
+# writes for memory only until its first write succeeds, so nothing is half-done.)
+_FORWARD_CHUNK = """
+local mark = redis.call('GET', KEYS[4])
+if mark then
+  local space = string.find(mark, ' ', 1, true)
+  if space and string.sub(mark, 1, space - 1) == ARGV[2] then
+    return {tonumber(string.sub(mark, space + 1)), '', 1}
   end
 end
-return #ARGV - 1
+local maxlen = ARGV[1]
+local applied = 0
+local refused = ''
+for i = 3, #ARGV do
+  if maxlen ~= '0' then
+    local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', KEYS[3], ARGV[i])
+    if type(added) == 'table' and added.err then
+      refused = added.err
+      break
+    end
+  end
+  redis.call('PUBLISH', KEYS[1], ARGV[i])
+  applied = applied + 1
+end
+if applied > 0 then
+  redis.pcall('SET', KEYS[4], ARGV[2] .. ' ' .. applied, 'EX', 3600)
+end
+return {applied, refused, 0}
 """
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # split larger batches so one call stays short
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one script call did: ``applied`` messages written whole (in order, from the first);
+    ``refused`` is Redis's error for the next one, or ""; ``repeat`` when the chunk had already
+    been written by an earlier call whose reply was lost."""
+
+    applied: int
+    refused: str
+    repeat: bool
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.refused.startswith("OOM")
+
+
+def chunks(messages: Sequence[str], limit: int = MAX_BATCH_BYTES) -> list[tuple[int, int]]:
+    """(start, end) ranges of at most ``limit`` bytes each (a larger message goes alone)."""
+    ranges: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for index, message in enumerate(messages):
+        size += len(message)
+        if size > limit and index > start:
+            ranges.append((start, index))
+            start, size = index, len(message)
+    if start < len(messages):
+        ranges.append((start, len(messages)))
+    return ranges
 
 
 def connect(url: str, version_check: RedisVersionCheck | None = None) -> redis.Redis:
@@ -45,20 +101,40 @@ def connect(url: str, version_check: RedisVersionCheck | None = None) -> redis.R
 class RedisSink:
     def __init__(self, client: redis.Redis, history_maxlen: int):
         self.client = client
-        self._maxlen = str(history_maxlen)
-        self._forward = client.register_script(_FORWARD_BATCH)
-        self._keys = [protocol.CHANNEL_MESSAGES, protocol.KEY_HISTORY, protocol.HISTORY_FIELD]
+        self.history_maxlen = history_maxlen
+        self._forward = client.register_script(_FORWARD_CHUNK)
+        # One mark per bridge process, so two bridges (or a restart) never mistake each other's
+        # chunks for their own.
+        self.mark_key = protocol.KEY_APPLIED_PREFIX + uuid.uuid4().hex
+        self._keys = [protocol.CHANNEL_MESSAGES, protocol.KEY_HISTORY, protocol.HISTORY_FIELD, self.mark_key]
 
-    def forward(self, messages: Sequence[str]) -> None:
-        """PUBLISH on mqtt:messages and append to the history stream, in order."""
-        start, size = 0, 0
-        for index, message in enumerate(messages):
-            size += len(message)
-            if size > MAX_BATCH_BYTES and index > start:
-                self._forward(keys=self._keys, args=[self._maxlen, *messages[start:index]])
-                start, size = index, len(message)
-        if start < len(messages):
-            self._forward(keys=self._keys, args=[self._maxlen, *messages[start:]])
+    def forward_chunk(self, messages: Sequence[str], token: str, maxlen: int | None = None) -> ChunkResult:
+        """PUBLISH on mqtt:messages and append to the history stream, in order, once per
+        ``token``. Raises redis.ConnectionError/TimeoutError when the outcome is unknown: call
+        again with the same token and nothing is written twice."""
+        cap = self.history_maxlen if maxlen is None else maxlen
+        reply = self._forward(keys=self._keys, args=[str(cap), token, *messages])
+        applied, refused, repeat = reply
+        if isinstance(refused, bytes):
+            refused = refused.decode("utf-8", "replace")
+        return ChunkResult(int(applied), str(refused), bool(repeat))
+
+    def history_length(self) -> int:
+        return int(self.client.xlen(protocol.KEY_HISTORY))
+
+    def make_room(self) -> tuple[int, int] | None:
+        """Redis refused a write for lack of memory: halve the history stream, the bridge's own
+        bulk data. XTRIM frees memory, so Redis allows it even while it refuses every write.
+        Returns (entries before, entries kept), or None when there was nothing left to cut."""
+        length = self.history_length()
+        if length <= 1:
+            return None
+        keep = length // 2
+        # "~" trims whole stream nodes only and may free nothing from a short stream: then exactly.
+        removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=True)
+        if not removed:
+            removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=False)
+        return (length, keep) if removed else None
 
     def announce(self, channel: str, message: Mapping[str, Any]) -> None:
         """Publish a state message and keep it as the channel's ``:latest`` for late joiners."""
@@ -80,6 +156,11 @@ class RedisSink:
     def clear_heartbeat(self) -> None:
         self.client.delete(protocol.KEY_HEARTBEAT)
 
+    def server_time(self) -> float:
+        """Redis's clock (TIME), which every host that talks to it shares."""
+        seconds, micros = self.client.time()
+        return seconds + micros / 1e6
+
     def reply(self, result: Mapping[str, Any]) -> None:
         self.client.publish(protocol.CHANNEL_RESULTS, protocol.dumps(result))
 
@@ -96,6 +177,17 @@ class RedisSink:
         self.client.hset(
             protocol.KEY_SUBSCRIPTIONS, topic_filter, protocol.subscription_record(qos, created_at)
         )
+
+    def save_session_filters(self, session: str, filters: list[str]) -> None:
+        self.client.hset(protocol.KEY_SESSION_FILTERS, session, protocol.dumps(filters))
+
+    def load_session_filters(self, session: str) -> set[str]:
+        raw = self.client.hget(protocol.KEY_SESSION_FILTERS, session)
+        try:
+            value = json.loads(raw) if raw is not None else []
+        except ValueError:
+            value = []
+        return {f for f in value if isinstance(f, str)} if isinstance(value, list) else set()
 
     def delete_subscription(self, topic_filter: str) -> None:
         self.client.hdel(protocol.KEY_SUBSCRIPTIONS, topic_filter)

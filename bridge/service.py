@@ -59,7 +59,7 @@ class Bridge:
         self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
         self.sink = RedisSink(self.redis, settings.history_maxlen)
         self.items: deque[Item] = deque()
-        self.counters = Counters(queue_depth=lambda: len(self.items))
+        self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
@@ -74,6 +74,7 @@ class Bridge:
             configured_topics=list(settings.topics),
             load_subscriptions=self._load_subscriptions,
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
+            save_session=self._save_session,
         )
         self.source = MqttSource(
             settings,
@@ -95,6 +96,8 @@ class Bridge:
             self.stop_event,
             backoff=backoff,
             payload_max_bytes=settings.payload_max_bytes,
+            ack=self.source.ack,
+            history_max_bytes=settings.history_max_bytes,
         )
         self.commands = CommandListener(
             self.redis,
@@ -103,9 +106,39 @@ class Bridge:
             backoff=backoff,
         )
 
+    @property
+    def _session_name(self) -> str:
+        return f"{self.settings.client_id}@{self.settings.broker}"
+
+    def _save_session(self) -> None:
+        """Record which filters the broker holds in the bridge's session (housekeeping thread)."""
+        filters = self.source.session.take_change()
+        if filters is None:
+            return
+        try:
+            self.sink.save_session_filters(self._session_name, filters)
+        except redis.RedisError:
+            self.source.session.unsaved()  # try again next tick
+            raise
+
+    def _load_session(self) -> None:
+        session = self.source.session
+        if session.loaded():
+            return
+        saved = self.sink.load_session_filters(self._session_name)
+        session.load(saved)
+        if session.resumed_unknown:
+            # Connected to a resumed session while Redis was away: drop its stale filters now.
+            session.resumed_unknown = False
+            for topic_filter in sorted(saved - self.source.connect_filters):
+                error = self.source.unsubscribe(topic_filter)
+                if error:
+                    logger.warning("could not drop stale session filter %r: %s", topic_filter, error)
+
     def _load_subscriptions(self) -> bool:
         """Restore command-added subscriptions from Redis (retried by housekeeping until it works)."""
         try:
+            self._load_session()
             records = self.sink.load_subscriptions()
         except redis.RedisError as exc:
             logger.warning("cannot read saved subscriptions yet (%s); will retry", type(exc).__name__)
@@ -170,9 +203,12 @@ class Bridge:
         logger.info("stopping; %d messages queued", len(self.items))
         self.housekeeper.stop_event.set()
         self.housekeeper.join(min(1.0, left()))
-        self.source.stop(timeout=min(1.0, left()))
+        # Write (and acknowledge) what is queued while still connected, then leave: an
+        # acknowledgement sent after the disconnect would be lost, and the message redelivered.
+        self.source.pause()
         self.stop_event.set()
-        self.writer.join(left())
+        self.writer.join(left(1.6))
+        self.source.stop(timeout=min(1.0, left()))
         self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))

@@ -51,7 +51,7 @@ class TopicIndex:
         self._lock = threading.Lock()
         self.changed = False
 
-    def observe(self, items: Sequence[tuple[str, bytes, int, bool, float]]) -> None:
+    def observe(self, items: Sequence[tuple[str, bytes, int, bool, float, int, bool]]) -> None:
         """Count a batch of (topic, payload, qos, retain, timestamp).
 
         Counting and picking each topic's last message run in C (Counter, dict over zip), so
@@ -64,7 +64,7 @@ class TopicIndex:
         retained = {item[0] for item in items if item[3]} if any(map(_retain_of, items)) else ()
         entries = self._entries
         with self._lock:
-            for topic, (_, payload, _qos, retain, timestamp) in latest.items():
+            for topic, (_, payload, _qos, retain, timestamp, *_) in latest.items():
                 entry = entries.get(topic)
                 if entry is None:
                     entry = entries[topic] = _Entry()

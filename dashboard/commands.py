@@ -18,6 +18,7 @@ from bridge.errors import InvalidCommand
 from bridge.protocol import (
     CHANNEL_COMMANDS,
     CHANNEL_RESULTS,
+    COMMAND_RUN_MAX,
     ENCODING_UTF8,
     TYPE_RESULT,
     command_body,
@@ -58,9 +59,21 @@ def build_command(kind: str, fields: Mapping[str, Any], topic_field: str = "topi
     return body
 
 
+def expiry(client: redis.Redis, timeout: float) -> float:
+    """``expires_at`` for a command we wait ``timeout`` s for: late enough that the bridge can
+    still run it and answer in time (COMMAND_RUN_MAX), by Redis's clock, which the bridge shares
+    whatever the two hosts' clocks say. A command still queued at that moment is refused unrun,
+    so one we answered 504 cannot actuate a device later (and twice, if the user clicks again)."""
+    seconds, micros = client.time()
+    # A timeout near or below COMMAND_RUN_MAX leaves no such margin: then half of it (at most
+    # 1 s), so that a command taken at once still runs.
+    return seconds + micros / 1e6 + max(timeout - COMMAND_RUN_MAX, min(timeout / 2, 1.0))
+
+
 def round_trip(client: redis.Redis, body: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Send one command and return the bridge's ``command_result`` for it; NoAnswer otherwise."""
     deadline = time.monotonic() + timeout
+    body = {**body, "expires_at": expiry(client, timeout)}
     pubsub = client.pubsub()
     try:
         pubsub.subscribe(CHANNEL_RESULTS)

@@ -65,7 +65,7 @@ def test_publish_command_reaches_an_mqtt_subscriber(
         ({"type": "cmd_publish", "id": "b", "topic": "a", "payload": "!!", "encoding": "base64"}, "base64"),
         ({"type": "cmd_publish", "id": "l", "topic": "t" * 70_000}, "MQTT allows at most 65,535"),
         ({"type": "cmd_reboot", "id": "u", "topic": "a"}, "unknown command type"),
-        ({"type": "cmd_publish", "id": 42, "topic": ""}, "topic is empty"),
+        ({"type": "cmd_publish", "id": None, "topic": ""}, "topic is empty"),
     ],
 )
 def test_bad_commands_get_clear_errors_and_the_bridge_carries_on(
@@ -130,3 +130,58 @@ def test_publish_while_the_broker_is_down_fails_fast(
     # subscribing while disconnected is kept and applied on reconnect
     assert _command(r, channels, type="cmd_subscribe", id="later", topic="later/#")["ok"] is True
     assert r.hexists(protocol.KEY_SUBSCRIPTIONS, "later/#")
+
+
+def test_a_command_given_up_on_by_the_dashboard_is_never_run(
+    bridge: Any, mosquitto: Process, r: redis.Redis
+) -> None:
+    """The broker stalls: each QoS 1 publish waits 3 s for its PUBACK, so commands queue behind
+    one another. The dashboard's round trip (5 s) sets expires_at; the queued ones are answered
+    'expired' instead of actuating the device after the dashboard already said 504."""
+    import signal
+    import threading
+
+    from dashboard.commands import NoAnswer, build_command, round_trip
+
+    with MqttRecorder(mosquitto.port, "door/#") as subscriber:
+        assert mosquitto.proc is not None
+        mosquitto.proc.send_signal(signal.SIGSTOP)
+        answers: dict[int, Any] = {}
+
+        def send(n: int) -> None:
+            body = build_command("cmd_publish", {"topic": "door/open", "payload": f"m{n}", "qos": 1})
+            try:
+                answers[n] = round_trip(r, body, 5.0)
+            except NoAnswer as exc:
+                answers[n] = str(exc)
+
+        try:
+            senders = [threading.Thread(target=send, args=(n,)) for n in range(3)]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join(15)
+        finally:
+            mosquitto.proc.send_signal(signal.SIGCONT)
+        # Every command was answered by the bridge within the dashboard's 5 s: none ran late.
+        assert all(isinstance(a, dict) for a in answers.values()), answers
+        expired = [a for a in answers.values() if "expired" in (a["error"] or "")]
+        assert len(expired) == 2, answers
+        assert all(a["ok"] is False and "it was not run" in a["error"] for a in expired)
+        # The one that ran was published; the expired ones never reach the broker.
+        marker = round_trip(r, build_command("cmd_publish", {"topic": "door/marker", "qos": 1}), 5.0)
+        assert marker["ok"] is True
+        wait_for(lambda: subscriber.received(lambda m: m.topic == "door/marker"), 10, what="the marker")
+        assert len(subscriber.received(lambda m: m.topic == "door/open")) <= 1
+
+
+def test_a_command_with_a_number_id_is_refused_and_not_run(
+    bridge: Any, mosquitto: Process, r: redis.Redis, channels: Any
+) -> None:
+    with MqttRecorder(mosquitto.port, "id/#") as subscriber:
+        result = _command(r, channels, type="cmd_publish", id=42, topic="id/test", payload="x")
+        assert result["ok"] is False and "id must be a string" in result["error"]
+        marker = _command(r, channels, type="cmd_publish", id="m", topic="id/marker", qos=1)
+        assert marker["ok"] is True
+        wait_for(lambda: subscriber.received(lambda m: m.topic == "id/marker"), 10, what="the marker")
+        assert subscriber.received(lambda m: m.topic == "id/test") == []

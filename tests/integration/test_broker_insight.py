@@ -190,6 +190,7 @@ def test_heartbeat_and_prometheus_metrics(make_bridge: Any, mosquitto: Process, 
         "forwarded",
         "dropped",
         "queue_depth",
+        "system",
         "reconnects",
         "commands_ok",
         "commands_failed",
@@ -203,5 +204,6 @@ def test_heartbeat_and_prometheus_metrics(make_bridge: Any, mosquitto: Process, 
         lambda: "mosquitto_uptime_seconds" in scrape() and scrape(), 15, what="broker gauges in /metrics"
     )
     assert "mqtt_bridge_messages_received_total" in text
+    assert "mqtt_bridge_messages_system_total" in text
     assert 'mqtt_bridge_commands_total{result="ok"}' in text
     assert "mqtt_bridge_broker_connected 1.0" in text

@@ -92,6 +92,28 @@ def test_refused_subscription_is_reported_and_forgotten(
     assert "secret/#" not in dict(processor.subscriptions.broker_filters())
 
 
+def test_an_expired_command_is_answered_not_run(
+    processor: CommandProcessor, broker: FakeBroker, r: fakeredis.FakeRedis
+) -> None:
+    seconds, micros = r.time()
+    now = seconds + micros / 1e6
+    late = _send(processor, type="cmd_publish", id="x1", topic="door/open", payload="1", expires_at=now - 2)
+    assert (late["ok"], late["id"]) == (False, "x1")
+    assert "expired" in late["error"] and "it was not run" in late["error"]
+    assert broker.published == []
+    in_time = _send(
+        processor, type="cmd_publish", id="x2", topic="door/open", payload="1", expires_at=now + 60
+    )
+    assert in_time["ok"] is True
+    assert broker.published == [("door/open", b"1", 0, False)]
+
+
+def test_an_expired_subscribe_is_not_saved(processor: CommandProcessor, r: fakeredis.FakeRedis) -> None:
+    result = _send(processor, type="cmd_subscribe", id="s9", topic="late/#", expires_at=1.0)
+    assert result["ok"] is False
+    assert not r.hexists(protocol.KEY_SUBSCRIPTIONS, "late/#")
+
+
 def test_unsubscribe_removes_from_broker_and_redis(
     processor: CommandProcessor, broker: FakeBroker, r: fakeredis.FakeRedis
 ) -> None:
@@ -108,7 +130,9 @@ def test_unsubscribe_removes_from_broker_and_redis(
     ("raw", "expected_id", "words"),
     [
         (b"\xff\xfe garbage", None, "not valid JSON"),
-        (b'{"type": "cmd_publish", "id": 7, "topic": "a/#"}', None, "wildcard"),
+        (b'{"type": "cmd_publish", "id": 7, "topic": "a/#"}', None, "id must be a string"),
+        (b'{"type": "cmd_publish", "id": {"x": 1}, "topic": "a"}', None, "id must be a string"),
+        (b'{"type": "cmd_publish", "id": 7, "topic": "fine"}', None, "so the command was not run"),
         (b'{"type": "cmd_publish", "id": "k", "topic": "a", "qos": 5}', "k", "qos must be 0, 1 or 2"),
         (b'{"type": "cmd_nope", "id": "z"}', "z", "unknown command type"),
     ],

@@ -111,3 +111,26 @@ def test_a_percent_encoded_password_is_accepted() -> None:
 
     assert r.where == "redis:6379"
     assert redis.connection.parse_url(r.url)["password"] == "s3cr#tpw"
+
+
+def test_session_and_receive_maximum_settings() -> None:
+    from bridge.config import Settings
+
+    defaults = Settings.from_env({})
+    assert (defaults.session_expiry, defaults.receive_maximum, defaults.history_max_bytes) == (
+        3600,
+        1000,
+        64 * 1024 * 1024,
+    )
+    custom = Settings.from_env({"MQTT_SESSION_EXPIRY": "0", "MQTT_RECEIVE_MAXIMUM": "50"})
+    assert (custom.session_expiry, custom.receive_maximum) == (0, 50)
+
+
+def test_a_receive_maximum_of_zero_is_refused() -> None:
+    import pytest
+
+    from bridge.config import Settings
+    from bridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MQTT_RECEIVE_MAXIMUM must be between 1 and 65535"):
+        Settings.from_env({"MQTT_RECEIVE_MAXIMUM": "0"})

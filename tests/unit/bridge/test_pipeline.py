@@ -8,13 +8,14 @@ from collections import deque
 
 import fakeredis
 import paho.mqtt.client as mqtt
+import redis
 
 from bridge import protocol
 from bridge.backoff import NoWait
 from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.mqtt_source import Item, MqttSource
-from bridge.pipeline import Writer, drain
+from bridge.pipeline import HistoryBudget, Writer, drain
 from bridge.redis_sink import RedisSink
 from bridge.subscriptions import SubscriptionSet
 from bridge.topics import TopicIndex
@@ -89,14 +90,14 @@ def test_full_queue_drops_and_counts_instead_of_blocking(settings: Settings) -> 
 
 
 def test_drain_takes_batches_in_order() -> None:
-    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0) for i in range(2500))
+    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0, 0, False) for i in range(2500))
     first = drain(items, 1000)
     assert len(first) == 1000 and first[0][1] == b"0" and len(items) == 1500
 
 
 def test_sys_messages_feed_stats_and_are_not_forwarded_by_default(r: fakeredis.FakeRedis) -> None:
     items: deque[Item] = deque(
-        [("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0), ("a", b"x", 0, False, 1.0)]
+        [("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0, 0, False), ("a", b"x", 0, False, 1.0, 0, False)]
     )
     writer, system = _writer(r, items, Counters())
     writer.process(drain(items, 10))
@@ -105,7 +106,7 @@ def test_sys_messages_feed_stats_and_are_not_forwarded_by_default(r: fakeredis.F
 
 
 def test_sys_messages_are_forwarded_when_a_sys_filter_is_subscribed(r: fakeredis.FakeRedis) -> None:
-    items: deque[Item] = deque([("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0)])
+    items: deque[Item] = deque([("$SYS/broker/uptime", b"5 seconds", 0, False, 1.0, 0, False)])
     writer, system = _writer(r, items, Counters(), SubscriptionSet(("#", "$SYS/broker/#"), 0))
     writer.process(drain(items, 10))
     assert len(system) == 1
@@ -113,7 +114,7 @@ def test_sys_messages_are_forwarded_when_a_sys_filter_is_subscribed(r: fakeredis
 
 
 def test_history_is_trimmed_near_maxlen(r: fakeredis.FakeRedis) -> None:
-    items: deque[Item] = deque(("t", b"x", 0, False, 0.0) for _ in range(5000))
+    items: deque[Item] = deque(("t", b"x", 0, False, 0.0, 0, False) for _ in range(5000))
     writer, _ = _writer(r, items, Counters())
     while items:
         writer.process(drain(items, 1000))
@@ -123,7 +124,7 @@ def test_history_is_trimmed_near_maxlen(r: fakeredis.FakeRedis) -> None:
 def test_a_redis_outage_is_survived_and_nothing_is_lost(
     server: fakeredis.FakeServer, r: fakeredis.FakeRedis
 ) -> None:
-    items: deque[Item] = deque([("t", b"during outage", 0, False, 1.0)])
+    items: deque[Item] = deque([("t", b"during outage", 0, False, 1.0, 0, False)])
     counters = Counters()
     writer, _ = _writer(r, items, counters)
     server.connected = False
@@ -146,17 +147,17 @@ def test_a_redis_outage_is_survived_and_nothing_is_lost(
 
 def test_a_batch_redis_refuses_is_dropped_and_counted(r: fakeredis.FakeRedis) -> None:
     r.set(protocol.KEY_HISTORY, "not a stream")  # XADD will fail with WRONGTYPE
-    items: deque[Item] = deque([("t", b"x", 0, False, 1.0), ("t", b"y", 0, False, 1.0)])
+    items: deque[Item] = deque([("t", b"x", 0, False, 1.0, 0, False), ("t", b"y", 0, False, 1.0, 0, False)])
     counters = Counters()
     writer, _ = _writer(r, items, counters)
     writer.process(drain(items, 10))
     assert counters.dropped == 2
-    writer.process([("t", b"z", 0, False, 1.0)])  # and the writer keeps going
+    writer.process([("t", b"z", 0, False, 1.0, 0, False)])  # and the writer keeps going
     assert counters.dropped == 3
 
 
 def test_writer_thread_flushes_the_queue_on_stop(r: fakeredis.FakeRedis) -> None:
-    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0) for i in range(3000))
+    items: deque[Item] = deque(("t", str(i).encode(), 0, False, 0.0, 0, False) for i in range(3000))
     counters = Counters()
     writer, _ = _writer(r, items, counters)
     writer.stop_event.set()
@@ -165,3 +166,117 @@ def test_writer_thread_flushes_the_queue_on_stop(r: fakeredis.FakeRedis) -> None
     assert not writer.is_alive()
     assert counters.forwarded == 3000
     assert r.xlen(protocol.KEY_HISTORY) >= 1000
+
+
+def _big(n: int, size: int = 1_000_000, qos: int = 0) -> list[Item]:
+    return [("big", (str(i) * size)[:size].encode(), qos, False, 1.0, i + 1, False) for i in range(n)]
+
+
+def test_a_split_batch_is_not_written_twice_when_a_reply_is_lost(r: fakeredis.FakeRedis) -> None:
+    """Six ~1 MB messages take two script calls; the second call's reply is lost after Redis ran
+    it. Before, the whole batch was sent again: 12 history entries instead of 6."""
+    counters = Counters()
+    acked: list[int] = []
+    writer, _ = _writer(r, deque(), counters)
+    writer.ack = lambda mid, qos: acked.append(mid)
+    calls = 0
+    real = writer.sink.forward_chunk
+
+    def lose_second_reply(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        result = real(messages, token, maxlen)
+        if calls == 2:
+            raise redis.ConnectionError("reply lost")
+        return result
+
+    writer.sink.forward_chunk = lose_second_reply  # type: ignore[method-assign]
+    writer.process(_big(6, qos=1))
+    assert calls == 3  # the lost one was sent again ...
+    assert [m["payload"][0] for m in _history(r)] == list("012345")  # ... and written once
+    assert (counters.forwarded, counters.dropped, writer.in_flight) == (6, 0, 0)
+    assert acked == [1, 2, 3, 4, 5, 6]  # each acknowledged once, after its write
+
+
+def test_a_refusal_half_way_counts_exactly_what_was_written(r: fakeredis.FakeRedis) -> None:
+    counters = Counters()
+    acked: list[int] = []
+    writer, _ = _writer(r, deque(), counters)
+    writer.ack = lambda mid, qos: acked.append(mid)
+    real = writer.sink.forward_chunk
+    calls = 0
+
+    def break_the_stream_after_the_first_call(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            r.delete(protocol.KEY_HISTORY)
+            r.set(protocol.KEY_HISTORY, "not a stream")  # XADD now fails with WRONGTYPE
+        return real(messages, token, maxlen)
+
+    writer.sink.forward_chunk = break_the_stream_after_the_first_call  # type: ignore[method-assign]
+    writer.process(_big(6, qos=1))
+    assert counters.forwarded == 4  # the first call took four ~1 MB messages (4 MiB per call)
+    assert counters.dropped_redis == 2
+    assert writer.in_flight == 0
+    assert acked == [1, 2, 3, 4, 5, 6]  # refused for good: acknowledged, so the broker moves on
+
+
+def test_nothing_unwritten_is_acknowledged(server: fakeredis.FakeServer, r: fakeredis.FakeRedis) -> None:
+    counters = Counters()
+    acked: list[int] = []
+    writer, _ = _writer(r, deque(), counters)
+    writer.ack = lambda mid, qos: acked.append(mid)
+    writer.flush_timeout = 0.2
+    writer.stop_event.set()  # shutting down with Redis away: give up after the flush timeout
+    server.connected = False
+    writer.process([("t", b"a", 1, False, 1.0, 7, False), ("t", b"b", 0, False, 1.0, 0, False)])
+    assert acked == []  # the broker keeps message 7 and delivers it again on the next start
+    assert (counters.forwarded, counters.dropped_redis, writer.in_flight) == (0, 2, 0)
+
+
+def test_counters_add_up_with_sys_messages_and_drops(settings: Settings, r: fakeredis.FakeRedis) -> None:
+    items: deque[Item] = deque()
+    counters = Counters()
+    source = _source(settings, items, counters, maxsize=100)
+    writer, _ = _writer(r, items, counters)
+    counters.queue_depth = lambda: len(items) + writer.in_flight
+    for i in range(120):
+        source._on_message(source.client, None, _message("t" if i % 3 else "$SYS/broker/uptime", b"1"))
+    writer.process(drain(items, 50))
+    snap = counters.snapshot()
+    assert snap["system"] > 0 and snap["dropped"] == 20 and snap["queue_depth"] == 50
+    assert snap["received"] == snap["forwarded"] + snap["dropped"] + snap["queue_depth"] + snap["system"]
+
+
+def test_dup_is_present_only_on_redeliveries(r: fakeredis.FakeRedis) -> None:
+    writer, _ = _writer(r, deque(), Counters())
+    writer.process([("t", b"new", 1, False, 1.0, 1, False), ("t", b"again", 1, False, 1.0, 2, True)])
+    first, second = _history(r)
+    assert "dup" not in first
+    assert second["dup"] is True
+
+
+def test_history_budget_follows_the_byte_cap_and_an_oom_cap() -> None:
+
+    budget = HistoryBudget(maxlen=10_000, max_bytes=1_000_000)
+    assert budget.maxlen() == 10_000  # nothing seen yet
+    budget.observe(["x" * 10_000] * 5, 0, 5)
+    assert budget.maxlen() == 100  # 1 MB / 10 kB
+    budget.observe(["x" * 100] * 5, 0, 5)
+    assert 100 < budget.maxlen() < 10_000  # falls back slowly as messages get small
+    budget.cap(40)
+    assert budget.maxlen() == 40
+    assert HistoryBudget(maxlen=0, max_bytes=1000).maxlen() == 0  # history off stays off
+    unbounded = HistoryBudget(maxlen=500, max_bytes=0)
+    unbounded.observe(["x" * 10_000], 0, 1)
+    assert unbounded.maxlen() == 500
+
+
+def test_the_writer_keeps_the_history_within_its_byte_budget(r: fakeredis.FakeRedis) -> None:
+    writer, _ = _writer(r, deque(), Counters())
+    writer.history = HistoryBudget(100_000, 200_000)
+    for _ in range(10):
+        writer.process([("t", b"z" * 10_000, 0, False, 1.0, 0, False)] * 10)
+    stored = sum(len(f[b"data"]) for _, f in r.xrange(protocol.KEY_HISTORY))
+    assert stored <= 300_000

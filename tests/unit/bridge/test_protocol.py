@@ -124,9 +124,43 @@ def test_error_keeps_a_string_id_and_the_command_name() -> None:
     assert caught.value.command == "cmd_publish"
 
 
-@pytest.mark.parametrize("bad_id", [5, None, ["x"], {"a": 1}, "", "x" * 1000])
-def test_unusable_ids_are_answered_as_null(bad_id: object) -> None:
-    assert protocol.parse_command(_command(id=bad_id)).id is None
+def test_an_absent_or_null_id_means_no_id() -> None:
+    assert protocol.parse_command(_command(id=None)).id is None
+    assert protocol.parse_command(json.dumps({"type": "cmd_publish", "topic": "a"})).id is None
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "said"),
+    [
+        (5, "a number"),
+        (1.5, "a number"),
+        (True, "true/false"),
+        (["x"], "a list"),
+        ({"a": 1}, "an object"),
+        ("", "an empty string"),
+        ("x" * 1000, "a string of 1,000 characters"),
+    ],
+)
+def test_an_unusable_id_refuses_the_command(bad_id: object, said: str) -> None:
+    # Answered with id null, the sender could never match the answer: so it is not run at all.
+    with pytest.raises(InvalidCommand, match=f"id must be a string.*got {said}, so the command was not run"):
+        protocol.parse_command(_command(id=bad_id))
+
+
+@pytest.mark.parametrize("value", [1.7e9, 1_700_000_000])
+def test_expires_at_is_read_as_seconds(value: float) -> None:
+    assert protocol.parse_command(_command(expires_at=value)).expires_at == float(value)
+
+
+@pytest.mark.parametrize("value", ["soon", True, [1], {"t": 1}])
+def test_a_malformed_expires_at_is_refused(value: object) -> None:
+    with pytest.raises(InvalidCommand, match="expires_at must be a number"):
+        protocol.parse_command(_command(id="e1", expires_at=value))
+
+
+def test_nan_expires_at_is_refused() -> None:
+    with pytest.raises(InvalidCommand, match="expires_at must be a number"):
+        protocol.parse_command('{"type": "cmd_publish", "topic": "a", "expires_at": NaN}')
 
 
 def test_huge_command_is_refused_before_parsing() -> None:
@@ -185,9 +219,11 @@ def test_damaged_subscription_records_fall_back_to_qos_0(raw: bytes) -> None:
     assert protocol.parse_subscription_record(raw) == {"qos": 0, "created_at": None}
 
 
-def test_an_id_that_cannot_be_sent_back_is_answered_as_null() -> None:
+def test_an_id_that_cannot_be_sent_back_refuses_the_command() -> None:
     # A lone surrogate survives json.loads but not encoding: echoing it would kill the answer.
-    assert protocol.parse_command('{"type": "cmd_publish", "id": "\\ud800", "topic": "a"}').id is None
+    with pytest.raises(InvalidCommand, match="id must be a string") as caught:
+        protocol.parse_command('{"type": "cmd_publish", "id": "\\ud800", "topic": "a"}')
+    assert caught.value.command_id is None
 
 
 @pytest.mark.parametrize("raw", ['{"timestamp": NaN}', '{"x": Infinity}', '{"x": -Infinity}', "[1]", "\xff"])
