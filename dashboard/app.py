@@ -20,6 +20,7 @@ from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
+from dashboard.stats_api import stats_api
 from dashboard.store import Store
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def create_app(
     register_events(found)
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(stats_api)
     _register_guards(app, found)
     _register_errors(app, found)
     return app
