@@ -22,6 +22,7 @@ from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
 from dashboard.stats_api import stats_api
 from dashboard.store import Store
+from dashboard.templates_api import templates_api
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def create_app(
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(stats_api)
+    app.register_blueprint(templates_api)
     _register_guards(app, found)
     _register_errors(app, found)
     return app
