@@ -5,16 +5,19 @@ Screenshots land in test-artifacts/e2e/.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import redis
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from bridge import protocol
 from bridge.stats_history import fine_points
 from tests.e2e.conftest import login, shot
-from tests.helpers import BridgeProcess, DashboardProcess, Process
+from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -93,4 +96,119 @@ def test_the_overview_charts_are_drawn_the_moment_the_page_opens(
     expect(page.get_by_test_id("range-1h")).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_text("last hour").first).to_be_visible()
     wait_points(page, rates, 150)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_a_saved_publish_is_shared_runs_in_one_click_and_leaves_nothing_in_the_browser(
+    page: Page, chromium: Browser, dashboard: DashboardProcess, mosquitto: Process
+) -> None:
+    login(page, dashboard)
+    page.goto(f"{dashboard.url}/#/publish")
+    page.get_by_test_id("publish-topic").fill("e2e/templates/lamp")
+    page.get_by_test_id("publish-payload").fill('{"on": true}')
+    page.get_by_test_id("publish-qos").select_option("1")
+    name = f"Lamp on {time.time():.0f}"
+    page.get_by_test_id("template-name").fill(name)
+    page.get_by_test_id("template-save").click()
+    row = page.get_by_test_id("template-row").filter(has_text=name)
+    expect(row).to_be_visible(timeout=5_000)
+
+    # Another person, in another browser context, sees the template and runs it.
+    other = chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        second = other.new_page()
+        login(second, dashboard)
+        second.goto(f"{dashboard.url}/#/publish")
+        theirs = second.get_by_test_id("template-row").filter(has_text=name)
+        with MqttRecorder(mosquitto.port, "e2e/templates/#") as subscriber:
+            theirs.get_by_test_id("template-run").click()
+            expect(theirs.get_by_test_id("template-result")).to_contain_text(
+                "the bridge confirmed it", timeout=10_000
+            )
+            wait_for(subscriber.received, 10, what="the template's message at the MQTT subscriber")
+            assert [(m.topic, m.payload, m.qos) for m in subscriber.received()] == [
+                ("e2e/templates/lamp", b'{"on": true}', 1)
+            ]
+        newest = second.get_by_test_id("recent-publish").first
+        expect(newest).to_contain_text(name)
+        expect(newest.get_by_test_id("recent-publish-result")).to_have_text("✓ published")
+        shot(second, "16-saved-publish-run")
+        stored = second.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+        assert "e2e/templates" not in stored and "recent-publishes" not in stored, stored
+    finally:
+        other.close()
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_a_sparkplug_payload_is_shown_decoded_with_the_raw_bytes_a_click_away(
+    page: Page, dashboard: DashboardProcess, mosquitto: Process, stack_dir: Path
+) -> None:
+    # A Tahu payload (timestamp, one Double metric "temperature" = 21.5), encoded by protobufjs.
+    payload = bytes.fromhex(
+        "08fbd095ffbc3112"  # timestamp 1700000000123, then metric 1:
+        "1a0a0b74656d70657261747572651002200a690000000000803540"
+    )
+    path = stack_dir / "sparkplug.bin"
+    path.write_bytes(payload)
+    login(page, dashboard)
+    page.goto(f"{dashboard.url}/#/messages")
+    expect(page.get_by_test_id("status-socket")).to_contain_text("live", timeout=10_000)
+    topic = "spBv1.0/plant/DDATA/edge1/press"
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-f", str(path)], check=True, timeout=10
+    )
+    row = page.get_by_test_id("message-row").filter(has_text=topic).first
+    expect(row.get_by_test_id("message-payload")).to_contain_text("[Sparkplug B]", timeout=5_000)
+    expect(row.get_by_test_id("message-payload")).to_contain_text('"name":"temperature"')
+    row.click()
+    body = page.get_by_test_id("payload-view-body")
+    expect(page.get_by_test_id("payload-view-note")).to_have_text("decoded as Sparkplug B")
+    expect(body).to_contain_text('"value": 21.5')
+    page.get_by_test_id("payload-mode-hex").click()
+    page.get_by_test_id("payload-raw-toggle").click()
+    expect(body).to_contain_text("08 fb d0 95")
+    shot(page, "16-sparkplug-decoded")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_a_json_field_chart_fills_from_history_then_live_and_survives_a_reload(
+    page: Page, dashboard: DashboardProcess, mosquitto: Process
+) -> None:
+    topic = f"e2e/press{int(time.time())}/line1"
+    for i in range(12):
+        payload = json.dumps({"sensors": [{"temp": 20 + i}], "state": "run"})
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-m", payload], check=True, timeout=10
+        )
+    login(page, dashboard)
+    page.goto(f"{dashboard.url}/#/topics")
+    page.get_by_test_id("topics-search").fill(topic)
+    row = page.locator(f'[data-testid="topic-row"][data-topic="{topic}"]')
+    row.wait_for(timeout=10_000)
+    row.click()
+    picker = page.get_by_test_id("field-picker")
+    expect(picker.locator("datalist option")).to_have_count(1, timeout=10_000)
+    page.get_by_test_id("field-path").fill("sensors[0].temp")
+    page.get_by_test_id("field-add").click()
+    expect(page.get_by_test_id("field-added")).to_contain_text("Added sensors[0].temp")
+
+    page.get_by_test_id("nav-overview").click()
+    plot = page.get_by_test_id("field-chart-plot")
+    wait_points(page, plot, 12)  # the twelve messages already in the history
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-m", '{"sensors": [{"temp": 40}]}'],
+        check=True,
+        timeout=10,
+    )
+    wait_points(page, plot, 13)  # then live
+    shot(page, "16-field-chart")
+
+    page.reload()
+    page.get_by_test_id("nav-overview").click()
+    expect(page.get_by_test_id("field-chart-series")).to_contain_text(
+        f"{topic} · sensors[0].temp", timeout=10_000
+    )
+    wait_points(
+        page, page.get_by_test_id("field-chart-plot"), 13
+    )  # kept in this browser, refilled from history
     assert not page.errors, page.errors  # type: ignore[attr-defined]
