@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -16,7 +18,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from bridge import protocol
 from bridge.stats_history import fine_points
-from tests.e2e.conftest import login, shot
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, login, shot
 from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -211,4 +213,68 @@ def test_a_json_field_chart_fills_from_history_then_live_and_survives_a_reload(
     wait_points(
         page, page.get_by_test_id("field-chart-plot"), 13
     )  # kept in this browser, refilled from history
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@pytest.fixture
+def csp_page(chromium: Browser) -> Iterator[Page]:
+    """A page whose every response carries STRICT_CSP. Responses fulfilled by the test lose their
+    loopback origin for Chromium's local-network checks, which would then refuse the WebSocket to
+    127.0.0.1; this browser of its own is started without those checks."""
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+    args = [*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"]
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, headless=True, args=args)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    page.route("**/*", with_csp)
+    yield page
+    browser.close()
+
+
+def test_the_new_views_run_under_a_strict_csp_without_eval_or_inline_code(
+    csp_page: Page, dashboard: DashboardProcess, mosquitto: Process, stack_dir: Path
+) -> None:
+    """The security work adds a Content-Security-Policy; decoders, charts, diff and saved publishes
+    must need neither eval nor inline script or style."""
+    page = csp_page
+    page.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push("
+        "e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));"
+    )
+    login(page, dashboard)
+    page.goto(f"{dashboard.url}/#/overview")
+    wait_points(page, page.get_by_test_id("chart-rates"), 2, timeout=15_000)
+    page.get_by_test_id("range-24h").click()
+    expect(page.get_by_test_id("range-24h")).to_have_attribute("aria-pressed", "true")
+
+    page.goto(f"{dashboard.url}/#/messages")
+    expect(page.get_by_test_id("status-socket")).to_contain_text("live", timeout=10_000)
+    blob = stack_dir / "csp-msgpack.bin"
+    blob.write_bytes(bytes.fromhex("82a474656d70cb4035800000000000a26f6bc3"))  # {"temp": 21.5, "ok": true}
+    topic = "e2e/csp/msgpack"
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-f", str(blob)], check=True, timeout=10
+    )
+    page.get_by_test_id("message-row").filter(has_text=topic).first.click()
+    page.get_by_test_id("payload-decoder").select_option("msgpack")
+    expect(page.get_by_test_id("payload-view-body")).to_contain_text('"temp": 21.5')
+    page.goto(f"{dashboard.url}/#/publish")
+    page.get_by_test_id("template-row").first.or_(page.get_by_text("No saved publishes yet.")).wait_for()
+    page.goto(f"{dashboard.url}/#/topics")
+    page.get_by_test_id("topic-row").first.wait_for(timeout=10_000)
+
+    assert page.evaluate("window.__cspViolations") == []
     assert not page.errors, page.errors  # type: ignore[attr-defined]
