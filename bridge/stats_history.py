@@ -1,8 +1,8 @@
 """The bounded stats history in Redis: what lets the dashboard draw its charts full on load.
 
 Two lists of compact points (oldest first): every snapshot for the last 15 minutes, and the first
-snapshot of each minute for the last 24 hours. Each is trimmed on every write, so the history never
-grows past a few hundred kilobytes whatever the bridge's uptime.
+snapshot of each minute for the last 24 hours. Each is trimmed on every write, so the history stays
+under a megabyte at the default interval (about 2 MB at most) whatever the bridge's uptime.
 """
 
 from __future__ import annotations
