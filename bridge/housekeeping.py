@@ -21,6 +21,7 @@ from bridge.counters import Counters
 from bridge.health import heartbeat_body
 from bridge.mqtt_source import Item, LinkEvent
 from bridge.redis_sink import RedisSink
+from bridge.stats_history import StatsHistory
 from bridge.status import BrokerStatus
 from bridge.sys_stats import SysStats
 from bridge.topics import TopicIndex
@@ -65,6 +66,7 @@ class Housekeeper(threading.Thread):
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
+        self.stats_history = StatsHistory(sink.client, stats_interval)
         self._status_pending = True
         self.subscriptions_loaded = False
         self._redis_down = False
@@ -184,7 +186,9 @@ class Housekeeper(threading.Thread):
         if now >= self._due["stats"]:
             self._due["stats"] = now + self.stats_interval
             if self.status.connected or self.stats.data:
-                self.sink.announce(protocol.CHANNEL_STATS, self.stats_message())
+                message = self.stats_message()
+                self.sink.announce(protocol.CHANNEL_STATS, message)
+                self.stats_history.record(message)
         if now >= self._due["lists"]:
             self._due["lists"] = now + LISTS_INTERVAL
             self._due["clients"] = now + LISTS_INTERVAL

@@ -43,6 +43,13 @@ KEY_APPLIED_PREFIX = "mqtt:bridge:applied:"
 # hash: "<client id>@<host:port>" -> JSON list of the filters the broker holds in that bridge's
 # persistent session, so a resumed session can drop the ones no longer wanted
 KEY_SESSION_FILTERS = "mqtt:bridge:session-filters"
+# Lists of compact stats points (oldest first): every snapshot for STATS_HISTORY_FINE_SECONDS,
+# and one a minute for STATS_HISTORY_MINUTES minutes (bridge/stats_history.py).
+KEY_STATS_HISTORY = "mqtt:broker:stats:history"
+KEY_STATS_HISTORY_MINUTE = "mqtt:broker:stats:history:minute"
+# The dashboard's shared publish templates (hash: id -> JSON) and its recent publishes (list).
+KEY_PUBLISH_TEMPLATES = "mqtt:dashboard:publish-templates"
+KEY_PUBLISH_HISTORY = "mqtt:dashboard:publish-history"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
@@ -58,6 +65,10 @@ LATEST_KEY = {
 OUTPUT_CHANNELS = (CHANNEL_MESSAGES, CHANNEL_STATS, CHANNEL_STATUS, CHANNEL_CLIENTS, CHANNEL_TOPICS)
 
 HISTORY_FIELD = "data"
+
+STATS_HISTORY_FINE_SECONDS = 15 * 60
+STATS_HISTORY_MAX_FINE_POINTS = 3_600  # a very short STATS_INTERVAL keeps less than 15 minutes
+STATS_HISTORY_MINUTES = 24 * 60
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between refreshes
 HEARTBEAT_TTL = 15  # seconds; an older heartbeat means the bridge is down

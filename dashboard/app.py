@@ -24,7 +24,9 @@ from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
 from dashboard.relay import Relay
 from dashboard.sessions import SessionStore, SocketSessions
+from dashboard.stats_api import stats_api
 from dashboard.store import Store
+from dashboard.templates_api import templates_api
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ def create_app(
     register_events(found)
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(stats_api)
+    app.register_blueprint(templates_api)
     _register_guards(app, found)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { flushPromises, mount } from '@vue/test-utils'
 import PublishForm from '../src/components/PublishForm.vue'
-import { recentPublishes, reloadPublishes, RECENT_KEY } from '../src/stores/recentPublishes'
+import { RECENT_KEY } from '../src/stores/recentPublishes'
 
 function respond(status: number, body: unknown) {
   return vi.fn().mockResolvedValue(new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } }))
@@ -15,7 +15,6 @@ async function fill(w: ReturnType<typeof mount>, topic: string, payload: string)
 describe('PublishForm', () => {
   beforeEach(() => {
     localStorage.clear()
-    reloadPublishes()
   })
   afterEach(() => vi.unstubAllGlobals())
 
@@ -35,9 +34,10 @@ describe('PublishForm', () => {
     const result = w.get('[data-testid="publish-result"]')
     expect(result.attributes('data-ok')).toBe('true')
     expect(result.text()).toContain('Published to devices/lamp/set')
-    // remembered for re-sending, in localStorage
-    expect(recentPublishes.value[0]).toMatchObject({ topic: 'devices/lamp/set', qos: 1, retain: true })
-    expect(JSON.parse(localStorage.getItem(RECENT_KEY)!)[0].topic).toBe('devices/lamp/set')
+    // the server keeps the publish history: nothing about it stays in the browser
+    expect(fetchMock.mock.calls[1][0]).toBe('/api/publish/history')
+    expect(localStorage.getItem(RECENT_KEY)).toBeNull()
+    expect(localStorage.length).toBe(0)
   })
 
   it("shows the bridge's error when it refuses", async () => {
@@ -49,7 +49,6 @@ describe('PublishForm', () => {
     const result = w.get('[data-testid="publish-result"]')
     expect(result.attributes('data-ok')).toBe('false')
     expect(result.text()).toContain('the broker is disconnected; nothing was published')
-    expect(recentPublishes.value).toHaveLength(0)
   })
 
   it('says plainly when the bridge did not answer (504)', async () => {

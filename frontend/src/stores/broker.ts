@@ -92,8 +92,8 @@ export function createBrokerStore() {
     clients: null as ClientsMessage | null,
     worker: null as number | null,
   })
-  const rateSeries = new RollingSeries(2) // messages in, out
-  const clientSeries = new RollingSeries(1) // clients connected
+  let rateSeries = new RollingSeries(2) // messages in, out
+  let clientSeries = new RollingSeries(1) // clients connected
   const rateData = shallowRef(rateSeries.data())
   const clientData = shallowRef(clientSeries.data())
   let prev: StatsMessage | null = null
@@ -113,6 +113,37 @@ export function createBrokerStore() {
     clientData.value = clientSeries.data()
   }
 
+  /**
+   * Start the charts from the bridge's recorded history (oldest first) over a window of `seconds`;
+   * live points that are newer than the history's last one are kept after it.
+   */
+  function loadHistory(points: StatsMessage[], seconds: number): void {
+    const rates = new RollingSeries(2, seconds)
+    const clients = new RollingSeries(1, seconds)
+    let before: StatsMessage | null = null
+    for (const point of Array.isArray(points) ? points : []) {
+      if (!point || !isNum(point.timestamp) || !point.data || typeof point.data !== 'object') continue
+      const r = ratesOf(point, before)
+      before = point
+      rates.push(point.timestamp, [r.messagesIn, r.messagesOut])
+      const cc = point.data.clients_connected
+      clients.push(point.timestamp, [isNum(cc) ? cc : null])
+    }
+    const last = rates.t.length ? rates.t[rates.t.length - 1] : -Infinity
+    rateSeries.t.forEach((t, i) => {
+      if (t > last) rates.push(t, [rateSeries.cols[0][i], rateSeries.cols[1][i]])
+    })
+    clientSeries.t.forEach((t, i) => {
+      if (t > last) clients.push(t, [clientSeries.cols[0][i]])
+    })
+    rates.prune(Date.now() / 1000)
+    clients.prune(Date.now() / 1000)
+    rateSeries = rates
+    clientSeries = clients
+    rateData.value = rateSeries.data()
+    clientData.value = clientSeries.data()
+  }
+
   function applyStatus(msg: BrokerStatus | null | undefined): void {
     if (msg && typeof msg === 'object') state.status = msg
   }
@@ -125,7 +156,7 @@ export function createBrokerStore() {
     if (msg && typeof msg === 'object') state.clients = msg
   }
 
-  return { state, rateData, clientData, applyStats, applyStatus, applyBridge, applyClients }
+  return { state, rateData, clientData, applyStats, loadHistory, applyStatus, applyBridge, applyClients }
 }
 
 export type BrokerStore = ReturnType<typeof createBrokerStore>
