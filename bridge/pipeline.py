@@ -156,9 +156,11 @@ class Writer(threading.Thread):
         """Write messages[start:end]; False when the writer gave up (the rest of the batch too)."""
         token = self._next_token()
         room_made = False
+        step = end - start  # messages per call; halved when Redis has no room even for the call
         while start < end:
+            stop = min(end, start + step)
             try:
-                result = self.sink.forward_chunk(messages[start:end], token, self.history.maxlen())
+                result = self.sink.forward_chunk(messages[start:stop], token, self.history.maxlen())
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # The outcome is unknown: the same token again cannot write twice.
                 self._note_outage(exc)
@@ -185,8 +187,13 @@ class Writer(threading.Thread):
             if result.out_of_memory and not room_made and self._make_room():
                 room_made = True
                 continue
-            self._refused(items, start, end, result.refused)
-            start = end
+            if result.out_of_memory and stop - start > 1:
+                # Nothing of ours left to trim, but a call's own arguments count against maxmemory
+                # (a 4 MiB call into a 4 MB Redis): try fewer messages at a time before dropping.
+                step = max(1, (stop - start) // 2)
+                continue
+            self._refused(items, start, stop, result.refused)
+            start = stop
         return True
 
     def _next_token(self) -> str:

@@ -31,6 +31,11 @@ def _session_cookie(page: Page) -> str:
     return found[0]
 
 
+def _local_storage(page: Page) -> str:
+    """Everything in this page's localStorage, keys and values, as one text."""
+    return str(page.evaluate("JSON.stringify(Object.entries(localStorage))"))
+
+
 def _with_cookie(dashboard: DashboardProcess, cookie: str) -> requests.Session:
     session = requests.Session()
     session.cookies.set(COOKIE, cookie)
@@ -44,7 +49,8 @@ def test_logging_out_makes_the_copied_cookie_worthless(page: Page, dashboard: Da
     page.get_by_test_id("publish-payload").fill("4711")
     page.get_by_test_id("publish-submit").click()
     expect(page.get_by_test_id("publish-result")).to_have_attribute("data-ok", "true", timeout=10_000)
-    assert "4711" in (page.evaluate(f"localStorage.getItem('{RECENT_KEY}')") or "")
+    # Recent publishes live on the server (GET /api/publish/history), never in the browser.
+    assert "4711" not in _local_storage(page)
     copied = _session_cookie(page)
     thief = _with_cookie(dashboard, copied)
     assert thief.get(f"{dashboard.url}/api/session", timeout=10).json()["authenticated"] is True
@@ -68,6 +74,7 @@ def test_logging_out_makes_the_copied_cookie_worthless(page: Page, dashboard: Da
         other.close()
     # And nothing the user published is left in this browser's storage.
     assert page.evaluate(f"localStorage.getItem('{RECENT_KEY}')") is None
+    assert "4711" not in _local_storage(page)
 
 
 def test_the_built_frontend_runs_under_the_content_security_policy(

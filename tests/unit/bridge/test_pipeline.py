@@ -16,7 +16,7 @@ from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.mqtt_source import Item, MqttSource
 from bridge.pipeline import HistoryBudget, Writer, drain
-from bridge.redis_sink import RedisSink
+from bridge.redis_sink import ChunkResult, RedisSink
 from bridge.subscriptions import SubscriptionSet
 from bridge.topics import TopicIndex
 
@@ -280,3 +280,47 @@ def test_the_writer_keeps_the_history_within_its_byte_budget(r: fakeredis.FakeRe
         writer.process([("t", b"z" * 10_000, 0, False, 1.0, 0, False)] * 10)
     stored = sum(len(f[b"data"]) for _, f in r.xrange(protocol.KEY_HISTORY))
     assert stored <= 300_000
+
+
+def test_a_call_too_big_for_a_full_redis_is_sent_in_smaller_pieces(r: fakeredis.FakeRedis) -> None:
+    """A 4 MB Redis with an empty history refuses a 4 MiB call for memory (its own arguments count
+    against maxmemory): there is nothing to trim, so fewer messages a call, not a dropped batch."""
+    counters = Counters()
+    writer, _ = _writer(r, deque(), counters)
+    real = writer.sink.forward_chunk
+    sizes: list[int] = []
+
+    def refuse_calls_over_2_mb(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        sizes.append(len(messages))
+        if sum(len(m) for m in messages) > 2_000_000:
+            return ChunkResult(0, "OOM command not allowed when used memory > 'maxmemory'.", False)
+        return real(messages, token, maxlen)
+
+    writer.sink.forward_chunk = refuse_calls_over_2_mb  # type: ignore[method-assign]
+    writer.process(_big(4))
+
+    assert [m["payload"][0] for m in _history(r)] == list("0123")
+    assert (counters.forwarded, counters.dropped) == (4, 0)
+    assert sizes[0] == 4 and max(sizes[1:]) <= 2
+
+
+def test_a_message_too_big_for_a_full_redis_alone_is_dropped_and_the_rest_written(
+    r: fakeredis.FakeRedis,
+) -> None:
+    counters = Counters()
+    writer, _ = _writer(r, deque(), counters)
+    real = writer.sink.forward_chunk
+
+    def refuse_message_2(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        if any(json.loads(m)["payload"].startswith("2") for m in messages):
+            return ChunkResult(0, "OOM command not allowed when used memory > 'maxmemory'.", False)
+        return real(messages, token, maxlen)
+
+    writer.sink.forward_chunk = refuse_message_2  # type: ignore[method-assign]
+    writer.process(_big(4, size=1000))
+
+    # 0 and 1 went in; then the refusals trimmed the history to make room (0 went), 2 alone was
+    # still refused and dropped, 3 went in.
+    assert [m["payload"][0] for m in _history(r)] == list("13")
+    assert (counters.forwarded, counters.dropped) == (3, 1)
+    assert writer.in_flight == 0
