@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import fakeredis
 import pytest
 
 from bridge.config import Settings
+from bridge.counters import Counters
+from bridge.housekeeping import Housekeeper
+from bridge.redis_sink import RedisSink
+from bridge.status import BrokerStatus
+from bridge.topics import TopicIndex
 
 
 @pytest.fixture
@@ -19,3 +27,18 @@ def r(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
 @pytest.fixture
 def settings() -> Settings:
     return Settings.from_env({"MQTT_TOPICS": "#", "HISTORY_MAXLEN": "1000"})
+
+
+def make_housekeeper(r: fakeredis.FakeRedis) -> Housekeeper:
+    """A housekeeper over fakeredis with test settings (stats every second, nothing to restore)."""
+    return Housekeeper(
+        RedisSink(r, 100),
+        Counters(),
+        BrokerStatus("localhost:1883"),
+        TopicIndex(),
+        threading.Event(),
+        stats_interval=1,
+        started_at=time.time(),
+        configured_topics=["#"],
+        load_subscriptions=lambda: True,
+    )

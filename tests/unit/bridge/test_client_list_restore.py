@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,12 +11,9 @@ import pytest
 
 from bridge import protocol
 from bridge.clients import ClientTracker
-from bridge.counters import Counters
 from bridge.housekeeping import Housekeeper
-from bridge.redis_sink import RedisSink
-from bridge.status import BrokerStatus
-from bridge.topics import TopicIndex
 from tests.helpers import wait_for
+from tests.unit.bridge.conftest import make_housekeeper
 
 SENSOR = {
     "client_id": "sensor-1",
@@ -43,17 +39,7 @@ def _last_run(r: fakeredis.FakeRedis, uptime: int, seen_ago: float, clients: Any
 
 @pytest.fixture
 def housekeeper(r: fakeredis.FakeRedis) -> Iterator[Housekeeper]:
-    keeper = Housekeeper(
-        RedisSink(r, 100),
-        Counters(),
-        BrokerStatus("localhost:1883"),
-        TopicIndex(),
-        threading.Event(),
-        stats_interval=1,
-        started_at=time.time(),
-        configured_topics=["#"],
-        load_subscriptions=lambda: True,
-    )
+    keeper = make_housekeeper(r)
     yield keeper
     keeper.stop_event.set()
     keeper.join(5)

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import fakeredis
 
 from bridge import protocol
-from bridge.counters import Counters
-from bridge.housekeeping import Housekeeper
-from bridge.redis_sink import RedisSink
 from bridge.stats_history import StatsHistory, fine_points
-from bridge.status import BrokerStatus
-from bridge.topics import TopicIndex
+from tests.unit.bridge.conftest import make_housekeeper
 
 
 def stats(timestamp: float, received: int = 0, **data: object) -> dict[str, object]:
@@ -89,17 +84,7 @@ def test_a_snapshot_without_data_or_timestamp_is_not_recorded(r: fakeredis.FakeR
 
 
 def test_the_housekeeper_records_every_snapshot_it_announces(r: fakeredis.FakeRedis) -> None:
-    keeper = Housekeeper(
-        RedisSink(r, 100),
-        Counters(),
-        BrokerStatus("localhost:1883"),
-        TopicIndex(),
-        threading.Event(),
-        stats_interval=1,
-        started_at=time.time(),
-        configured_topics=["#"],
-        load_subscriptions=lambda: True,
-    )
+    keeper = make_housekeeper(r)
     keeper.stats.update("$SYS/broker/clients/connected", b"4", time.time())
     now = time.monotonic()
     keeper._run_due(now + 1.5)
