@@ -1,4 +1,5 @@
-"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, ``demo`` sensors, or ``secret-key``.
+"""``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, ``demo`` sensors, ``secret-key``
+or ``seal`` (a password sealed for a command, read from standard input).
 
 Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` is
 ``--mqtt-broker-host``); a flag wins over the environment.
@@ -16,8 +17,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from bridge import __version__
-from bridge.config import VARIABLES, RedisSettings, Settings
+from bridge import __version__, protocol
+from bridge.config import VARIABLES, EnvReader, RedisSettings, Settings, read_secret_key
 from bridge.errors import ConfigError
 
 logger = logging.getLogger("bridge")
@@ -37,10 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "healthcheck", "demo", "secret-key"),
+        choices=("run", "healthcheck", "demo", "secret-key", "seal"),
         help="run the bridge (default); healthcheck: exit 0 only if the bridge is healthy; "
         "demo: publish simulated sensor data to the broker; "
-        "secret-key: print a new key for CONFIG_SECRET_KEY",
+        "secret-key: print a new key for CONFIG_SECRET_KEY; "
+        'seal: read a password from standard input and print it as {"sealed": …} for a command',
     )
     settings = parser.add_argument_group("settings (each also an environment variable)")
     for variable in VARIABLES:
@@ -58,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seal(env: dict[str, str]) -> int:
+    """Print the sealed form of the password on standard input (its one line, without the
+    newline), for commands sent from a shell; the password itself is never echoed."""
+    from bridge.secret_box import NO_KEY, SecretBox, seal_for_command
+
+    try:
+        box = SecretBox.from_setting(read_secret_key(EnvReader(env)))
+    except ConfigError as exc:
+        print(f"mqtt-redis-bridge: {exc}", file=sys.stderr)
+        return 2
+    if box is None:
+        print(f"mqtt-redis-bridge: {NO_KEY}", file=sys.stderr)
+        return 2
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        print("mqtt-redis-bridge: no password on standard input", file=sys.stderr)
+        return 2
+    print(protocol.dumps(seal_for_command(box, secret)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ if environ is None else environ)
@@ -67,6 +90,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
         print(generate_key())
         return 0
+    if args.command == "seal":
+        return _seal(env)
     try:
         if args.command == "healthcheck":
             return _healthcheck(env)

@@ -1,5 +1,11 @@
-"""Commands from ``mqtt:commands``: publish, subscribe, unsubscribe — each answered on
-``mqtt:commands:results`` with the command's id, whatever happens."""
+"""Commands from ``mqtt:commands``, each answered on ``mqtt:commands:results`` with the
+command's id, whatever happens.
+
+Publish, subscribe and unsubscribe are built in; other commands are registered by the modules
+that carry them out (``CommandProcessor.register``). A command that may take long (one that waits
+for another connection, say) is registered ``background=True`` and runs on a thread of its own,
+so the commands behind it are not held up; it is answered when it is done.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -24,6 +32,21 @@ logger = logging.getLogger(__name__)
 # Below the dashboard's default wait (DASHBOARD_COMMAND_TIMEOUT, 5 s), so a stalled broker gets
 # the bridge's own "not acknowledged" answer rather than a "bridge did not answer".
 PUBLISH_ACK_TIMEOUT = 3.0
+# Background commands running at once at most; one more is refused with a sentence, not queued
+# (each holds a thread and, for a connection test, a socket).
+BACKGROUND_LIMIT = 4
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a command handler returns when it has data for the ``result`` object."""
+
+    error: str | None = None
+    result: Mapping[str, Any] | None = None
+
+
+# A handler returns an error sentence, None for success, or an Answer.
+Handler = Callable[[protocol.Command], "str | Answer | None"]
 
 
 class CommandProcessor:
@@ -36,23 +59,66 @@ class CommandProcessor:
         self.subscriptions = subscriptions
         self.sink = sink
         self.counters = counters
+        self._handlers: dict[str, Handler] = {
+            protocol.CMD_PUBLISH: self._publish,
+            protocol.CMD_SUBSCRIBE: lambda command: self._subscribe(command.topic, command.qos),
+            protocol.CMD_UNSUBSCRIBE: lambda command: self._unsubscribe(command.topic),
+        }
+        self._background: set[str] = set()
+        self._background_slots = threading.BoundedSemaphore(BACKGROUND_LIMIT)
+        self._counter_lock = threading.Lock()  # background answers count from their own threads
 
-    def handle(self, raw: bytes | str) -> dict[str, Any]:
-        """Answer one raw command; never raises for bad input."""
+    def register(self, kind: str, handler: Handler, *, background: bool = False) -> None:
+        """Carry out commands of type ``kind`` with ``handler``; ``background`` ones on a thread
+        of their own (their answer is sent from there, by ``handle``'s caller's sink)."""
+        if kind not in protocol.COMMAND_TYPES:
+            raise ValueError(f"{kind!r} is not a command type of the contract")
+        self._handlers[kind] = handler
+        (self._background.add if background else self._background.discard)(kind)
+
+    def handle(self, raw: bytes | str) -> dict[str, Any] | None:
+        """Answer one raw command; never raises for bad input. None when the command went to a
+        background thread, which sends the answer itself when it is done."""
         try:
             command = protocol.parse_command(raw)
         except InvalidCommand as exc:
             return self._answer(exc.command_id, exc.command, str(exc))
+        if command.type in self._background and self._expired(command) is None:
+            if not self._background_slots.acquire(blocking=False):
+                return self._answer(
+                    command.id,
+                    command.type,
+                    f"the bridge is already running {BACKGROUND_LIMIT} long commands; try again shortly",
+                )
+            threading.Thread(
+                target=self._run_in_background, args=(command,), name=f"command-{command.type}", daemon=True
+            ).start()
+            return None
+        return self._run(command)
+
+    def _run_in_background(self, command: protocol.Command) -> None:
+        try:
+            result = self._run(command)
+            try:
+                self.sink.reply(result)
+            except (redis.RedisError, ValueError) as exc:
+                logger.warning("could not send the result of command %r: %s", command.id, exc)
+        finally:
+            self._background_slots.release()
+
+    def _run(self, command: protocol.Command) -> dict[str, Any]:
+        answer = Answer()
         try:
             error = self._expired(command)
-            if error is None:
-                error = self.execute(command)
+            answer = Answer(error) if error is not None else self.execute(command)
+        except InvalidCommand as exc:  # a handler's own check of the command's args
+            answer = Answer(str(exc))
         except redis.RedisError as exc:
-            error = f"could not update Redis: {type(exc).__name__}"
+            answer = Answer(f"could not update Redis: {type(exc).__name__}")
         except Exception:  # a bug must cost one command, not the command thread
             logger.exception("command %s failed unexpectedly", command.type)
-            error = "internal error in the bridge (see its log)"
-        return self._answer(command.id, command.type, error)
+            answer = Answer("internal error in the bridge (see its log)")
+        return self._answer(command.id, command.type, answer.error, answer.result)
 
     def _expired(self, command: protocol.Command) -> str | None:
         """Why a command is too late to run, or None. Checked just before running, since commands
@@ -68,22 +134,34 @@ class CommandProcessor:
             "(expires_at passed); it was not run"
         )
 
-    def _answer(self, command_id: str | None, command: str | None, error: str | None) -> dict[str, Any]:
-        if error is None:
-            self.counters.commands_ok += 1
-        else:
-            self.counters.commands_failed += 1
+    def _answer(
+        self,
+        command_id: str | None,
+        command: str | None,
+        error: str | None,
+        result: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        with self._counter_lock:
+            if error is None:
+                self.counters.commands_ok += 1
+            else:
+                self.counters.commands_failed += 1
+        if error is not None:
             logger.info("command %s (id %s) failed: %s", command or "?", command_id, error)
-        return protocol.command_result(command_id, command, error is None, error)
+        return protocol.command_result(command_id, command, error is None, error, result)
 
-    def execute(self, command: protocol.Command) -> str | None:
-        if command.type == protocol.CMD_PUBLISH:
-            return self.source.publish(
-                command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
-            )
-        if command.type == protocol.CMD_SUBSCRIBE:
-            return self._subscribe(command.topic, command.qos)
-        return self._unsubscribe(command.topic)
+    def execute(self, command: protocol.Command) -> Answer:
+        handler = self._handlers.get(command.type)
+        if handler is None:
+            supported = ", ".join(sorted(self._handlers))
+            return Answer(f"this bridge does not carry out {command.type} (it carries out {supported})")
+        outcome = handler(command)
+        return outcome if isinstance(outcome, Answer) else Answer(outcome)
+
+    def _publish(self, command: protocol.Command) -> str | None:
+        return self.source.publish(
+            command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
+        )
 
     def _subscribe(self, topic_filter: str, qos: int) -> str | None:
         if self.subscriptions.is_configured(topic_filter):
@@ -180,6 +258,8 @@ class CommandListener(threading.Thread):
 
     def _answer(self, raw: bytes) -> None:
         result = self.processor.handle(raw)
+        if result is None:  # a background command: its own thread answers
+            return
         try:
             self.processor.sink.reply(result)
         except (redis.RedisError, ValueError) as exc:  # ValueError: text Redis cannot carry

@@ -72,6 +72,13 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("TOPICS_MAX", "10000", "topics kept in the topic index (least recently seen evicted)"),
     Variable("METRICS_PORT", None, "port for the Prometheus endpoint (unset = off)"),
+    Variable(
+        "CONFIG_SECRET_KEY",
+        None,
+        "Fernet key(s), comma-separated newest first, that seal broker passwords in commands and in "
+        "Redis; the dashboard needs the same (make one with: mqtt-redis-bridge secret-key)",
+        secret=True,
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -247,6 +254,7 @@ class Settings:
     topics_max: int = 10_000
     payload_max_bytes: int = 1024 * 1024
     metrics_port: int | None = None
+    config_secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
 
     @property
@@ -298,8 +306,18 @@ class Settings:
             topics_max=read.integer("TOPICS_MAX", 10, 10_000_000),
             payload_max_bytes=read.integer("PAYLOAD_MAX_BYTES", 1024, 16 * 1024 * 1024),
             metrics_port=read.optional_port("METRICS_PORT"),
+            config_secret_key=read_secret_key(read),
             log_level=level,
         )
+
+
+def read_secret_key(read: EnvReader) -> str | None:
+    """CONFIG_SECRET_KEY, checked now so that a bad key stops the start, not the first command."""
+    from bridge.secret_box import SecretBox  # here: it imports cryptography, which only this needs
+
+    text = read.secret("CONFIG_SECRET_KEY")
+    SecretBox.from_setting(text)
+    return text
 
 
 def parse_topics(text: str) -> tuple[str, ...]:

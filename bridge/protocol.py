@@ -11,7 +11,8 @@ import binascii
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import InvalidCommand
@@ -83,7 +84,38 @@ TYPE_RESULT = "command_result"
 CMD_PUBLISH = "cmd_publish"
 CMD_SUBSCRIBE = "cmd_subscribe"
 CMD_UNSUBSCRIBE = "cmd_unsubscribe"
-COMMAND_TYPES = (CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE)
+CMD_TEST_CONNECTION = "cmd_test_connection"
+CMD_RECONNECT = "cmd_reconnect"
+CMD_CONFIGURE = "cmd_configure"
+CMD_PAUSE_SUBSCRIPTION = "cmd_pause_subscription"
+CMD_RESUME_SUBSCRIPTION = "cmd_resume_subscription"
+CMD_CLEAR_RETAINED = "cmd_clear_retained"
+CMD_DYNSEC = "cmd_dynsec"
+COMMAND_TYPES = (
+    CMD_PUBLISH,
+    CMD_SUBSCRIBE,
+    CMD_UNSUBSCRIBE,
+    CMD_TEST_CONNECTION,
+    CMD_RECONNECT,
+    CMD_CONFIGURE,
+    CMD_PAUSE_SUBSCRIPTION,
+    CMD_RESUME_SUBSCRIPTION,
+    CMD_CLEAR_RETAINED,
+    CMD_DYNSEC,
+)
+# The commands whose ``topic`` is a topic filter (publish's is a topic name; the rest have none).
+FILTER_COMMANDS = (
+    CMD_SUBSCRIBE,
+    CMD_UNSUBSCRIBE,
+    CMD_PAUSE_SUBSCRIPTION,
+    CMD_RESUME_SUBSCRIPTION,
+    CMD_CLEAR_RETAINED,
+)
+# Fields every command may carry; anything else in the body travels in ``Command.args`` for the
+# command's own handler to check.
+COMMON_COMMAND_FIELDS = frozenset(
+    ("type", "timestamp", "id", "topic", "payload", "encoding", "qos", "retain", "expires_at")
+)
 
 ENCODING_UTF8 = "utf-8"
 ENCODING_BASE64 = "base64"
@@ -260,22 +292,27 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 # --- commands -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Command:
-    """A validated command for the bridge. ``payload`` is already decoded to bytes."""
+    """A validated command for the bridge. ``payload`` is already decoded to bytes.
+
+    ``topic`` is a topic name (publish), a filter (FILTER_COMMANDS) or empty (the rest).
+    ``args`` holds the body's other fields, unchecked: each command's handler checks its own.
+    """
 
     type: str
-    topic: str
+    topic: str = ""
     id: str | None = None
     payload: bytes = b""
     qos: int = 0
     retain: bool = False
     expires_at: float | None = None  # Unix seconds by the Redis server's clock (TIME)
+    args: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.type not in COMMAND_TYPES:
             raise InvalidCommand(f"unknown command type {self.type!r}")
         if self.type == CMD_PUBLISH:
             validate_topic_name(self.topic)
-        else:
+        elif self.type in FILTER_COMMANDS:
             validate_topic_filter(self.topic)
         if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
             raise InvalidCommand("qos must be 0, 1 or 2")
@@ -336,7 +373,8 @@ def _command_from_body(body: dict[str, Any], command_id: str | None) -> Command:
     if not isinstance(kind, str) or kind not in COMMAND_TYPES:
         shown = _show(kind) if isinstance(kind, str) else repr(type(kind).__name__)
         raise InvalidCommand(f"unknown command type {shown}; expected one of {', '.join(COMMAND_TYPES)}")
-    if "topic" not in body:
+    takes_topic = kind == CMD_PUBLISH or kind in FILTER_COMMANDS
+    if takes_topic and "topic" not in body:
         raise InvalidCommand("topic is missing")
     qos = body.get("qos", 0)
     if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1, 2):
@@ -362,18 +400,19 @@ def _command_from_body(body: dict[str, Any], command_id: str | None) -> Command:
         raise InvalidCommand("expires_at must be a number (Unix seconds by the Redis server's clock)")
     return Command(
         type=kind,
-        topic=body["topic"],
+        topic=body["topic"] if takes_topic else "",
         id=command_id,
         payload=payload,
         qos=qos,
         retain=retain,
         expires_at=None if expires_at is None else float(expires_at),
+        args={name: value for name, value in body.items() if name not in COMMON_COMMAND_FIELDS},
     )
 
 
 def command_body(
     kind: str,
-    topic: str,
+    topic: str | None = None,
     *,
     command_id: str | None = None,
     payload: str = "",
@@ -381,20 +420,40 @@ def command_body(
     qos: int = 0,
     retain: bool = False,
     expires_at: float | None = None,
+    args: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON a client (the dashboard, a script) publishes on CHANNEL_COMMANDS."""
-    body = envelope(kind, id=command_id, topic=topic, qos=qos)
+    """The JSON a client (the dashboard, a script) publishes on CHANNEL_COMMANDS; ``args`` are
+    the command's own fields (anything but COMMON_COMMAND_FIELDS)."""
+    body = envelope(kind, id=command_id)
+    if topic is not None:
+        body["topic"] = topic
+    if kind == CMD_PUBLISH or kind in (CMD_SUBSCRIBE, CMD_UNSUBSCRIBE):
+        body["qos"] = qos
     if kind == CMD_PUBLISH:
         body.update(payload=payload, encoding=encoding, retain=retain)
+    if args:
+        clash = COMMON_COMMAND_FIELDS.intersection(args)
+        if clash:
+            raise ValueError(f"args may not hold the common fields {sorted(clash)}")
+        body.update(args)
     if expires_at is not None:
         body["expires_at"] = expires_at
     return body
 
 
 def command_result(
-    command_id: str | None, command: str | None, ok: bool, error: str | None
+    command_id: str | None,
+    command: str | None,
+    ok: bool,
+    error: str | None,
+    result: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return envelope(TYPE_RESULT, id=command_id, command=command, ok=ok, error=None if ok else error)
+    """The answer to one command. A command that returns data puts it in ``result`` (an object,
+    documented per command in docs/channels.md); absent when it returns none."""
+    answer = envelope(TYPE_RESULT, id=command_id, command=command, ok=ok, error=None if ok else error)
+    if result is not None:
+        answer["result"] = dict(result)
+    return answer
 
 
 def subscription_record(qos: int, created_at: float) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, InvalidCommand
 
 VARIABLE = "CONFIG_SECRET_KEY"
 NO_KEY = (
@@ -74,3 +74,33 @@ class SecretBox:
             return opened.decode("utf-8")
         except UnicodeDecodeError:
             raise SealError("the sealed password is not UTF-8 text") from None
+
+
+# A sealed secret inside a command is accepted for this long after sealing: enough for any queue,
+# short enough that a command copied out of Redis (MONITOR, a log) cannot be replayed later.
+COMMAND_SECRET_MAX_AGE = 120.0
+
+
+def seal_for_command(box: SecretBox, secret: str) -> dict[str, str]:
+    """How a secret travels in a command: ``{"sealed": "<Fernet token>"}``."""
+    return {"sealed": box.seal(secret)}
+
+
+def open_command_secret(box: SecretBox | None, value: object, field: str) -> str:
+    """The secret a command carries in ``field``; InvalidCommand (never the secret) otherwise.
+
+    Plain text is refused even when it would work, so that no client gets into the habit of
+    sending passwords readable to anyone who can SUBSCRIBE or MONITOR on Redis.
+    """
+    if box is None:
+        raise InvalidCommand(NO_KEY)
+    if not isinstance(value, dict) or set(value) != {"sealed"}:
+        raise InvalidCommand(
+            f'{field} must be sealed with {VARIABLE}, as {{"sealed": "<token>"}} (the dashboard does '
+            "this; from a shell: mqtt-redis-bridge seal); plain text is refused so that a password "
+            "never crosses Redis readable"
+        )
+    try:
+        return box.open(value["sealed"], max_age=COMMAND_SECRET_MAX_AGE)
+    except SealError as exc:
+        raise InvalidCommand(f"{field}: {exc}") from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypeVar
 
-from bridge.config import EnvReader, RedisSettings, Variable
+from bridge.config import EnvReader, RedisSettings, Variable, read_secret_key
 from bridge.errors import ConfigError
 from dashboard.host_rules import Network, parse_hosts, parse_networks
 
@@ -91,6 +91,7 @@ class DashboardSettings:
     token: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    config_secret_key: str | None = field(default=None, repr=False)
     session_ttl: int = 604_800
     allowed_hosts: tuple[str, ...] | None = None  # None: this machine's host names
     trusted_proxies: tuple[Network, ...] = ()
@@ -114,6 +115,7 @@ class DashboardSettings:
             token=_secret(read, "DASHBOARD_TOKEN"),
             password=_secret(read, "DASHBOARD_PASSWORD"),
             secret_key=_secret(read, "DASHBOARD_SECRET_KEY"),
+            config_secret_key=read_secret_key(read),
             session_ttl=read.integer("DASHBOARD_SESSION_TTL", 60, 366 * 86_400),
             allowed_hosts=_parsed(read, "DASHBOARD_ALLOWED_HOSTS", parse_hosts),
             trusted_proxies=_parsed(read, "DASHBOARD_TRUSTED_PROXIES", parse_networks) or (),

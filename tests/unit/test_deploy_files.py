@@ -115,7 +115,7 @@ def test_compose_passes_every_setting_to_the_programs(compose: dict[str, Any]) -
     bridge = set(compose["services"]["mqtt-bridge"]["environment"])
     assert {v.name for v in BRIDGE_VARIABLES} - {"REDIS_URL"} <= bridge
     dashboard = set(compose["services"]["mqtt-dashboard"]["environment"])
-    redis_names = {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB"}
+    redis_names = {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "CONFIG_SECRET_KEY"}
     assert {v.name for v in dashboard_variables()} | redis_names <= dashboard
 
 

@@ -238,3 +238,30 @@ def test_a_payload_over_the_limit_is_cut_and_says_so() -> None:
     assert "truncated" not in json.loads(
         protocol.message_json("cam/1", b"x" * 1024, 0, False, 1.0, max_payload=1024)
     )
+
+
+def test_a_command_without_a_topic_carries_its_own_fields_in_args() -> None:
+    body = protocol.command_body(
+        protocol.CMD_TEST_CONNECTION, command_id="t1", args={"host": "broker", "port": 1883}
+    )
+    command = protocol.parse_command(protocol.dumps(body))
+
+    assert "topic" not in body and "qos" not in body
+    assert (command.type, command.topic, dict(command.args)) == (
+        "cmd_test_connection",
+        "",
+        {"host": "broker", "port": 1883},
+    )
+
+
+def test_args_cannot_override_the_common_fields() -> None:
+    with pytest.raises(ValueError, match="common fields"):
+        protocol.command_body(protocol.CMD_CONFIGURE, args={"id": "sneaky"})
+
+
+def test_a_result_object_appears_only_when_given() -> None:
+    plain = protocol.command_result("a", protocol.CMD_PUBLISH, True, None)
+    with_data = protocol.command_result("b", protocol.CMD_CLEAR_RETAINED, True, None, {"cleared": 3})
+
+    assert "result" not in plain
+    assert with_data["result"] == {"cleared": 3}

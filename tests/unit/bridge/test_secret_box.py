@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.errors import ConfigError
-from bridge.secret_box import SealError, SecretBox, generate_key
+from bridge.errors import ConfigError, InvalidCommand
+from bridge.secret_box import (
+    COMMAND_SECRET_MAX_AGE,
+    SealError,
+    SecretBox,
+    generate_key,
+    open_command_secret,
+    seal_for_command,
+)
 
 SECRET = "s3cr3t pässword"
 
@@ -76,3 +86,67 @@ def test_the_cli_prints_a_usable_key() -> None:
     key = done.stdout.strip()
 
     assert SecretBox([key]).open(SecretBox([key]).seal(SECRET)) == SECRET
+
+
+# --- secrets inside commands ---------------------------------------------------------------
+
+
+def test_a_command_secret_travels_sealed_and_opens_on_the_other_side() -> None:
+    box = SecretBox([generate_key()])
+    field = seal_for_command(box, SECRET)
+
+    assert set(field) == {"sealed"} and SECRET not in json.dumps(field)
+    assert open_command_secret(box, field, "password") == SECRET
+
+
+@pytest.mark.parametrize("value", [SECRET, {"plain": SECRET}, {"sealed": SECRET}, None, 7])
+def test_a_command_secret_in_plain_text_is_refused_without_echoing_it(value: object) -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        open_command_secret(SecretBox([generate_key()]), value, "password")
+
+    assert str(refused.value).startswith("password")
+    assert SECRET not in str(refused.value)
+
+
+def test_without_a_key_a_command_secret_is_refused_with_the_reason() -> None:
+    with pytest.raises(InvalidCommand, match="CONFIG_SECRET_KEY is not set"):
+        open_command_secret(None, {"sealed": "x"}, "password")
+
+
+def test_a_command_secret_sealed_long_ago_cannot_be_replayed() -> None:
+    key = generate_key()
+    old = Fernet(key.encode()).encrypt_at_time(SECRET.encode(), int(time.time() - COMMAND_SECRET_MAX_AGE - 5))
+
+    with pytest.raises(InvalidCommand, match="sealed more than 120 s ago"):
+        open_command_secret(SecretBox([key]), {"sealed": old.decode()}, "password")
+
+
+def test_the_cli_seals_a_password_from_standard_input_without_echoing_it() -> None:
+    key = generate_key()
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "seal"],
+        input=SECRET + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "CONFIG_SECRET_KEY": key},
+    )
+
+    assert SECRET not in done.stdout + done.stderr
+    assert open_command_secret(SecretBox([key]), json.loads(done.stdout), "password") == SECRET
+
+
+def test_the_cli_will_not_seal_without_a_key() -> None:
+    env = {name: value for name, value in os.environ.items() if name != "CONFIG_SECRET_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "seal"],
+        input=SECRET,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+    assert done.returncode == 2
+    assert "CONFIG_SECRET_KEY is not set" in done.stderr and done.stdout == ""
