@@ -215,10 +215,17 @@ def publish() -> Any:
 
 
 def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
+    # InvalidCommand -> 400 with the bridge's words
+    return send_command(build_command(kind, fields, topic_field))
+
+
+def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
+    """The HTTP answer to one command: the bridge's ``command_result`` (200, or 400 when it
+    refused), or 504 when it did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
     found = services()
-    body = build_command(kind, fields, topic_field)  # InvalidCommand -> 400 with the bridge's words
+    kind = body["type"]
     try:
-        result = round_trip(found.redis, body, found.settings.command_timeout)
+        result = round_trip(found.redis, body, found.settings.command_timeout if timeout is None else timeout)
     except NoAnswer as exc:
         found.metrics.commands.labels("no_answer").inc()
         logger.warning("%s %s: %s", kind, body["id"], exc)

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bridge.secret_box import SecretBox
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
 from dashboard.config import DashboardSettings
@@ -122,6 +123,7 @@ def create_app(
         relay=relay,
         login_guard=guard,
         socket_sessions=socket_sessions,
+        secret_box=SecretBox.from_setting(settings.config_secret_key),
     )
     app.extensions[EXTENSION] = found
     register_events(found)

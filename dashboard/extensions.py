@@ -14,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from bridge.secret_box import SecretBox
 from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
 from dashboard.config import DashboardSettings
@@ -46,6 +47,8 @@ class Services:
     relay: Relay
     login_guard: LoginGuard
     socket_sessions: SocketSessions
+    # CONFIG_SECRET_KEY's box: seals passwords before they go to the bridge; None without a key
+    secret_box: SecretBox | None = None
 
 
 def services(app: Flask | None = None) -> Services:
