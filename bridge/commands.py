@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge import mqtt5_properties, protocol
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
@@ -159,8 +159,9 @@ class CommandProcessor:
         return outcome if isinstance(outcome, Answer) else Answer(outcome)
 
     def _publish(self, command: protocol.Command) -> str | None:
+        properties = mqtt5_properties.validate(command.args.get("properties"))
         return self.source.publish(
-            command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
+            command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT, properties
         )
 
     def _subscribe(self, topic_filter: str, qos: int) -> str | None:

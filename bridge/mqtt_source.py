@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,6 +28,7 @@ from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
 from bridge.fast_publish import FAST_PATH_OK, FastClient
+from bridge.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
 from bridge.session import SessionFilters
 from bridge.subscriptions import SYS_FILTER
 
@@ -36,7 +37,12 @@ logger = logging.getLogger(__name__)
 # (topic, payload, qos, retain, timestamp, mid, dup): a plain tuple costs the paho thread less
 # than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
 # what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
-Item = tuple[str, bytes, int, bool, float, int, bool]
+# A message with MQTT 5 properties (rare, and never on the fast path) carries them as an eighth
+# element, so the common message pays nothing for them.
+Item = (
+    tuple[str, bytes, int, bool, float, int, bool]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any]]
+)
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
 
@@ -182,8 +188,14 @@ class MqttSource:
             topic = msg.topic
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             topic = msg._topic.decode("utf-8", "replace")
+        properties = from_paho(msg.properties) if msg.properties is not None else None
         # paho types payload as bytes | bytearray; a received message's is always bytes.
-        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        if properties is None:
+            self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        else:
+            self._items.append(
+                (topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup, properties)  # type: ignore[arg-type]
+            )
 
     def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
         """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
@@ -360,11 +372,23 @@ class MqttSource:
             return f"the broker refused the {what}: {refused[0]}"
         return None
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, timeout: float) -> str | None:
-        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        timeout: float,
+        properties: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success.
+        ``properties`` are MQTT 5 ones already checked (bridge/mqtt5_properties.py)."""
+        if properties and self.settings.protocol != 5:
+            return NEEDS_MQTT5
         if not self.is_connected():
             return f"the broker at {self.settings.broker} is not connected; nothing was published"
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        packed = to_paho(properties or {})
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return f"publish failed: {mqtt.error_string(info.rc)}"
         if qos == 0:

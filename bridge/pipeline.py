@@ -134,7 +134,10 @@ class Writer(threading.Thread):
                 if not self.forwards_sys(topic):
                     continue
             forwarded.append(item)
-            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6]))
+            properties = item[7] if len(item) == 8 else None  # MQTT 5 properties: rare
+            messages.append(
+                encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6], properties)
+            )
         if system:
             self.on_sys(system)
             consumed = len(batch) - len(messages)  # $SYS read for the stats, not forwarded

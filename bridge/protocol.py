@@ -178,6 +178,7 @@ def message_json(
     topic_cache: dict[str, str] | None = None,
     max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
     dup: bool = False,
+    properties: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
@@ -185,9 +186,12 @@ def message_json(
     equals ``json.dumps`` of the same fields); ``topic_cache`` saves re-quoting known topics.
     A payload over ``max_payload`` bytes is cut to that size and flagged ``truncated`` with its
     real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
-    message would otherwise cut every dashboard off.
+    message would otherwise cut every dashboard off. ``properties`` (MQTT 5, as
+    ``bridge.mqtt5_properties.from_paho`` gives them) appear only when a message had some.
     """
     extra = ',"dup":true' if dup else ""  # a redelivery (MQTT DUP flag); absent when false
+    if properties:
+        extra += ',"properties":' + dumps(properties)
     if len(payload) > max_payload:
         extra += f',"truncated":true,"size":{len(payload)}'
         payload = payload[:max_payload]

@@ -51,7 +51,7 @@ class TopicIndex:
         self._lock = threading.Lock()
         self.changed = False
 
-    def observe(self, items: Sequence[tuple[str, bytes, int, bool, float, int, bool]]) -> None:
+    def observe(self, items: Sequence[tuple[Any, ...]]) -> None:
         """Count a batch of (topic, payload, qos, retain, timestamp).
 
         Counting and picking each topic's last message run in C (Counter, dict over zip), so

@@ -352,6 +352,27 @@ def test_bad_publishes_get_the_bridges_words(
     assert bridge.received == []
 
 
+def test_publish_carries_mqtt5_properties_to_the_bridge(client: FlaskClient, bridge: FakeBridge) -> None:
+    properties = {"content_type": "application/json", "user_properties": [["a", "1"], ["a", "2"]]}
+
+    response = client.post("/api/publish", json={"topic": "t", "properties": properties}, headers=BEARER)
+
+    assert response.status_code == 200
+    assert bridge.received[0]["properties"] == properties
+
+
+def test_bad_mqtt5_properties_are_refused_before_reaching_the_bridge(
+    client: FlaskClient, bridge: FakeBridge
+) -> None:
+    body = {"topic": "t", "properties": {"correlation_data": "%%"}}
+
+    response = client.post("/api/publish", json=body, headers=BEARER)
+
+    assert response.status_code == 400
+    assert "correlation_data is not valid base64" in response.get_json()["error"]
+    assert bridge.received == []
+
+
 @pytest.mark.parametrize(
     ("data", "words"),
     [
