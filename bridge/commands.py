@@ -190,6 +190,10 @@ class CommandProcessor:
         self.sink.delete_subscription(topic_filter)
         return self._apply(before)
 
+    def apply_subscriptions(self, before: dict[str, int]) -> str | None:
+        """For handlers registered elsewhere that change the set (pause, resume)."""
+        return self._apply(before)
+
     def _apply(self, before: dict[str, int]) -> str | None:
         """Bring the broker's subscriptions in line with the set. While disconnected there is
         nothing to do: every connect subscribes the whole set."""

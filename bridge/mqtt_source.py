@@ -87,6 +87,8 @@ class MqttSource:
         # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
         # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
         self._acked_maxsize = queue_maxsize + settings.receive_maximum
+        self._reconnect_range = (reconnect_min, reconnect_max)
+        self._leaving_reason: str | None = None
         self.client = self._make_client(reconnect_min, reconnect_max)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -147,6 +149,26 @@ class MqttSource:
             self.client.connect_async(s.broker_host, s.broker_port, keepalive=s.keepalive)
         self.client.loop_start()
 
+    def restart(self, settings: Settings | None = None, reason: str | None = None) -> None:
+        """Drop the connection and make a new one (``cmd_reconnect``), with new ``settings`` when
+        given (``cmd_configure``). Called from a command thread; the old client's loop is stopped
+        before the new one starts, so only one connection exists at a time."""
+        old = self.client
+        self._leaving_reason = reason  # what the status says while the new connection is made
+        old.disconnect()
+        old.loop_stop()
+        self._leaving_reason = None
+        with contextlib.suppress(OSError, ValueError):  # a connect that never finished
+            sock = old.socket()
+            if sock is not None:
+                sock.close()
+        self._connected.clear()
+        if settings is not None:
+            self.settings = settings
+            self._acked_maxsize = self._maxsize + settings.receive_maximum
+        self.client = self._make_client(*self._reconnect_range)
+        self.start()
+
     def pause(self) -> None:
         """At shutdown: take no more messages (QoS >= 1 ones stay the broker's, for the next
         start), so the writer can write and acknowledge what it holds before the disconnect."""
@@ -168,6 +190,9 @@ class MqttSource:
 
     def is_connected(self) -> bool:
         return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
 
     # --- paho callbacks (paho thread) -------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -285,7 +310,9 @@ class MqttSource:
                 box.append(None)
                 event.set()
             self._suback_waiters.clear()
-        reason = "disconnected by the bridge" if not rc.is_failure else self._loss_reason(rc)
+        reason = self._leaving_reason or "disconnected by the bridge"
+        if rc.is_failure:
+            reason = self._loss_reason(rc)
         if was_connected:
             logger.warning("disconnected from %s: %s", self.settings.broker, reason)
         self._on_link_event(LinkEvent(False, reason))

@@ -51,6 +51,16 @@ KEY_STATS_HISTORY_MINUTE = "mqtt:broker:stats:history:minute"
 # The dashboard's shared publish templates (hash: id -> JSON) and its recent publishes (list).
 KEY_PUBLISH_TEMPLATES = "mqtt:dashboard:publish-templates"
 KEY_PUBLISH_HISTORY = "mqtt:dashboard:publish-history"
+# The live broker connection as the bridge runs it (password only as "set"/"not set"), the broker
+# settings saved by cmd_configure (password sealed with CONFIG_SECRET_KEY), and a list of the
+# switches of the live connection, newest first (bridge/broker_settings.py).
+KEY_CONNECTION = "mqtt:bridge:connection"
+KEY_BROKER_SETTINGS = "mqtt:bridge:broker-settings"
+KEY_CONNECTION_HISTORY = "mqtt:bridge:connection:history"
+# hash: paused filter -> JSON {"qos", "paused_at"}: unsubscribed on the broker, kept in the list
+KEY_SUBSCRIPTIONS_PAUSED = "mqtt:subscriptions:paused"
+# per-filter message counts (JSON object, refreshed by the bridge with the topic list)
+KEY_SUBSCRIPTION_STATS = "mqtt:subscriptions:stats"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out

@@ -14,7 +14,15 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.routing import PathConverter
 
 from bridge.errors import InvalidCommand
-from bridge.protocol import CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, dumps, validate_topic_filter
+from bridge.protocol import (
+    CMD_PAUSE_SUBSCRIPTION,
+    CMD_PUBLISH,
+    CMD_RESUME_SUBSCRIPTION,
+    CMD_SUBSCRIBE,
+    CMD_UNSUBSCRIBE,
+    dumps,
+    validate_topic_filter,
+)
 from dashboard.auth import TOO_MANY, Check
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
@@ -198,6 +206,16 @@ def subscriptions() -> Response:
 @api.post("/subscriptions")
 def subscribe() -> Any:
     return _command(CMD_SUBSCRIBE, _json_object(), topic_field="filter")
+
+
+@api.post("/subscriptions/pause")
+def pause_subscription() -> Any:
+    return _command(CMD_PAUSE_SUBSCRIPTION, _json_object(), topic_field="filter")
+
+
+@api.post("/subscriptions/resume")
+def resume_subscription() -> Any:
+    return _command(CMD_RESUME_SUBSCRIPTION, _json_object(), topic_field="filter")
 
 
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
