@@ -26,6 +26,7 @@ from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
 from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink
+from bridge.retained import RetainedClearer
 from bridge.secret_box import SecretBox
 from bridge.status import BrokerStatus
 from bridge.subscription_control import FilterStats, SubscriptionPause
@@ -130,6 +131,7 @@ class Bridge:
         )
         self.connection.register(self.commands.processor)
         self.pauses.register(self.commands.processor)
+        RetainedClearer(self.source, self.topic_index, self.stop_event).register(self.commands.processor)
 
     def _saved_broker_settings(self, env: Settings) -> Settings | None:
         try:

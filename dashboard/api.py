@@ -15,6 +15,7 @@ from werkzeug.routing import PathConverter
 
 from bridge.errors import InvalidCommand
 from bridge.protocol import (
+    CMD_CLEAR_RETAINED,
     CMD_PAUSE_SUBSCRIPTION,
     CMD_PUBLISH,
     CMD_RESUME_SUBSCRIPTION,
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
+CLEAR_WAIT = 12.0  # bridge/retained.py: at most 500 clears at 100 a second, each acknowledged
 EXPORT_DEFAULT = 10_000
 EXPORT_MAX = 1_000_000
 CSV_COLUMNS = ("id", "timestamp", "topic", "qos", "retain", "encoding", "payload")
@@ -225,6 +227,13 @@ def unsubscribe(topic_filter: str) -> Any:
             f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
         )
     return _command(CMD_UNSUBSCRIBE, {"filter": topic_filter}, topic_field="filter")
+
+
+@api.post("/retained/clear")
+def clear_retained() -> Any:
+    """Clear the retained message of a topic, or those the bridge knows under a filter (paced:
+    up to 500 at 100 a second, so the wait is longer than for other commands)."""
+    return send_command(build_command(CMD_CLEAR_RETAINED, _json_object(), "filter"), timeout=CLEAR_WAIT)
 
 
 @api.post("/publish")
