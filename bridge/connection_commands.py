@@ -44,6 +44,7 @@ class ConnectionCommands:
         client: redis.Redis,
         box: SecretBox | None,
         on_switch: Callable[[Settings], None] = lambda settings: None,
+        load_session_filters: Callable[[str], set[str]] | None = None,
     ):
         self.env_settings = env_settings
         self.settings = settings
@@ -53,6 +54,7 @@ class ConnectionCommands:
         self.redis = client
         self.box = box
         self.on_switch = on_switch
+        self.load_session_filters = load_session_filters  # by "<client id>@<host:port>"
         self._switching = threading.Lock()  # one reconnect or switch at a time
 
     def register(self, processor: CommandProcessor) -> None:
@@ -107,8 +109,14 @@ class ConnectionCommands:
         try:
             before = self.settings.broker
             if settings.broker != before or settings.client_id != self.settings.client_id:
-                # Another broker holds another session: what it holds is read again on connect.
-                self.mqtt.session = SessionFilters()
+                # Another broker holds another session: take up what the bridge recorded of it.
+                session = SessionFilters()
+                if self.load_session_filters is not None:
+                    try:
+                        session.load(self.load_session_filters(f"{settings.client_id}@{settings.broker}"))
+                    except redis.RedisError as exc:
+                        logger.warning("cannot read the new broker's session record: %s", type(exc).__name__)
+                self.mqtt.session = session
             started = time.monotonic()
             logger.info("%s: %s -> %s", action, before, settings.broker)
             self.settings, self.source_name = settings, source_name

@@ -128,6 +128,7 @@ class Bridge:
             self.redis,
             self.box,
             on_switch=self._switched,
+            load_session_filters=self.sink.load_session_filters,
         )
         self.connection.register(self.commands.processor)
         self.pauses.register(self.commands.processor)

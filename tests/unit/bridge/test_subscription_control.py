@@ -104,3 +104,15 @@ def test_the_topic_list_carries_the_retained_payload_apart_from_the_last_one() -
         "on",
         "dimmed",
     )
+
+
+def test_unsubscribing_a_paused_filter_ends_its_pause() -> None:
+    r = fakeredis.FakeRedis()
+    subs = SubscriptionSet(("#",), 1)
+    processor = CommandProcessor(FakeBroker(), subs, RedisSink(r, 100), Counters())  # type: ignore[arg-type]
+    SubscriptionPause(subs, r).register(processor)
+    for kind in ("cmd_subscribe", "cmd_pause_subscription", "cmd_unsubscribe", "cmd_subscribe"):
+        answer = processor.handle(json.dumps({"type": kind, "id": kind, "topic": "alerts/#"}))
+        assert answer is not None and answer["ok"] is True, answer
+
+    assert subs.paused() == set() and not r.hexists(protocol.KEY_SUBSCRIPTIONS_PAUSED, "alerts/#")
