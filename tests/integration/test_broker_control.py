@@ -224,3 +224,21 @@ def publish_to_secured(port: int, topic: str, payload: bytes) -> None:
 
 
 __all__ = ["publish_all"]
+
+
+def test_a_reconnect_while_the_broker_is_down_says_so_and_the_bridge_keeps_trying(
+    bridge: Any, mosquitto: Process, r: redis.Redis, channels: Any
+) -> None:
+    mosquitto.stop()
+    wait_for(lambda: not _status(r)["connected"], 15, what="the bridge to see the broker gone")
+
+    answer = _command(r, channels, protocol.CMD_RECONNECT)
+
+    assert answer["ok"] is False and (answer["result"]["switched"], answer["result"]["connected"]) == (
+        True,
+        False,
+    )
+    assert "is not connected yet after 5 s; the bridge keeps trying" in answer["error"]
+    mosquitto.start()
+    wait_for(lambda: _status(r)["connected"], 40, what="the bridge back on the broker")
+    bridge.assert_alive()
