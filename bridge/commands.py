@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge import mqtt5_properties, protocol
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
@@ -159,8 +159,9 @@ class CommandProcessor:
         return outcome if isinstance(outcome, Answer) else Answer(outcome)
 
     def _publish(self, command: protocol.Command) -> str | None:
+        properties = mqtt5_properties.validate(command.args.get("properties"))
         return self.source.publish(
-            command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
+            command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT, properties
         )
 
     def _subscribe(self, topic_filter: str, qos: int) -> str | None:
@@ -187,6 +188,10 @@ class CommandProcessor:
         if not self.subscriptions.remove(topic_filter):
             return f"the bridge is not subscribed to {topic_filter!r}"
         self.sink.delete_subscription(topic_filter)
+        return self._apply(before)
+
+    def apply_subscriptions(self, before: dict[str, int]) -> str | None:
+        """For handlers registered elsewhere that change the set (pause, resume)."""
         return self._apply(before)
 
     def _apply(self, before: dict[str, int]) -> str | None:

@@ -50,6 +50,7 @@ class Housekeeper(threading.Thread):
         load_subscriptions: Callable[[], bool],
         workers_alive: Callable[[], bool] = lambda: True,
         save_session: Callable[[], None] = lambda: None,
+        on_stats_tick: Callable[[], None] = lambda: None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -63,6 +64,7 @@ class Housekeeper(threading.Thread):
         self.load_subscriptions = load_subscriptions
         self.workers_alive = workers_alive
         self.save_session = save_session
+        self.on_stats_tick = on_stats_tick  # writes the per-filter statistics
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
@@ -189,6 +191,7 @@ class Housekeeper(threading.Thread):
                 message = self.stats_message()
                 self.sink.announce(protocol.CHANNEL_STATS, message)
                 self.stats_history.record(message)
+            self.on_stats_tick()
         if now >= self._due["lists"]:
             self._due["lists"] = now + LISTS_INTERVAL
             self._due["clients"] = now + LISTS_INTERVAL

@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,6 +28,7 @@ from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
 from bridge.fast_publish import FAST_PATH_OK, FastClient
+from bridge.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
 from bridge.session import SessionFilters
 from bridge.subscriptions import SYS_FILTER
 
@@ -36,7 +37,12 @@ logger = logging.getLogger(__name__)
 # (topic, payload, qos, retain, timestamp, mid, dup): a plain tuple costs the paho thread less
 # than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
 # what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
-Item = tuple[str, bytes, int, bool, float, int, bool]
+# A message with MQTT 5 properties (rare, and never on the fast path) carries them as an eighth
+# element, so the common message pays nothing for them.
+Item = (
+    tuple[str, bytes, int, bool, float, int, bool]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any]]
+)
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
 
@@ -81,6 +87,8 @@ class MqttSource:
         # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
         # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
         self._acked_maxsize = queue_maxsize + settings.receive_maximum
+        self._reconnect_range = (reconnect_min, reconnect_max)
+        self._leaving_reason: str | None = None
         self.client = self._make_client(reconnect_min, reconnect_max)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -141,6 +149,26 @@ class MqttSource:
             self.client.connect_async(s.broker_host, s.broker_port, keepalive=s.keepalive)
         self.client.loop_start()
 
+    def restart(self, settings: Settings | None = None, reason: str | None = None) -> None:
+        """Drop the connection and make a new one (``cmd_reconnect``), with new ``settings`` when
+        given (``cmd_configure``). Called from a command thread; the old client's loop is stopped
+        before the new one starts, so only one connection exists at a time."""
+        old = self.client
+        self._leaving_reason = reason  # what the status says while the new connection is made
+        old.disconnect()
+        old.loop_stop()
+        self._leaving_reason = None
+        with contextlib.suppress(OSError, ValueError):  # a connect that never finished
+            sock = old.socket()
+            if sock is not None:
+                sock.close()
+        self._connected.clear()
+        if settings is not None:
+            self.settings = settings
+            self._acked_maxsize = self._maxsize + settings.receive_maximum
+        self.client = self._make_client(*self._reconnect_range)
+        self.start()
+
     def pause(self) -> None:
         """At shutdown: take no more messages (QoS >= 1 ones stay the broker's, for the next
         start), so the writer can write and acknowledge what it holds before the disconnect."""
@@ -163,6 +191,9 @@ class MqttSource:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
     # --- paho callbacks (paho thread) -------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The hot path: keep it to a length check and one append.
@@ -182,8 +213,14 @@ class MqttSource:
             topic = msg.topic
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             topic = msg._topic.decode("utf-8", "replace")
+        properties = from_paho(msg.properties) if msg.properties is not None else None
         # paho types payload as bytes | bytearray; a received message's is always bytes.
-        self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        if properties is None:
+            self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        else:
+            self._items.append(
+                (topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup, properties)  # type: ignore[arg-type]
+            )
 
     def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
         """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
@@ -273,7 +310,9 @@ class MqttSource:
                 box.append(None)
                 event.set()
             self._suback_waiters.clear()
-        reason = "disconnected by the bridge" if not rc.is_failure else self._loss_reason(rc)
+        reason = self._leaving_reason or "disconnected by the bridge"
+        if rc.is_failure:
+            reason = self._loss_reason(rc)
         if was_connected:
             logger.warning("disconnected from %s: %s", self.settings.broker, reason)
         self._on_link_event(LinkEvent(False, reason))
@@ -360,11 +399,23 @@ class MqttSource:
             return f"the broker refused the {what}: {refused[0]}"
         return None
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, timeout: float) -> str | None:
-        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        timeout: float,
+        properties: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success.
+        ``properties`` are MQTT 5 ones already checked (bridge/mqtt5_properties.py)."""
+        if properties and self.settings.protocol != 5:
+            return NEEDS_MQTT5
         if not self.is_connected():
             return f"the broker at {self.settings.broker} is not connected; nothing was published"
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        packed = to_paho(properties or {})
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return f"publish failed: {mqtt.error_string(info.rc)}"
         if qos == 0:

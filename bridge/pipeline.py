@@ -67,6 +67,7 @@ class Writer(threading.Thread):
         payload_max_bytes: int = protocol.DEFAULT_PAYLOAD_MAX_BYTES,
         ack: Ack = _no_ack,
         history_max_bytes: int = 0,
+        on_forwarded: Callable[[list[Item]], None] | None = None,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -81,6 +82,7 @@ class Writer(threading.Thread):
         self.payload_max_bytes = payload_max_bytes
         self.ack = ack
         self.history = HistoryBudget(sink.history_maxlen, history_max_bytes)
+        self.on_forwarded = on_forwarded  # per-filter statistics (bridge/subscription_control.py)
         # Taken from the queue but not yet counted: part of queue_depth, so that received =
         # forwarded + dropped + queued + system holds at every moment.
         self.in_flight = 0
@@ -134,7 +136,10 @@ class Writer(threading.Thread):
                 if not self.forwards_sys(topic):
                     continue
             forwarded.append(item)
-            messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6]))
+            properties = item[7] if len(item) == 8 else None  # MQTT 5 properties: rare
+            messages.append(
+                encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6], properties)
+            )
         if system:
             self.on_sys(system)
             consumed = len(batch) - len(messages)  # $SYS read for the stats, not forwarded
@@ -142,6 +147,8 @@ class Writer(threading.Thread):
             self.in_flight -= consumed
         if forwarded:
             self.topic_index.observe(forwarded)
+            if self.on_forwarded is not None:
+                self.on_forwarded(forwarded)
         if messages:
             self._write(messages, forwarded, deadline)
 

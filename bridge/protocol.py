@@ -51,6 +51,16 @@ KEY_STATS_HISTORY_MINUTE = "mqtt:broker:stats:history:minute"
 # The dashboard's shared publish templates (hash: id -> JSON) and its recent publishes (list).
 KEY_PUBLISH_TEMPLATES = "mqtt:dashboard:publish-templates"
 KEY_PUBLISH_HISTORY = "mqtt:dashboard:publish-history"
+# The live broker connection as the bridge runs it (password only as "set"/"not set"), the broker
+# settings saved by cmd_configure (password sealed with CONFIG_SECRET_KEY), and a list of the
+# switches of the live connection, newest first (bridge/broker_settings.py).
+KEY_CONNECTION = "mqtt:bridge:connection"
+KEY_BROKER_SETTINGS = "mqtt:bridge:broker-settings"
+KEY_CONNECTION_HISTORY = "mqtt:bridge:connection:history"
+# hash: paused filter -> JSON {"qos", "paused_at"}: unsubscribed on the broker, kept in the list
+KEY_SUBSCRIPTIONS_PAUSED = "mqtt:subscriptions:paused"
+# per-filter message counts (JSON object, refreshed by the bridge with the topic list)
+KEY_SUBSCRIPTION_STATS = "mqtt:subscriptions:stats"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
@@ -178,6 +188,7 @@ def message_json(
     topic_cache: dict[str, str] | None = None,
     max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
     dup: bool = False,
+    properties: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
@@ -185,9 +196,12 @@ def message_json(
     equals ``json.dumps`` of the same fields); ``topic_cache`` saves re-quoting known topics.
     A payload over ``max_payload`` bytes is cut to that size and flagged ``truncated`` with its
     real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
-    message would otherwise cut every dashboard off.
+    message would otherwise cut every dashboard off. ``properties`` (MQTT 5, as
+    ``bridge.mqtt5_properties.from_paho`` gives them) appear only when a message had some.
     """
     extra = ',"dup":true' if dup else ""  # a redelivery (MQTT DUP flag); absent when false
+    if properties:
+        extra += ',"properties":' + dumps(properties)
     if len(payload) > max_payload:
         extra += f',"truncated":true,"size":{len(payload)}'
         payload = payload[:max_payload]

@@ -190,4 +190,7 @@ class RedisSink:
         return {f for f in value if isinstance(f, str)} if isinstance(value, list) else set()
 
     def delete_subscription(self, topic_filter: str) -> None:
-        self.client.hdel(protocol.KEY_SUBSCRIPTIONS, topic_filter)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hdel(protocol.KEY_SUBSCRIPTIONS, topic_filter)
+        pipe.hdel(protocol.KEY_SUBSCRIPTIONS_PAUSED, topic_filter)  # a pause ends with the filter
+        pipe.execute()

@@ -13,10 +13,12 @@ from collections import deque
 
 import redis
 
-from bridge import protocol, redis_sink
+from bridge import broker_settings, protocol, redis_sink
 from bridge.backoff import Backoff
+from bridge.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
 from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
+from bridge.connection_commands import ConnectionCommands
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
 from bridge.housekeeping import Housekeeper
@@ -24,7 +26,10 @@ from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
 from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink
+from bridge.retained import RetainedClearer
+from bridge.secret_box import SecretBox
 from bridge.status import BrokerStatus
+from bridge.subscription_control import FilterStats, SubscriptionPause
 from bridge.subscriptions import Subscription, SubscriptionSet
 from bridge.topics import TopicIndex
 
@@ -53,14 +58,21 @@ class Bridge:
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
     ):
-        self.settings = settings
         self.started_at = time.time()
         self.stop_event = threading.Event()
         self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
+        # Broker settings saved by cmd_configure win over the environment's (bridge/broker_settings.py).
+        self.env_settings = settings
+        self.box = SecretBox.from_setting(settings.config_secret_key)
+        saved = self._saved_broker_settings(settings)
+        settings = saved or settings
+        self.settings = settings
         self.sink = RedisSink(self.redis, settings.history_maxlen)
         self.items: deque[Item] = deque()
         self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
+        self.filter_stats = FilterStats(self.subscriptions)
+        self.pauses = SubscriptionPause(self.subscriptions, self.redis)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
         self.housekeeper = Housekeeper(
@@ -75,6 +87,7 @@ class Bridge:
             load_subscriptions=self._load_subscriptions,
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
             save_session=self._save_session,
+            on_stats_tick=lambda: self.filter_stats.write(self.redis),
         )
         self.source = MqttSource(
             settings,
@@ -98,6 +111,7 @@ class Bridge:
             payload_max_bytes=settings.payload_max_bytes,
             ack=self.source.ack,
             history_max_bytes=settings.history_max_bytes,
+            on_forwarded=self.filter_stats.observe,
         )
         self.commands = CommandListener(
             self.redis,
@@ -105,6 +119,35 @@ class Bridge:
             self.stop_event,
             backoff=backoff,
         )
+        self.connection = ConnectionCommands(
+            self.env_settings,
+            settings,
+            SOURCE_SAVED if saved else SOURCE_ENVIRONMENT,
+            self.source,
+            self.status,
+            self.redis,
+            self.box,
+            on_switch=self._switched,
+            load_session_filters=self.sink.load_session_filters,
+        )
+        self.connection.register(self.commands.processor)
+        self.pauses.register(self.commands.processor)
+        RetainedClearer(self.source, self.topic_index, self.stop_event).register(self.commands.processor)
+
+    def _saved_broker_settings(self, env: Settings) -> Settings | None:
+        try:
+            saved = broker_settings.load_saved(self.redis, env, self.box)
+        except redis.RedisError as exc:
+            logger.warning(
+                "cannot read saved broker settings (%s); using the environment's", type(exc).__name__
+            )
+            return None
+        if saved is not None:
+            logger.info("using the broker settings saved from the dashboard: %s", saved.broker)
+        return saved
+
+    def _switched(self, settings: Settings) -> None:
+        self.settings = settings  # the session name follows the broker
 
     @property
     def _session_name(self) -> str:
@@ -155,6 +198,11 @@ class Bridge:
             )
         before = set(self.subscriptions.broker_filters())
         self.subscriptions.replace_commands(restored)
+        try:
+            self.pauses.load()
+        except redis.RedisError as exc:
+            logger.warning("cannot read paused subscriptions yet (%s); will retry", type(exc).__name__)
+            return False
         if restored:
             logger.info("restored %d saved subscriptions", len(restored))
         # Loaded after a connect already subscribed (Redis was down at start): add what it missed.
@@ -186,6 +234,10 @@ class Bridge:
         # Restore saved subscriptions before connecting, so the first SUBSCRIBE includes them;
         # if Redis is not up yet, housekeeping keeps trying.
         self.housekeeper.subscriptions_loaded = self._load_subscriptions()
+        try:
+            self.connection.publish_description()
+        except redis.RedisError as exc:
+            logger.warning("could not publish the connection settings: %s", type(exc).__name__)
         self.writer.start()
         self.commands.start()
         self.housekeeper.start()  # after the threads its heartbeat vouches for

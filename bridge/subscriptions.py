@@ -45,6 +45,8 @@ class SubscriptionSet:
         self._lock = threading.Lock()
         self._config = {f: Subscription(f, qos, None, "config") for f in configured}
         self._commands: dict[str, Subscription] = {}
+        self._paused: set[str] = set()  # listed but not subscribed on the broker
+        self.version = 0  # bumped on every change, so caches of "which filters" know to refresh
 
     def is_configured(self, topic_filter: str) -> bool:
         return topic_filter in self._config
@@ -52,14 +54,38 @@ class SubscriptionSet:
     def replace_commands(self, records: dict[str, Subscription]) -> None:
         with self._lock:
             self._commands = dict(records)
+            self.version += 1
 
     def add(self, sub: Subscription) -> None:
         with self._lock:
             self._commands[sub.filter] = sub
+            self.version += 1
 
     def remove(self, topic_filter: str) -> bool:
         with self._lock:
+            self._paused.discard(topic_filter)
+            self.version += 1
             return self._commands.pop(topic_filter, None) is not None
+
+    def has(self, topic_filter: str) -> bool:
+        with self._lock:
+            return topic_filter in self._config or topic_filter in self._commands
+
+    def set_paused(self, topic_filter: str, paused: bool) -> None:
+        with self._lock:
+            (self._paused.add if paused else self._paused.discard)(topic_filter)
+            self.version += 1
+
+    def paused(self) -> set[str]:
+        with self._lock:
+            return set(self._paused)
+
+    def active(self) -> list[Subscription]:
+        """The filters bridged now: every listed one but the paused."""
+        with self._lock:
+            return [
+                s for s in (*self._config.values(), *self._commands.values()) if s.filter not in self._paused
+            ]
 
     def all(self) -> list[Subscription]:
         with self._lock:
@@ -67,8 +93,9 @@ class SubscriptionSet:
 
     def broker_filters(self) -> list[tuple[str, int]]:
         """The filters to subscribe on the broker: one covered by another is left out, so a
-        message matching both is delivered (and forwarded) once. Shared subscriptions are kept."""
-        subs = self.all()
+        message matching both is delivered (and forwarded) once. Shared subscriptions are kept.
+        Paused filters are left out (and no longer cover others)."""
+        subs = self.active()
         chosen: list[tuple[str, int]] = []
         for sub in subs:
             if covers(SYS_FILTER, sub.filter):
@@ -90,4 +117,4 @@ class SubscriptionSet:
 
     def forwards_sys(self, topic: str) -> bool:
         """$SYS topics feed the stats; they reach mqtt:messages only when a filter names $SYS."""
-        return any(s.filter.startswith("$SYS") and topic_matches(s.filter, topic) for s in self.all())
+        return any(s.filter.startswith("$SYS") and topic_matches(s.filter, topic) for s in self.active())

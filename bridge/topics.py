@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
+from bridge.protocol import topic_matches
+
 PREVIEW_CHARS = 120
 _PREVIEW_BYTES = PREVIEW_CHARS * 4  # enough UTF-8 for PREVIEW_CHARS characters
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
@@ -21,7 +23,15 @@ _retain_of = itemgetter(3)
 
 
 class _Entry:
-    __slots__ = ("last_payload", "last_seen", "last_size", "messages", "retained")
+    __slots__ = (
+        "last_payload",
+        "last_seen",
+        "last_size",
+        "messages",
+        "retained",
+        "retained_payload",
+        "retained_size",
+    )
 
     def __init__(self) -> None:
         self.messages = 0
@@ -29,6 +39,8 @@ class _Entry:
         self.retained = False
         self.last_payload = b""  # only the head the preview needs: 10,000 topics x 1 MB must not stay
         self.last_size = 0
+        self.retained_payload = b""  # the head of the retained message, when one was seen
+        self.retained_size = 0
 
 
 def preview(payload: bytes, limit: int = PREVIEW_CHARS, size: int | None = None) -> str:
@@ -51,7 +63,7 @@ class TopicIndex:
         self._lock = threading.Lock()
         self.changed = False
 
-    def observe(self, items: Sequence[tuple[str, bytes, int, bool, float, int, bool]]) -> None:
+    def observe(self, items: Sequence[tuple[Any, ...]]) -> None:
         """Count a batch of (topic, payload, qos, retain, timestamp).
 
         Counting and picking each topic's last message run in C (Counter, dict over zip), so
@@ -76,10 +88,14 @@ class TopicIndex:
                 # empty payload is how a retained message is cleared.
                 if retain:
                     entry.retained = bool(payload)
+                    entry.retained_payload, entry.retained_size = payload[:_PREVIEW_BYTES], len(payload)
                 elif not payload:
                     entry.retained = False
                 elif topic in retained:
                     entry.retained = True
+                    retained_item = [i for i in items if i[0] == topic and i[3]][-1]
+                    entry.retained_payload = retained_item[1][:_PREVIEW_BYTES]
+                    entry.retained_size = len(retained_item[1])
             if len(entries) > self.max_topics:
                 self._evict()
             self.changed = True
@@ -97,7 +113,16 @@ class TopicIndex:
         """The index as contract dicts, most recently seen first."""
         with self._lock:
             rows = [
-                (topic, e.messages, e.last_seen, e.retained, e.last_payload, e.last_size)
+                (
+                    topic,
+                    e.messages,
+                    e.last_seen,
+                    e.retained,
+                    e.last_payload,
+                    e.last_size,
+                    e.retained_payload,
+                    e.retained_size,
+                )
                 for topic, e in self._entries.items()
             ]
             self.changed = False
@@ -109,6 +134,22 @@ class TopicIndex:
                 "last_seen": last_seen,
                 "retained": retained,
                 "last_payload_preview": preview(payload, size=size),
+                # the retained message's own payload (the last one may be a later, live message)
+                "retained_payload_preview": preview(kept, size=kept_size) if retained else None,
             }
-            for topic, messages, last_seen, retained, payload, size in rows
+            for topic, messages, last_seen, retained, payload, size, kept, kept_size in rows
         ]
+
+    def retained_under(self, topic_filter: str) -> list[str]:
+        """The topics under ``topic_filter`` the bridge saw a retained message on (and no clear since)."""
+        with self._lock:
+            found = [t for t, e in self._entries.items() if e.retained]
+        return sorted(t for t in found if topic_matches(topic_filter, t))
+
+    def forget_retained(self, topic: str) -> None:
+        """A clear the bridge sent itself: the topic holds no retained message any more."""
+        with self._lock:
+            entry = self._entries.get(topic)
+            if entry is not None:
+                entry.retained, entry.retained_payload, entry.retained_size = False, b"", 0
+                self.changed = True

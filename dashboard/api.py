@@ -14,7 +14,16 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.routing import PathConverter
 
 from bridge.errors import InvalidCommand
-from bridge.protocol import CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, dumps, validate_topic_filter
+from bridge.protocol import (
+    CMD_CLEAR_RETAINED,
+    CMD_PAUSE_SUBSCRIPTION,
+    CMD_PUBLISH,
+    CMD_RESUME_SUBSCRIPTION,
+    CMD_SUBSCRIBE,
+    CMD_UNSUBSCRIBE,
+    dumps,
+    validate_topic_filter,
+)
 from dashboard.auth import TOO_MANY, Check
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
@@ -24,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
+CLEAR_WAIT = 12.0  # bridge/retained.py: at most 500 clears at 100 a second, each acknowledged
 EXPORT_DEFAULT = 10_000
 EXPORT_MAX = 1_000_000
 CSV_COLUMNS = ("id", "timestamp", "topic", "qos", "retain", "encoding", "payload")
@@ -200,6 +210,16 @@ def subscribe() -> Any:
     return _command(CMD_SUBSCRIBE, _json_object(), topic_field="filter")
 
 
+@api.post("/subscriptions/pause")
+def pause_subscription() -> Any:
+    return _command(CMD_PAUSE_SUBSCRIPTION, _json_object(), topic_field="filter")
+
+
+@api.post("/subscriptions/resume")
+def resume_subscription() -> Any:
+    return _command(CMD_RESUME_SUBSCRIPTION, _json_object(), topic_field="filter")
+
+
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
 def unsubscribe(topic_filter: str) -> Any:
     if services().store.is_config_only(topic_filter):
@@ -207,6 +227,13 @@ def unsubscribe(topic_filter: str) -> Any:
             f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
         )
     return _command(CMD_UNSUBSCRIBE, {"filter": topic_filter}, topic_field="filter")
+
+
+@api.post("/retained/clear")
+def clear_retained() -> Any:
+    """Clear the retained message of a topic, or those the bridge knows under a filter (paced:
+    up to 500 at 100 a second, so the wait is longer than for other commands)."""
+    return send_command(build_command(CMD_CLEAR_RETAINED, _json_object(), "filter"), timeout=CLEAR_WAIT)
 
 
 @api.post("/publish")

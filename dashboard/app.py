@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bridge.secret_box import SecretBox
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
+from dashboard.broker_api import broker_api
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
@@ -131,6 +132,7 @@ def create_app(
     app.register_blueprint(pages)
     app.register_blueprint(stats_api)
     app.register_blueprint(templates_api)
+    app.register_blueprint(broker_api)
     _register_guards(app, found)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).

@@ -14,10 +14,12 @@ from typing import Any
 
 import redis
 
+from bridge import mqtt5_properties
 from bridge.errors import InvalidCommand
 from bridge.protocol import (
     CHANNEL_COMMANDS,
     CHANNEL_RESULTS,
+    CMD_PUBLISH,
     COMMAND_RUN_MAX,
     ENCODING_UTF8,
     TYPE_RESULT,
@@ -46,6 +48,8 @@ def build_command(kind: str, fields: Mapping[str, Any], topic_field: str = "topi
     if topic_field not in fields:
         raise InvalidCommand(f"{topic_field} is missing")
     payload = fields.get("payload", "")
+    # MQTT 5 properties (publish only): checked by the same function the bridge runs
+    properties = mqtt5_properties.validate(fields.get("properties")) if kind == CMD_PUBLISH else {}
     body = command_body(
         kind,
         fields[topic_field],
@@ -54,6 +58,7 @@ def build_command(kind: str, fields: Mapping[str, Any], topic_field: str = "topi
         encoding=fields.get("encoding", ENCODING_UTF8),
         qos=fields.get("qos", 0),
         retain=fields.get("retain", False),
+        args={"properties": properties} if properties else None,
     )
     parse_command(dumps(body))
     return body

@@ -21,7 +21,9 @@ from bridge.protocol import (
     KEY_HISTORY,
     KEY_STATS_LATEST,
     KEY_STATUS_LATEST,
+    KEY_SUBSCRIPTION_STATS,
     KEY_SUBSCRIPTIONS,
+    KEY_SUBSCRIPTIONS_PAUSED,
     KEY_TOPICS_LATEST,
     loads_object,
     parse_subscription_record,
@@ -183,7 +185,7 @@ class Store:
         heartbeat = self.heartbeat() or {}
         for topic in config_topics(heartbeat):
             result.append({**topic, "created_at": heartbeat.get("started_at"), "source": "config"})
-        return result
+        return with_statistics(result, self.redis)
 
     def is_config_only(self, topic_filter: str) -> bool:
         """A filter from MQTT_TOPICS that no command added: not removable through the API."""
@@ -207,3 +209,29 @@ def config_topics(heartbeat: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(name, str):
                 topics.append({"filter": name, "qos": qos if qos in (0, 1, 2) else None})
     return topics
+
+
+def with_statistics(subscriptions: list[dict[str, Any]], client: Any) -> list[dict[str, Any]]:
+    """Each subscription with the bridge's counts for it (``messages``, ``bytes``,
+    ``last_message_at``; zero and null before its first message) and whether it is ``paused``."""
+    found = loads_object(client.get(KEY_SUBSCRIPTION_STATS)) or {}
+    filters = found.get("filters")
+    filters = filters if isinstance(filters, dict) else {}
+    paused = {
+        name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        for name in client.hkeys(KEY_SUBSCRIPTIONS_PAUSED)
+    }
+    for sub in subscriptions:
+        stats = filters.get(sub["filter"])
+        stats = stats if isinstance(stats, dict) else {}
+        sub["messages"] = _count(stats.get("messages"))
+        sub["bytes"] = _count(stats.get("bytes"))
+        stamp = stats.get("last_message_at")
+        number = isinstance(stamp, int | float) and not isinstance(stamp, bool)
+        sub["last_message_at"] = stamp if number else None
+        sub["paused"] = sub["filter"] in paused
+    return subscriptions
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

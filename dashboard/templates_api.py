@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from bridge import mqtt5_properties
 from bridge.errors import InvalidCommand
 from bridge.protocol import (
     CMD_PUBLISH,
@@ -42,20 +43,6 @@ NAME_MAX = 100
 TEMPLATE_PAYLOAD_MAX = 256 * 1024
 HISTORY_PAYLOAD_MAX = 16 * 1024  # a larger payload is recorded by its size only
 PUBLISH_ENDPOINT = "api.publish"
-
-# MQTT 5 publish properties a template may carry (names as in docs/channels.md) and their checks.
-PROPERTY_CHECKS: dict[str, Any] = {
-    "content_type": lambda v: isinstance(v, str) and len(v) <= 1024,
-    "payload_format_indicator": lambda v: v in (0, 1) and not isinstance(v, bool),
-    "message_expiry_interval": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
-    "response_topic": lambda v: isinstance(v, str) and 0 < len(v) <= 1024 and "+" not in v and "#" not in v,
-    "correlation_data": lambda v: isinstance(v, str) and len(v) <= 4096,
-    "user_properties": lambda v: (
-        isinstance(v, list)
-        and len(v) <= 100
-        and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in v)
-    ),
-}
 
 
 class TemplateError(Exception):
@@ -86,15 +73,7 @@ def _template_from(body: dict[str, Any], now: float, existing: dict[str, Any] | 
     retain = body.get("retain", False)
     if not isinstance(retain, bool):
         raise TemplateError("retain must be true or false")
-    properties = body.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise TemplateError("properties must be an object of MQTT 5 publish properties")
-    for key, value in properties.items():
-        check = PROPERTY_CHECKS.get(key)
-        if check is None:
-            raise TemplateError(f"unknown MQTT 5 property {key!r}; known: {', '.join(PROPERTY_CHECKS)}")
-        if not check(value):
-            raise TemplateError(f"property {key} has an invalid value")
+    properties = mqtt5_properties.validate(body.get("properties"))  # the bridge's own check
     return {
         "id": existing["id"] if existing else uuid.uuid4().hex[:12],
         "name": name.strip(),

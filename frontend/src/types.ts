@@ -17,6 +17,37 @@ export interface MqttMessage {
   size?: number
   /** Stream id, present on history entries. */
   id?: string
+  /** MQTT 5 properties, present only when the message had some (docs/channels.md). */
+  properties?: MessageProperties | null
+}
+
+export interface MessageProperties {
+  content_type?: string
+  payload_format_indicator?: number
+  message_expiry_interval?: number
+  response_topic?: string
+  correlation_data?: string
+  user_properties?: [string, string][]
+}
+
+/** GET /api/broker/connection: the bridge's live settings (the password only as set / not set). */
+export interface ConnectionSettings {
+  host?: string
+  port?: number
+  broker?: string
+  protocol?: string
+  tls?: boolean
+  tls_ca?: string | null
+  tls_cert?: string | null
+  tls_key?: string | null
+  tls_insecure?: boolean
+  username?: string | null
+  password?: 'set' | 'not set' | string
+  client_id?: string
+  keepalive?: number
+  source?: 'environment' | 'saved' | string
+  updated_at?: number
+  secret_key?: boolean
 }
 
 /** A message as kept by the browser: a local sequence number gives a stable key. */
@@ -100,6 +131,7 @@ export interface TopicIndexEntry {
   last_seen?: number | null
   retained?: boolean | null
   last_payload_preview?: string | null
+  retained_payload_preview?: string | null
 }
 
 export interface TopicsMessage {
@@ -142,6 +174,10 @@ export interface Subscription {
   qos?: number
   created_at?: number | null
   source?: 'command' | 'config' | string
+  messages?: number | null
+  bytes?: number | null
+  last_message_at?: number | null
+  paused?: boolean | null
 }
 
 export type PayloadMode = 'text' | 'json' | 'hex'

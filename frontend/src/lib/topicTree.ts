@@ -4,6 +4,8 @@ export interface TopicInfo {
   messages: number
   lastSeen: number | null
   retained: boolean
+  /** Short text of the retained message's payload, when the bridge saw it (never rendered as HTML). */
+  retainedValue?: string | null
   /** Short text of the last payload (already a preview; never rendered as HTML). */
   lastValue: string | null
 }

@@ -58,12 +58,14 @@ export function createTopicStore(opts: TopicStoreOptions = {}) {
           messages: count,
           lastSeen: seen,
           retained: Boolean(e.retained),
+          retainedValue: e.retained_payload_preview ?? null,
           lastValue: e.last_payload_preview ?? null,
         })
       } else {
         // The index is authoritative for counts, but live messages may be newer than it.
         cur.messages = Math.max(cur.messages, count)
         cur.retained = Boolean(e.retained)
+        cur.retainedValue = e.retained_payload_preview ?? null
         if (seen !== null && (cur.lastSeen === null || seen >= cur.lastSeen)) {
           cur.lastSeen = seen
           if (e.last_payload_preview != null) cur.lastValue = e.last_payload_preview

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class FakeBroker:
     """Records what the bridge asked of the broker; ``refuse`` makes a filter's SUBACK fail."""
@@ -9,16 +12,26 @@ class FakeBroker:
     def __init__(self, connected: bool = True):
         self.connected = connected
         self.published: list[tuple[str, bytes, int, bool]] = []
+        self.published_properties: list[dict[str, Any] | None] = []
         self.subscribed: dict[str, int] = {}
         self.refuse: set[str] = set()
 
     def is_connected(self) -> bool:
         return self.connected
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, timeout: float) -> str | None:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        timeout: float,
+        properties: Mapping[str, Any] | None = None,
+    ) -> str | None:
         if not self.connected:
             return "the broker at localhost:1883 is not connected; nothing was published"
         self.published.append((topic, payload, qos, retain))
+        self.published_properties.append(dict(properties) if properties else None)
         return None
 
     def subscribe(self, topic_filter: str, qos: int, timeout: float = 10.0) -> str | None:

@@ -22,7 +22,9 @@ from bridge.protocol import (
     HISTORY_FIELD,
     KEY_HISTORY,
     KEY_STATUS_LATEST,
+    KEY_SUBSCRIPTION_STATS,
     KEY_SUBSCRIPTIONS,
+    KEY_SUBSCRIPTIONS_PAUSED,
     KEY_TOPICS_LATEST,
     command_result,
     dumps,
@@ -233,11 +235,44 @@ def test_subscriptions_list_command_and_config_filters(
 
     body = get(client, "/api/subscriptions").get_json()
 
+    none_yet = {"messages": 0, "bytes": 0, "last_message_at": None, "paused": False}
     assert body["subscriptions"] == [
-        {"filter": "sensors/#", "qos": 1, "created_at": 1700000000.0, "source": "command"},
-        {"filter": "#", "qos": None, "created_at": 1600000000.0, "source": "config"},
-        {"filter": "$SYS/#", "qos": None, "created_at": 1600000000.0, "source": "config"},
+        {"filter": "sensors/#", "qos": 1, "created_at": 1700000000.0, "source": "command", **none_yet},
+        {"filter": "#", "qos": None, "created_at": 1600000000.0, "source": "config", **none_yet},
+        {"filter": "$SYS/#", "qos": None, "created_at": 1600000000.0, "source": "config", **none_yet},
     ]
+
+
+def test_subscriptions_carry_the_bridges_statistics_and_pauses(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    redis_client.hset(KEY_SUBSCRIPTIONS, "sensors/#", subscription_record(1, 1700000000.0))
+    set_heartbeat(redis_client, topics=["#"], started_at=1600000000.0)
+    stats = {"filters": {"#": {"messages": 7, "bytes": 70, "last_message_at": 1700000001.5}}, "since": 1.0}
+    redis_client.set(KEY_SUBSCRIPTION_STATS, dumps(stats))
+    redis_client.hset(KEY_SUBSCRIPTIONS_PAUSED, "sensors/#", dumps({"qos": 1, "paused_at": 1700000002.0}))
+
+    found = {s["filter"]: s for s in get(client, "/api/subscriptions").get_json()["subscriptions"]}
+
+    assert {k: found["#"][k] for k in ("messages", "bytes", "last_message_at", "paused")} == {
+        "messages": 7,
+        "bytes": 70,
+        "last_message_at": 1700000001.5,
+        "paused": False,
+    }
+    assert (found["sensors/#"]["messages"], found["sensors/#"]["paused"]) == (0, True)
+
+
+def test_pause_and_resume_send_their_commands(client: FlaskClient, bridge: FakeBridge) -> None:
+    assert client.post("/api/subscriptions/pause", json={"filter": "a/#"}, headers=BEARER).status_code == 200
+    assert client.post("/api/subscriptions/resume", json={"filter": "a/#"}, headers=BEARER).status_code == 200
+    bad = client.post("/api/subscriptions/pause", json={"filter": "a/#/b"}, headers=BEARER)
+
+    assert [(c["type"], c["topic"]) for c in bridge.received] == [
+        ("cmd_pause_subscription", "a/#"),
+        ("cmd_resume_subscription", "a/#"),
+    ]
+    assert bad.status_code == 400 and "malformed" in bad.get_json()["error"]
 
 
 def test_subscribe_sends_a_command_and_returns_the_bridges_answer(
@@ -349,6 +384,27 @@ def test_bad_publishes_get_the_bridges_words(
 
     assert response.status_code == 400
     assert words in response.get_json()["error"]
+    assert bridge.received == []
+
+
+def test_publish_carries_mqtt5_properties_to_the_bridge(client: FlaskClient, bridge: FakeBridge) -> None:
+    properties = {"content_type": "application/json", "user_properties": [["a", "1"], ["a", "2"]]}
+
+    response = client.post("/api/publish", json={"topic": "t", "properties": properties}, headers=BEARER)
+
+    assert response.status_code == 200
+    assert bridge.received[0]["properties"] == properties
+
+
+def test_bad_mqtt5_properties_are_refused_before_reaching_the_bridge(
+    client: FlaskClient, bridge: FakeBridge
+) -> None:
+    body = {"topic": "t", "properties": {"correlation_data": "%%"}}
+
+    response = client.post("/api/publish", json=body, headers=BEARER)
+
+    assert response.status_code == 400
+    assert "correlation_data is not valid base64" in response.get_json()["error"]
     assert bridge.received == []
 
 

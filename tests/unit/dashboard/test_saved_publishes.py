@@ -87,6 +87,7 @@ def test_running_a_template_publishes_it_and_records_the_result(
         1,
         True,
     )
+    assert sent["properties"] == LAMP["properties"]  # the template's MQTT 5 properties go along
     history = client.get("/api/publish/history", headers=BEARER).get_json()["publishes"]
     assert history[0]["template"] == "Lamp on" and history[0]["ok"] is True
     assert history[0]["properties"] == LAMP["properties"]
