@@ -18,12 +18,14 @@ from bridge.backoff import Backoff
 from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
 from bridge.counters import Counters
+from bridge.dynsec import DynsecClient
 from bridge.errors import InvalidCommand
 from bridge.housekeeping import Housekeeper
 from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
 from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink
+from bridge.secret_box import SecretBox
 from bridge.status import BrokerStatus
 from bridge.subscriptions import Subscription, SubscriptionSet
 from bridge.topics import TopicIndex
@@ -86,6 +88,7 @@ class Bridge:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
         )
+        self.dynsec = DynsecClient(self.source, SecretBox.from_setting(settings.config_secret_key))
         self.writer = Writer(
             self.items,
             self.sink,
@@ -98,13 +101,11 @@ class Bridge:
             payload_max_bytes=settings.payload_max_bytes,
             ack=self.source.ack,
             history_max_bytes=settings.history_max_bytes,
+            on_control=self.dynsec.on_control,
         )
-        self.commands = CommandListener(
-            self.redis,
-            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters),
-            self.stop_event,
-            backoff=backoff,
-        )
+        processor = CommandProcessor(self.source, self.subscriptions, self.sink, self.counters)
+        processor.register(protocol.CMD_DYNSEC, self.dynsec.handle, background=True)
+        self.commands = CommandListener(self.redis, processor, self.stop_event, backoff=backoff)
 
     @property
     def _session_name(self) -> str:
