@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from bridge import protocol
 from tests.helpers import REPO, env_with, free_port, wait_for
@@ -143,17 +144,11 @@ def test_run_local_with_dynamic_security_bootstraps_the_bridge_account_and_serve
         assert (run_dir / "dynsec-bridge-password").stat().st_mode & 0o077 == 0
 
         base = f"http://127.0.0.1:{ports['DASHBOARD_PORT']}"
-        headers = {
-            "Authorization": "Bearer dynsec-run-token",
-            "Origin": base,
-            "Content-Type": "application/json",
-        }
-        request = urllib.request.Request(f"{base}/api/tenants", data=b'{"name": "acme"}', headers=headers)
-        with urllib.request.urlopen(request, timeout=20) as created:
-            assert json.load(created)["topic"] == "tenants/acme/#"
-        request = urllib.request.Request(f"{base}/api/tenants", headers=headers)
-        with urllib.request.urlopen(request, timeout=20) as listed:
-            assert [t["name"] for t in json.load(listed)["tenants"]] == ["acme"]
+        headers = {"Authorization": "Bearer dynsec-run-token", "Origin": base}
+        created = requests.post(f"{base}/api/tenants", json={"name": "acme"}, headers=headers, timeout=20)
+        assert created.status_code == 201 and created.json()["topic"] == "tenants/acme/#", created.text
+        listed = requests.get(f"{base}/api/tenants", headers=headers, timeout=20).json()
+        assert [t["name"] for t in listed["tenants"]] == ["acme"]
 
         script.send_signal(signal.SIGINT)
         assert script.wait(timeout=30) == 130

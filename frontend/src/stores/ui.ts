@@ -8,7 +8,7 @@ export const VIEWS = [
   { id: 'publish', label: 'Publish', icon: '↗' },
   { id: 'subscriptions', label: 'Subscriptions', icon: '⊕' },
   { id: 'clients', label: 'Clients', icon: '▣' },
-  { id: 'tenants', label: 'Tenants', icon: '⚿' },
+  { id: 'tenants', label: 'Tenants', icon: '⊞' },
 ] as const
 
 export type ViewId = (typeof VIEWS)[number]['id']
