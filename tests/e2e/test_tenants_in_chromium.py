@@ -12,10 +12,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from bridge.secret_box import generate_key
 from tests.e2e.conftest import TOKEN, login, shot
+from tests.e2e.test_accessibility import AXE, THEME_KEY, serious
 from tests.helpers import (
     DYNSEC_BRIDGE_PASSWORD,
     DYNSEC_BRIDGE_USER,
@@ -117,3 +118,31 @@ def test_a_tenant_and_an_account_made_in_the_browser_work_on_the_broker(
     assert not connects(dynsec_broker.port, "acme-sensor", password)
     shot(page, "tenants-refused-and-disabled")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_tenants_page_passes_axe_in_both_themes(
+    chromium: Browser, tenant_dashboard: DashboardProcess, theme: str
+) -> None:
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `cd frontend && npm ci`")
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    context.add_init_script(f"localStorage.setItem({THEME_KEY!r}, {theme!r})")
+    page = context.new_page()
+    try:
+        login(page, tenant_dashboard)
+        page.get_by_test_id("nav-tenants").click()
+        name = f"axe-{theme}"
+        page.get_by_test_id("tenant-name").fill(name)
+        page.get_by_test_id("tenant-create").click()
+        tenant = page.locator(f'[data-tenant="{name}"]')
+        tenant.get_by_test_id("account-name").fill(f"{name}-dev")
+        tenant.get_by_test_id("account-add").click()
+        expect(page.get_by_test_id("new-password")).to_be_visible(timeout=20_000)
+        assert serious(page, f"tenants ({theme})") == []
+        page.get_by_test_id("tenant-name").fill(name)
+        page.get_by_test_id("tenant-create").click()
+        expect(page.get_by_test_id("tenants-result")).to_have_attribute("data-ok", "false", timeout=20_000)
+        assert serious(page, f"tenants, refused ({theme})") == []
+    finally:
+        context.close()

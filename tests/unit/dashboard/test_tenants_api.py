@@ -17,9 +17,11 @@ from bridge import protocol
 from bridge.commands import CommandListener, CommandProcessor
 from bridge.counters import Counters
 from bridge.dynsec import DynsecClient
+from bridge.errors import ConfigError
 from bridge.redis_sink import RedisSink
 from bridge.secret_box import NO_KEY, SecretBox, generate_key
 from bridge.subscriptions import SubscriptionSet
+from dashboard.config import DashboardSettings
 from tests.unit.dashboard.fakes import BEARER, ORIGIN
 from tests.unit.dynsec_fake import FakeDynsecBroker
 
@@ -193,3 +195,18 @@ def test_a_missing_bridge_is_a_504_in_words(tenant_app: Flask) -> None:
 
 def test_the_tenants_api_needs_a_login(api: FlaskClient) -> None:
     assert api.get("/api/tenants").status_code == 401
+
+
+@pytest.mark.parametrize("prefix", ["", "a/+", "#", "$SYS", "/lead", "trail/", "a b"])
+def test_a_tenant_prefix_that_is_not_plain_topic_levels_stops_the_dashboard(prefix: str) -> None:
+    env = {"DASHBOARD_TOKEN": "t", "DASHBOARD_TENANT_PREFIX": prefix}
+    if prefix == "":
+        assert DashboardSettings.from_env(env).tenant_prefix == "tenants"  # unset: the default
+        return
+    with pytest.raises(ConfigError, match="DASHBOARD_TENANT_PREFIX must be one or more topic levels"):
+        DashboardSettings.from_env(env)
+
+
+def test_a_nested_tenant_prefix_is_accepted() -> None:
+    settings = DashboardSettings.from_env({"DASHBOARD_TOKEN": "t", "DASHBOARD_TENANT_PREFIX": "org/eu-1"})
+    assert settings.tenant_prefix == "org/eu-1"
