@@ -144,6 +144,12 @@ def test_a_tenant_account_is_confined_to_its_prefix_then_disabled_and_deleted(
     for request in tenants.add_account("acme", "acme-sensor", sealed):
         dynsec_ok(r, request)
 
+    # The plugin saved the change to its file (so it survives a broker restart).
+    saved = json.loads(dynsec_broker.config_file.read_text())
+    assert "tenant:acme" in [role["rolename"] for role in saved["roles"]]
+    assert "acme-sensor" in [client["username"] for client in saved["clients"]]
+    assert password not in dynsec_broker.config_file.read_text()  # a salted hash only
+
     groups = dynsec_ok(r, tenants.LIST_GROUPS)["result"]["data"]
     clients = dynsec_ok(r, tenants.LIST_CLIENTS)["result"]["data"]
     listed = tenants.tenants_from(groups, clients, PREFIX)
