@@ -4,6 +4,7 @@ and the same dynamic-security commands the dashboard's Tenants page sends (dashb
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,15 @@ from dashboard.commands import build_args_command, build_command, round_trip
 from tests.helpers import (
     DYNSEC_BRIDGE_PASSWORD,
     DYNSEC_BRIDGE_USER,
+    DYNSEC_PLUGIN,
+    MOSQUITTO_DYNSEC_CONF,
+    REPO,
     BridgeProcess,
     DynsecMosquitto,
+    MqttRecorder,
     Process,
+    ShippedMosquitto,
+    env_with,
     wait_for,
 )
 
@@ -222,3 +229,43 @@ def test_a_plain_password_is_refused_by_the_bridge_and_never_sent(
 
     assert answer["ok"] is False and "plain text is refused" in answer["error"]
     assert "Client not found" in dynsec(text_redis, {"command": "getClient", "username": "x1"})["error"]
+
+
+def test_the_compose_bootstrap_script_gives_the_bridge_an_account_that_bridges_and_publishes(
+    tmp_path: Path,
+) -> None:
+    """mosquitto/dynsec-bootstrap.sh (the compose profile "dynsec") on this machine's broker: once,
+    and a second run leaves the file alone."""
+    config_file = tmp_path / "dynamic-security.json"
+    conf = tmp_path / "bootstrap.conf"
+    conf.write_text(f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {config_file}\n")
+    env = env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-1")
+    script = str(REPO / "mosquitto" / "dynsec-bootstrap.sh")
+    first = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "bootstrap-pw-1" not in first.stdout + first.stderr
+    before = config_file.read_text()
+    again = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "nothing to do" in again.stdout and config_file.read_text() == before
+
+    broker = ShippedMosquitto(
+        tmp_path,
+        source=MOSQUITTO_DYNSEC_CONF,
+        paths={"plugin": Path(DYNSEC_PLUGIN), "plugin_opt_config_file": config_file},
+    )
+    broker.start()
+    try:
+        with MqttRecorder(
+            broker.port, ["data/#", "$SYS/broker/uptime"], username="mqtt-bridge", password="bootstrap-pw-1"
+        ) as bridge_account:
+            assert not any(code.is_failure for code in bridge_account.granted)
+            sender = Device(broker.port, "mqtt-bridge", "bootstrap-pw-1").start()
+            try:
+                assert not sender.publish("data/x", b"1").is_failure  # the bridge-data role
+                assert sender.publish("$CONTROL/other", b"1").is_failure
+            finally:
+                sender.stop()
+            wait_for(lambda: bridge_account.received(lambda m: m.topic == "data/x"), 10, what="data/x")
+            wait_for(lambda: bridge_account.received(lambda m: m.topic.startswith("$SYS")), 10, what="$SYS")
+    finally:
+        broker.stop()

@@ -250,6 +250,21 @@ def test_dynsec_config_loads_the_plugin_with_its_file_in_the_data_volume() -> No
     assert "password_file" not in settings and "acl_file" not in settings
 
 
+def test_the_dynsec_profile_bootstraps_as_the_broker_user_into_the_broker_volume(
+    compose: dict[str, Any],
+) -> None:
+    init = compose["services"]["dynsec-init"]
+    assert init["profiles"] == ["dynsec"] and init["image"] == compose["services"]["mosquitto"]["image"]
+    assert init["user"] == "mosquitto"  # else the broker could not save the file it writes
+    assert "mosquitto-data:/mosquitto/data" in init["volumes"]
+    assert "./mosquitto/mosquitto.dynsec.conf:/mosquitto/config/mosquitto.conf:ro" in init["volumes"]
+    assert init["environment"] == {
+        "MQTT_USERNAME": "${MQTT_USERNAME:-}",
+        "MQTT_PASSWORD": "${MQTT_PASSWORD:-}",
+    }
+    assert "depends_on" not in init and "ports" not in init
+
+
 def test_the_dynsec_compose_file_swaps_only_the_broker_config() -> None:
     override = yaml.safe_load((REPO / "docker-compose.dynsec.yml").read_text())
     assert set(override["services"]) == {"mosquitto"}
@@ -275,5 +290,15 @@ def test_run_local_script_passes_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
     result = subprocess.run(
         [shellcheck, "scripts/run-local.sh"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_dynsec_bootstrap_script_is_posix_sh_and_passes_shellcheck() -> None:
+    # It runs in the broker image, whose shell may be busybox ash (eclipse-mosquitto:2 is Alpine).
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
+    script = "mosquitto/dynsec-bootstrap.sh"
+    result = subprocess.run(
+        [shellcheck, "-s", "sh", script], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
