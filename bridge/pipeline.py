@@ -133,15 +133,16 @@ class Writer(threading.Thread):
         encode, cache, max_payload = protocol.message_json, self._topic_cache, self.payload_max_bytes
         for item in batch:
             topic = item[0]
-            if topic.startswith("$SYS/"):
-                system.append(item)
-                if not self.forwards_sys(topic):
+            if topic.startswith("$"):  # one test for a data topic, as before $CONTROL was routed
+                if topic.startswith("$SYS/"):
+                    system.append(item)
+                    if not self.forwards_sys(topic):
+                        continue
+                elif topic.startswith(CONTROL_PREFIX):
+                    # Broker control (dynamic security): a request may carry a password in clear,
+                    # so these never reach Redis, whatever filter matched them (bridge/dynsec.py).
+                    control.append(item)
                     continue
-            elif topic.startswith(CONTROL_PREFIX):
-                # Broker control (dynamic security): a request may carry a password in clear, so
-                # these never reach Redis, whatever filter matched them (bridge/dynsec.py).
-                control.append(item)
-                continue
             forwarded.append(item)
             messages.append(encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6]))
         if control:
