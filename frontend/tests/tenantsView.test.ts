@@ -94,6 +94,25 @@ describe('TenantsView', () => {
     expect(w.html()).not.toContain('Xy9-generated-secret')
   })
 
+  it('copies the new password to the clipboard on request', async () => {
+    server({
+      'GET /api/tenants': () => [200, { prefix: 'tenants', tenants: [ACME] }],
+      'POST /api/tenants/acme/accounts': () => [201, { tenant: 'acme', username: 'sensor-3', password: 'copy-me-secret' }],
+    })
+    const writeText = vi.fn().mockResolvedValue(undefined)
+    vi.stubGlobal('navigator', { ...navigator, clipboard: { writeText } })
+    vi.stubGlobal('isSecureContext', true)
+    const w = mount(TenantsView)
+    await flushPromises()
+    await w.get('[data-tenant="acme"] [data-testid="account-name"]').setValue('sensor-3')
+    await w.get('[data-tenant="acme"] [data-testid="account-form"]').trigger('submit')
+    await flushPromises()
+    await w.get('[data-testid="new-password-copy"]').trigger('click')
+    await flushPromises()
+    expect(writeText).toHaveBeenCalledWith('copy-me-secret')
+    expect(w.get('[data-testid="new-password"]').text()).toContain('Copied.')
+  })
+
   it('disables an account and deletes a tenant through the API', async () => {
     const calls = server({
       'GET /api/tenants': () => [200, { prefix: 'tenants', tenants: [ACME] }],
