@@ -18,7 +18,7 @@ class Counters:
     forwarded: int = 0
     dropped_queue: int = 0  # queue full: Redis slower than the broker, or down
     dropped_redis: int = 0  # a batch that Redis refused or could not take
-    system: int = 0  # $SYS messages read for the stats and not forwarded
+    system: int = 0  # $SYS messages read for the stats and not forwarded, and $CONTROL ones (never)
     reconnects: int = 0
     commands_ok: int = 0
     commands_failed: int = 0

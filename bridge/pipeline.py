@@ -17,6 +17,7 @@ import redis
 from bridge import protocol
 from bridge.backoff import Backoff
 from bridge.counters import Counters
+from bridge.dynsec import CONTROL_PREFIX
 from bridge.mqtt_source import Item
 from bridge.redis_sink import RedisSink, chunks
 from bridge.topics import TopicIndex
@@ -68,6 +69,7 @@ class Writer(threading.Thread):
         ack: Ack = _no_ack,
         history_max_bytes: int = 0,
         on_forwarded: Callable[[list[Item]], None] | None = None,
+        on_control: Callable[[list[Item]], None] | None = None,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -76,6 +78,7 @@ class Writer(threading.Thread):
         self.topic_index = topic_index
         self.on_sys = on_sys
         self.forwards_sys = forwards_sys
+        self.on_control = on_control
         self.stop_event = stop
         self.backoff = backoff or Backoff(base=0.2, cap=5.0)
         self.flush_timeout = flush_timeout
@@ -128,21 +131,30 @@ class Writer(threading.Thread):
         messages: list[str] = []
         forwarded: list[Item] = []
         system: list[Item] = []
+        control: list[Item] = []
         encode, cache, max_payload = protocol.message_json, self._topic_cache, self.payload_max_bytes
         for item in batch:
             topic = item[0]
-            if topic.startswith("$SYS/"):
-                system.append(item)
-                if not self.forwards_sys(topic):
+            if topic.startswith("$"):  # one test for a data topic, as before $CONTROL was routed
+                if topic.startswith("$SYS/"):
+                    system.append(item)
+                    if not self.forwards_sys(topic):
+                        continue
+                elif topic.startswith(CONTROL_PREFIX):
+                    # Broker control (dynamic security): a request may carry a password in clear,
+                    # so these never reach Redis, whatever filter matched them (bridge/dynsec.py).
+                    control.append(item)
                     continue
             forwarded.append(item)
             properties = item[7] if len(item) == 8 else None  # MQTT 5 properties: rare
             messages.append(
                 encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6], properties)
             )
+        if control:
+            self._control(control)
         if system:
             self.on_sys(system)
-            consumed = len(batch) - len(messages)  # $SYS read for the stats, not forwarded
+            consumed = len(batch) - len(messages) - len(control)  # $SYS read for the stats, not forwarded
             self.counters.system += consumed
             self.in_flight -= consumed
         if forwarded:
@@ -151,6 +163,20 @@ class Writer(threading.Thread):
                 self.on_forwarded(forwarded)
         if messages:
             self._write(messages, forwarded, deadline)
+
+    def _control(self, items: list[Item]) -> None:
+        """$CONTROL messages: to their handler, never to Redis; counted with the $SYS ones (read by
+        the bridge itself) and acknowledged, since no Redis write will ever do it."""
+        if self.on_control is not None:
+            try:
+                self.on_control(items)
+            except Exception:  # a bug there must not cost the batch's other messages
+                logger.exception("handling %d $CONTROL messages failed", len(items))
+        for item in items:
+            if item[2]:
+                self.ack(item[5], item[2])
+        self.counters.system += len(items)
+        self.in_flight -= len(items)
 
     def _write(self, messages: list[str], items: list[Item], deadline: float | None) -> None:
         for start, end in chunks(messages):

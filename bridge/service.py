@@ -20,6 +20,7 @@ from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
 from bridge.connection_commands import ConnectionCommands
 from bridge.counters import Counters
+from bridge.dynsec import DynsecClient
 from bridge.errors import InvalidCommand
 from bridge.housekeeping import Housekeeper
 from bridge.metrics import BridgeCollector, serve
@@ -99,6 +100,7 @@ class Bridge:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
         )
+        self.dynsec = DynsecClient(self.source, self.box)
         self.writer = Writer(
             self.items,
             self.sink,
@@ -112,13 +114,11 @@ class Bridge:
             ack=self.source.ack,
             history_max_bytes=settings.history_max_bytes,
             on_forwarded=self.filter_stats.observe,
+            on_control=self.dynsec.on_control,
         )
-        self.commands = CommandListener(
-            self.redis,
-            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters),
-            self.stop_event,
-            backoff=backoff,
-        )
+        processor = CommandProcessor(self.source, self.subscriptions, self.sink, self.counters)
+        processor.register(protocol.CMD_DYNSEC, self.dynsec.handle, background=True)
+        self.commands = CommandListener(self.redis, processor, self.stop_event, backoff=backoff)
         self.connection = ConnectionCommands(
             self.env_settings,
             settings,

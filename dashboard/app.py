@@ -29,6 +29,7 @@ from dashboard.sessions import SessionStore, SocketSessions
 from dashboard.stats_api import stats_api
 from dashboard.store import Store
 from dashboard.templates_api import templates_api
+from dashboard.tenants_api import tenants_api
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def create_app(
     app.register_blueprint(stats_api)
     app.register_blueprint(templates_api)
     app.register_blueprint(broker_api)
+    app.register_blueprint(tenants_api)
     _register_guards(app, found)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DASHBOARD_HISTORY_ON_CONNECT", "100", "recent messages sent in the snapshot on connect"),
     Variable("DASHBOARD_COMMAND_TIMEOUT", "5", "seconds to wait for the bridge to answer a command"),
     Variable("DASHBOARD_MAX_BODY", "1048576", "largest accepted request body in bytes"),
+    Variable(
+        "DASHBOARD_TENANT_PREFIX",
+        "tenants",
+        "topic levels under which each tenant gets its own <prefix>/<tenant>/# (the Tenants page)",
+    ),
     Variable("DASHBOARD_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -101,6 +107,7 @@ class DashboardSettings:
     history_on_connect: int = 100
     command_timeout: float = 5.0
     max_body: int = 1_048_576
+    tenant_prefix: str = "tenants"
     log_level: str = "INFO"
 
     @classmethod
@@ -125,6 +132,7 @@ class DashboardSettings:
             history_on_connect=read.integer("DASHBOARD_HISTORY_ON_CONNECT", 0, 1000),
             command_timeout=read.number("DASHBOARD_COMMAND_TIMEOUT", 0.1, 120),
             max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),
+            tenant_prefix=_tenant_prefix(read),
             log_level=read.log_level("DASHBOARD_LOG_LEVEL"),
         )
 
@@ -167,6 +175,20 @@ def _secret(read: EnvReader, name: str) -> str | None:
     value = read.secret(name)
     if value is not None and not value.strip():
         raise ConfigError(f"{name} is only whitespace: set a real value, or leave it unset")
+    return value
+
+
+TENANT_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
+def _tenant_prefix(read: EnvReader) -> str:
+    """Topic levels, no wildcards, no leading $ or /: each tenant's ACLs are ``<prefix>/<name>/#``."""
+    value = read.required("DASHBOARD_TENANT_PREFIX")
+    if len(value) > 200 or not TENANT_PREFIX.match(value):
+        raise ConfigError(
+            "DASHBOARD_TENANT_PREFIX must be one or more topic levels of letters, digits, - or _ "
+            f"separated by / (e.g. tenants or org/acme), got {value!r}"
+        )
     return value
 
 

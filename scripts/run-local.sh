@@ -8,6 +8,9 @@
 #   DASHBOARD_TOKEN / DASHBOARD_PASSWORD / DASHBOARD_AUTH as for the dashboard; with none of them
 #     set, a token is generated once and kept in .run/dashboard-token, so the URL stays the same
 #   RUN_DEMO=0       leave the demo sensors out
+#   RUN_DYNSEC=1     the broker with the dynamic security plugin (mosquitto/mosquitto.dynsec.conf), for
+#     the Tenants page: the first run creates the bridge's account (password kept in
+#     .run/dynsec-bridge-password) and a CONFIG_SECRET_KEY (.run/config-secret-key) when none is set
 #   RUN_DIR=path     another runtime folder (default: .run in the repository)
 # Everything listens on 127.0.0.1 only. For a broker the rest of the network can reach, use
 # docker compose or your own mosquitto.conf (docs/operations.md).
@@ -127,10 +130,23 @@ fi
 
 mkdir -p "$RUN/mosquitto" "$RUN/redis" "$RUN/logs"
 conf="$RUN/mosquitto.conf"
+source_conf=mosquitto/mosquitto.conf
+dynsec_args=()
+if [[ "${RUN_DYNSEC:-0}" == 1 ]]; then
+    source_conf=mosquitto/mosquitto.dynsec.conf
+    plugin=""
+    for candidate in /usr/lib/*/mosquitto_dynamic_security.so /usr/lib/mosquitto_dynamic_security.so \
+        /usr/local/lib/mosquitto_dynamic_security.so; do
+        if [[ -f "$candidate" ]]; then plugin="$candidate"; break; fi
+    done
+    [[ -n "$plugin" ]] || die "RUN_DYNSEC=1: mosquitto_dynamic_security.so not found (Debian's mosquitto package has it)"
+    dynsec_json="$RUN/mosquitto/dynamic-security.json"
+    dynsec_args=(-e "s|^plugin .*\$|plugin $plugin|" -e "s|^plugin_opt_config_file .*\$|plugin_opt_config_file $dynsec_json|")
+fi
 sed -e "s|^listener 1883\$|listener $MQTT_PORT 127.0.0.1|" \
     -e "s|^listener 9001\$|listener $WS_PORT 127.0.0.1|" \
     -e "s|^persistence_location .*\$|persistence_location $RUN/mosquitto/|" \
-    mosquitto/mosquitto.conf >"$conf"
+    "${dynsec_args[@]}" "$source_conf" >"$conf"
 for line in "listener $MQTT_PORT 127.0.0.1" "listener $WS_PORT 127.0.0.1" "persistence_location $RUN/mosquitto/"; do
     grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
         "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
@@ -150,6 +166,35 @@ if [[ -z "${DASHBOARD_TOKEN:-}" && -z "${DASHBOARD_PASSWORD:-}" && ! "$auth" =~ 
 fi
 
 export MQTT_BROKER_HOST=127.0.0.1 MQTT_BROKER_PORT="$MQTT_PORT"
+
+# Dynamic security: the bridge's account (init's admin role, plus a role for data topics, added once
+# the broker runs) and the key that seals the passwords the Tenants page sends. Passwords go to
+# mosquitto_ctrl on stdin or in its options file, never on a command line (ps would show them).
+dynsec_new=false
+if [[ "${RUN_DYNSEC:-0}" == 1 ]]; then
+    command -v mosquitto_ctrl >/dev/null || die "RUN_DYNSEC=1 needs mosquitto_ctrl (Debian: the mosquitto package)"
+    (umask 077 && mkdir -p "$RUN/ctrl")
+    if [[ ! -s "$RUN/dynsec-bridge-password" ]]; then
+        rm -f "$dynsec_json"
+        (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$RUN/dynsec-bridge-password")
+    fi
+    MQTT_USERNAME=mqtt-bridge MQTT_PASSWORD="$(cat "$RUN/dynsec-bridge-password")"
+    export MQTT_USERNAME MQTT_PASSWORD
+    if [[ ! -s "$dynsec_json" ]]; then
+        printf '%s\n%s\n' "$MQTT_PASSWORD" "$MQTT_PASSWORD" \
+            | mosquitto_ctrl dynsec init "$dynsec_json" "$MQTT_USERNAME" >/dev/null
+        dynsec_new=true
+    fi
+    (umask 077 && printf -- '-h 127.0.0.1\n-p %s\n-u %s\n-P %s\n' "$MQTT_PORT" "$MQTT_USERNAME" "$MQTT_PASSWORD" \
+        >"$RUN/ctrl/mosquitto_ctrl")
+    if [[ -z "${CONFIG_SECRET_KEY:-}" ]]; then
+        if [[ ! -s "$RUN/config-secret-key" ]]; then
+            (umask 077 && "$VENV/bin/mqtt-redis-bridge" secret-key >"$RUN/config-secret-key")
+        fi
+        CONFIG_SECRET_KEY="$(cat "$RUN/config-secret-key")"
+        export CONFIG_SECRET_KEY
+    fi
+fi
 export REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT"
 export DASHBOARD_HOST="${DASHBOARD_HOST:-127.0.0.1}" DASHBOARD_PORT="$DASHBOARD_PORT"
 unset REDIS_URL  # the local Redis, whatever the shell had
@@ -222,6 +267,15 @@ wait_port() {  # wait_port NAME PORT LOG : until something listens, or fail if N
 logs="$RUN/logs"
 start mosquitto "$logs/mosquitto.log" "$MOSQUITTO_BIN" -c "$conf"
 wait_port mosquitto "$MQTT_PORT" "$logs/mosquitto.log"
+if $dynsec_new; then  # the role that lets the bridge's account publish data topics (docs/mosquitto.md)
+    for step in "createRole bridge-data" "addRoleACL bridge-data publishClientSend # allow" \
+        "addClientRole $MQTT_USERNAME bridge-data"; do
+        # shellcheck disable=SC2086  # one step, split into its words on purpose
+        XDG_CONFIG_HOME="$RUN/ctrl" mosquitto_ctrl dynsec $step >>"$logs/mosquitto.log" 2>&1 \
+            || die "mosquitto_ctrl dynsec $step failed (log: $logs/mosquitto.log)"
+    done
+    say "dynamic security: created the bridge's account $MQTT_USERNAME (password in $RUN/dynsec-bridge-password)"
+fi
 start redis "$logs/redis.log" "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" \
     --appendonly yes --save "" --maxmemory 256mb --maxmemory-policy noeviction
 wait_port redis "$REDIS_PORT" "$logs/redis.log"

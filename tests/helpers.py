@@ -430,3 +430,68 @@ class BridgeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+
+# --- a broker with the dynamic security plugin (mosquitto/mosquitto.dynsec.conf) --------------
+
+MOSQUITTO_DYNSEC_CONF = REPO / "mosquitto" / "mosquitto.dynsec.conf"
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's path
+MOSQUITTO_CTRL = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
+DYNSEC_BRIDGE_USER = "mqtt-bridge"
+DYNSEC_BRIDGE_PASSWORD = "bridge-test-password"  # a throwaway test broker's
+
+
+class DynsecMosquitto(ShippedMosquitto):
+    """The shipped dynsec config on free ports, bootstrapped as docs/mosquitto.md says: ``dynsec
+    init`` for the bridge's account, then the data role added with ``mosquitto_ctrl``."""
+
+    def __init__(self, workdir: Path):
+        self.config_file = workdir / "dynamic-security.json"
+        subprocess.run(
+            [
+                MOSQUITTO_CTRL,
+                "dynsec",
+                "init",
+                str(self.config_file),
+                DYNSEC_BRIDGE_USER,
+                DYNSEC_BRIDGE_PASSWORD,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        super().__init__(
+            workdir,
+            source=MOSQUITTO_DYNSEC_CONF,
+            paths={"plugin": Path(DYNSEC_PLUGIN), "plugin_opt_config_file": self.config_file},
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        super().start(timeout)
+        for args in (
+            ["createRole", "bridge-data"],
+            ["addRoleACL", "bridge-data", "publishClientSend", "#", "allow"],
+            ["addClientRole", DYNSEC_BRIDGE_USER, "bridge-data"],
+        ):
+            self.ctrl(*args)
+
+    def ctrl(self, *args: str) -> str:
+        done = subprocess.run(
+            [
+                MOSQUITTO_CTRL,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-u",
+                DYNSEC_BRIDGE_USER,
+                "-P",
+                DYNSEC_BRIDGE_PASSWORD,
+                "dynsec",
+                *args,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+        return done.stdout

@@ -181,3 +181,27 @@ export interface Subscription {
 }
 
 export type PayloadMode = 'text' | 'json' | 'hex'
+
+/** GET /api/tenants (docs/dashboard-api.md "Tenants"). */
+export interface TenantAccount {
+  username: string
+  disabled: boolean
+}
+
+export interface Tenant {
+  name: string
+  topic: string
+  accounts: TenantAccount[]
+}
+
+export interface TenantList {
+  prefix: string
+  tenants: Tenant[]
+}
+
+/** POST /api/tenants/<name>/accounts: the only time the password is ever sent. */
+export interface NewAccount {
+  tenant: string
+  username: string
+  password: string
+}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from bridge import protocol
 from tests.helpers import REPO, env_with, free_port, wait_for
@@ -109,3 +110,50 @@ def test_run_local_says_which_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} (REDIS_PORT) is already in use" in result.stderr
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+@pytest.mark.skipif(
+    not (REPO / "dashboard" / "static" / "index.html").exists(),
+    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
+)
+@pytest.mark.skipif(
+    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
+)
+def test_run_local_with_dynamic_security_bootstraps_the_bridge_account_and_serves_tenants(
+    tmp_path: Path,
+) -> None:
+    marker = uuid.uuid4().hex
+    ports = {
+        name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
+    }
+    run_dir = tmp_path / "run"
+    env = env_with(RUN_DIR=str(run_dir), RUN_DYNSEC="1", **{k: str(v) for k, v in ports.items()})
+    for name in ("DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "CONFIG_SECRET_KEY"):
+        env.pop(name, None)
+    env.update(RUN_LOCAL_TEST_MARKER=marker, DASHBOARD_TOKEN="dynsec-run-token")
+    output = tmp_path / "output.txt"
+    with output.open("wb") as out:
+        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
+        wait_for(lambda: healthy(ports["DASHBOARD_PORT"]), 30, what="the bridge connected as mqtt-bridge")
+        text = output.read_text()
+        assert "created the bridge's account mqtt-bridge" in text
+        password = (run_dir / "dynsec-bridge-password").read_text().strip()
+        assert password and password not in text  # said where it is, never what it is
+        assert (run_dir / "dynsec-bridge-password").stat().st_mode & 0o077 == 0
+
+        base = f"http://127.0.0.1:{ports['DASHBOARD_PORT']}"
+        headers = {"Authorization": "Bearer dynsec-run-token", "Origin": base}
+        created = requests.post(f"{base}/api/tenants", json={"name": "acme"}, headers=headers, timeout=20)
+        assert created.status_code == 201 and created.json()["topic"] == "tenants/acme/#", created.text
+        listed = requests.get(f"{base}/api/tenants", headers=headers, timeout=20).json()
+        assert [t["name"] for t in listed["tenants"]] == ["acme"]
+
+        script.send_signal(signal.SIGINT)
+        assert script.wait(timeout=30) == 130
+    finally:
+        if script.poll() is None:
+            script.terminate()
+            script.wait(timeout=30)
+    assert processes_with(marker) == [], output.read_text()[-3000:]

@@ -209,7 +209,7 @@ def directives(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("name", ["mosquitto.conf", "mosquitto.secured.conf"])
+@pytest.mark.parametrize("name", ["mosquitto.conf", "mosquitto.secured.conf", "mosquitto.dynsec.conf"])
 def test_mosquitto_config_has_what_the_bridge_relies_on(name: str) -> None:
     conf = directives(REPO / "mosquitto" / name)
     settings = dict(conf)
@@ -241,6 +241,39 @@ def test_secured_config_requires_passwords_and_the_acl_limits_sys_to_the_bridge(
     assert sys_readers == {"mqtt-bridge"}
 
 
+def test_dynsec_config_loads_the_plugin_with_its_file_in_the_data_volume() -> None:
+    settings = dict(directives(REPO / "mosquitto" / "mosquitto.dynsec.conf"))
+    assert settings["allow_anonymous"] == "false"
+    assert settings["plugin"] == "/usr/lib/mosquitto_dynamic_security.so"  # the eclipse-mosquitto:2 path
+    # The plugin rewrites the file on every change: it must sit where the broker may write.
+    assert settings["plugin_opt_config_file"].startswith(settings["persistence_location"])
+    assert "password_file" not in settings and "acl_file" not in settings
+
+
+def test_the_dynsec_profile_bootstraps_as_the_broker_user_into_the_broker_volume(
+    compose: dict[str, Any],
+) -> None:
+    init = compose["services"]["dynsec-init"]
+    assert init["profiles"] == ["dynsec"] and init["image"] == compose["services"]["mosquitto"]["image"]
+    assert init["user"] == "mosquitto"  # else the broker could not save the file it writes
+    assert "mosquitto-data:/mosquitto/data" in init["volumes"]
+    assert "./mosquitto/mosquitto.dynsec.conf:/mosquitto/config/mosquitto.conf:ro" in init["volumes"]
+    assert init["environment"] == {
+        "MQTT_USERNAME": "${MQTT_USERNAME:-}",
+        "MQTT_PASSWORD": "${MQTT_PASSWORD:-}",
+    }
+    assert "depends_on" not in init and "ports" not in init
+
+
+def test_the_dynsec_compose_file_swaps_only_the_broker_config() -> None:
+    override = yaml.safe_load((REPO / "docker-compose.dynsec.yml").read_text())
+    assert set(override["services"]) == {"mosquitto"}
+    mosquitto = override["services"]["mosquitto"]
+    assert mosquitto["volumes"] == ["./mosquitto/mosquitto.dynsec.conf:/mosquitto/config/mosquitto.conf:ro"]
+    check = " ".join(mosquitto["healthcheck"]["test"])
+    assert "not authorised" in check and " -P " not in check and "PASSWORD" not in check
+
+
 # --- scripts/run-local.sh ------------------------------------------------------------------------
 
 
@@ -257,5 +290,15 @@ def test_run_local_script_passes_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
     result = subprocess.run(
         [shellcheck, "scripts/run-local.sh"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_dynsec_bootstrap_script_is_posix_sh_and_passes_shellcheck() -> None:
+    # It runs in the broker image, whose shell may be busybox ash (eclipse-mosquitto:2 is Alpine).
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
+    script = "mosquitto/dynsec-bootstrap.sh"
+    result = subprocess.run(
+        [shellcheck, "-s", "sh", script], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout

@@ -9,6 +9,7 @@ export const VIEWS = [
   { id: 'subscriptions', label: 'Subscriptions', icon: '⊕' },
   { id: 'clients', label: 'Clients', icon: '▣' },
   { id: 'connection', label: 'Connection', icon: '⇄' },
+  { id: 'tenants', label: 'Tenants', icon: '⊞' },
 ] as const
 
 export type ViewId = (typeof VIEWS)[number]['id']
