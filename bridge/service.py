@@ -57,7 +57,7 @@ class Bridge:
         self.started_at = time.time()
         self.stop_event = threading.Event()
         self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
-        self.sink = RedisSink(self.redis, settings.history_maxlen)
+        self.sink = RedisSink(self.redis, settings.history_maxlen, settings.names)
         self.items: deque[Item] = deque()
         self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
@@ -212,7 +212,7 @@ class Bridge:
         self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))
-        final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen)
+        final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen, self.settings.names)
         try:
             final.announce(protocol.CHANNEL_STATUS, self.status.message())
             final.clear_heartbeat()  # gone at once, rather than stale in 15 s

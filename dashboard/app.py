@@ -13,10 +13,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
+from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
-from dashboard.frames import FrameRouter
+from dashboard.frames import BrokerRouters, FrameRouter
 from dashboard.front_door import AllowedHosts, TrustedProxies, WholeWebSocketWrites
 from dashboard.host_rules import HostRule
 from dashboard.login_guard import LoginGuard
@@ -93,6 +94,7 @@ def create_app(
     # One frame never holds more than a client may have queued, or one frame could exceed it.
     router = FrameRouter(settings.frame_max, settings.client_buffer)
     metrics = DashboardMetrics()
+    routers = BrokerRouters(router)
     relay = Relay(
         socketio,
         client,
@@ -102,6 +104,7 @@ def create_app(
         where=settings.redis.where,
         enabled=start_relay,
         client_buffer=settings.client_buffer,
+        routers=routers,
     )
     socket_sessions = SocketSessions()
 
@@ -122,6 +125,8 @@ def create_app(
         relay=relay,
         login_guard=guard,
         socket_sessions=socket_sessions,
+        brokers=Brokers(client, settings.brokers),
+        routers=routers,
     )
     app.extensions[EXTENSION] = found
     register_events(found)

@@ -16,8 +16,9 @@ from flask_socketio import SocketIO
 
 from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
+from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings
-from dashboard.frames import FrameRouter
+from dashboard.frames import BrokerRouters, FrameRouter
 from dashboard.front_door import same_origin_socket
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
@@ -46,6 +47,8 @@ class Services:
     relay: Relay
     login_guard: LoginGuard
     socket_sessions: SocketSessions
+    brokers: Brokers
+    routers: BrokerRouters
 
 
 def services(app: Flask | None = None) -> Services:

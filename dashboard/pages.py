@@ -99,7 +99,7 @@ def health_report() -> tuple[dict[str, Any], bool]:
         "redis": redis_ok,
         "bridge": bridge,
         "broker": broker,
-        "socket_clients": found.router.client_count,
+        "socket_clients": found.routers.client_count,
     }
     return body, healthy
 
@@ -129,5 +129,5 @@ def health_details() -> tuple[Response, int]:
 @pages.get("/metrics")
 def metrics() -> Response:
     found = services()
-    found.metrics.socket_clients.set(found.router.client_count)
+    found.metrics.socket_clients.set(found.routers.client_count)
     return Response(found.metrics.render(), content_type=CONTENT_TYPE)

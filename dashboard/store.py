@@ -17,14 +17,13 @@ from bridge.protocol import (
     HEARTBEAT_TTL,
     HISTORY_FIELD,
     KEY_CLIENTS_LATEST,
-    KEY_HEARTBEAT,
-    KEY_HISTORY,
     KEY_STATS_LATEST,
     KEY_STATUS_LATEST,
-    KEY_SUBSCRIPTIONS,
     KEY_TOPICS_LATEST,
+    Names,
     loads_object,
     parse_subscription_record,
+    per_broker_name,
     topic_matches,
 )
 
@@ -101,8 +100,11 @@ def _wanted(message: dict[str, Any], topic_filter: str | None) -> bool:
 class Store:
     """Typed reads over one redis-py client (created with ``decode_responses=True``)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, names: Names | None = None):
         self.redis = client
+        self.names = names = names or Names()
+        # LATEST's keys, moved to this broker's names by the one rule
+        self._latest = {kind: per_broker_name(key, names.bridge_name) for kind, key in LATEST.items()}
 
     def ping(self) -> bool:
         try:
@@ -112,21 +114,21 @@ class Store:
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The last message of one kind (``status``, ``stats``, ``clients``, ``topics``)."""
-        return loads_object(self.redis.get(LATEST[name]))
+        return loads_object(self.redis.get(self._latest[name]))
 
     def all_latest(self) -> dict[str, dict[str, Any] | None]:
-        values = self.redis.mget(list(LATEST.values()))
+        values = self.redis.mget(list(self._latest.values()))
         return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
 
     def heartbeat(self) -> dict[str, Any] | None:
-        return loads_object(self.redis.get(KEY_HEARTBEAT))
+        return loads_object(self.redis.get(self.names.KEY_HEARTBEAT))
 
     # --- history ---------------------------------------------------------------------------
     def recent(self, count: int) -> list[dict[str, Any]]:
         """The newest ``count`` messages, oldest first (for a snapshot)."""
         if count <= 0:
             return []
-        entries = _entries(self.redis.xrevrange(KEY_HISTORY, count=count))
+        entries = _entries(self.redis.xrevrange(self.names.KEY_HISTORY, count=count))
         messages = (history_message(entry_id, fields) for entry_id, fields in reversed(entries))
         return [m for m in messages if m is not None]
 
@@ -151,7 +153,7 @@ class Store:
         sent = 0
         lower = "-"
         while sent < limit:
-            chunk = _entries(self.redis.xrange(KEY_HISTORY, min=lower, count=_CHUNK))
+            chunk = _entries(self.redis.xrange(self.names.KEY_HISTORY, min=lower, count=_CHUNK))
             for entry_id, fields in chunk:
                 message = history_message(entry_id, fields)
                 if message is not None and _wanted(message, topic_filter):
@@ -166,7 +168,7 @@ class Store:
     def _backwards(self, before: str | None, chunk_size: int) -> Iterator[Entry]:
         upper = "+" if before is None else "(" + before
         while True:
-            chunk = _entries(self.redis.xrevrange(KEY_HISTORY, max=upper, count=chunk_size))
+            chunk = _entries(self.redis.xrevrange(self.names.KEY_HISTORY, max=upper, count=chunk_size))
             yield from chunk
             if len(chunk) < chunk_size:
                 return
@@ -175,7 +177,7 @@ class Store:
     # --- subscriptions -----------------------------------------------------------------------
     def subscriptions(self) -> list[dict[str, Any]]:
         """Filters added by command (removable) and the bridge's MQTT_TOPICS (from its heartbeat)."""
-        stored = self.redis.hgetall(KEY_SUBSCRIPTIONS)
+        stored = self.redis.hgetall(self.names.KEY_SUBSCRIPTIONS)
         result = [
             {"filter": name, **parse_subscription_record(raw), "source": "command"}
             for name, raw in sorted(stored.items())
@@ -187,7 +189,7 @@ class Store:
 
     def is_config_only(self, topic_filter: str) -> bool:
         """A filter from MQTT_TOPICS that no command added: not removable through the API."""
-        if self.redis.hexists(KEY_SUBSCRIPTIONS, topic_filter):
+        if self.redis.hexists(self.names.KEY_SUBSCRIPTIONS, topic_filter):
             return False
         return any(t["filter"] == topic_filter for t in config_topics(self.heartbeat() or {}))
 
