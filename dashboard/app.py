@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
+from dashboard.broker_context import BROKER_PREFIX, register_broker_context
 from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
@@ -130,10 +131,15 @@ def create_app(
     )
     app.extensions[EXTENSION] = found
     register_events(found)
+    # Each API twice: as it always was (the unnamed broker) and per broker under /api/brokers/<name>.
+    register_broker_context(app)
     app.register_blueprint(api)
+    app.register_blueprint(api, url_prefix=BROKER_PREFIX, name="broker_api")
     app.register_blueprint(pages)
     app.register_blueprint(stats_api)
+    app.register_blueprint(stats_api, url_prefix=BROKER_PREFIX, name="broker_stats_api")
     app.register_blueprint(templates_api)
+    app.register_blueprint(templates_api, url_prefix=BROKER_PREFIX + "/publish", name="broker_templates_api")
     _register_guards(app, found)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).
