@@ -12,7 +12,6 @@ from flask import (
     Blueprint,
     Request,
     Response,
-    abort,
     current_app,
     jsonify,
     redirect,
@@ -22,7 +21,7 @@ from flask import (
 
 from bridge.protocol import UNNAMED_BROKER
 from dashboard.auth import Check
-from dashboard.brokers import valid_broker
+from dashboard.broker_context import current_broker
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
 from dashboard.store import bridge_health
@@ -156,11 +155,9 @@ def health_details() -> tuple[Response, int]:
 
 
 @pages.get("/api/brokers/<broker>/health")
-def broker_health(broker: str) -> tuple[Response, int]:
-    """One broker's /health details (login required)."""
-    if not valid_broker(broker) or not services().brokers.is_known(broker):
-        abort(404)
-    body, healthy = health_report(only=broker)
+def broker_health() -> tuple[Response, int]:
+    """One broker's /health details (login required; broker_context checked the name)."""
+    body, healthy = health_report(only=current_broker())
     return jsonify(body), 200 if healthy else 503
 
 
