@@ -8,7 +8,7 @@ export const VIEWS = [
   { id: 'publish', label: 'Publish', icon: '↗' },
   { id: 'subscriptions', label: 'Subscriptions', icon: '⊕' },
   { id: 'clients', label: 'Clients', icon: '▣' },
-  { id: 'brokers', label: 'All brokers', icon: '⧉' },
+  { id: 'brokers', label: 'All brokers', icon: '⊞' },
 ] as const
 
 export type ViewId = (typeof VIEWS)[number]['id']
