@@ -84,10 +84,11 @@ def test_compose_multi_profile_adds_a_named_bridge_on_its_own_broker(compose: di
     assert multi == {"mosquitto-b", "mqtt-bridge-b", "demo-b"}
     bridge_b = services["mqtt-bridge-b"]["environment"]
     assert bridge_b["BRIDGE_NAME"] == "b" and bridge_b["MQTT_BROKER_HOST"] == "mosquitto-b"
-    assert bridge_b["MQTT_CLIENT_ID"] != services["mqtt-bridge"]["environment"]["MQTT_CLIENT_ID"]
+    bridge_a = services["mqtt-bridge"]["environment"]
+    assert bridge_b["MQTT_CLIENT_ID"] != bridge_a["MQTT_CLIENT_ID"]
     # every other setting is mqtt-bridge's own (the same Redis above all)
-    shared = set(services["mqtt-bridge"]["environment"]) - {"BRIDGE_NAME", "MQTT_BROKER_HOST", "MQTT_CLIENT_ID"}
-    assert all(bridge_b[k] == services["mqtt-bridge"]["environment"][k] for k in shared)
+    shared = set(bridge_a) - {"BRIDGE_NAME", "MQTT_BROKER_HOST", "MQTT_CLIENT_ID"}
+    assert all(bridge_b[k] == bridge_a[k] for k in shared)
     assert services["demo-b"]["environment"]["MQTT_BROKER_HOST"] == "mosquitto-b"
 
 
