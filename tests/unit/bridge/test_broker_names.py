@@ -128,3 +128,17 @@ def test_healthcheck_reads_the_named_bridges_heartbeat() -> None:
     sink.heartbeat({"timestamp": time.time()}, {"connected": True, "broker": "h:1"})
     assert check(client, names=protocol.Names("b"))[0] is True
     assert check(client)[0] is False  # the unnamed bridge is not running
+
+
+# The dashboard's own names that are per broker on purpose (what was done *to* one broker).
+DASHBOARD_NAMES_PER_BROKER = {"KEY_PUBLISH_HISTORY"}
+
+
+def test_a_dashboard_name_is_a_deliberate_choice() -> None:
+    """Every name is per broker unless GLOBAL_NAMES says otherwise, which is right for what a
+    bridge writes. A *dashboard* name (logins, settings, anything shared by every broker) moved
+    per broker by that default would split the dashboard silently, so each one must be listed
+    either here (per broker, deliberately) or in protocol.GLOBAL_NAMES."""
+    dashboard = {k for k, v in protocol.name_constants().items() if v.startswith("mqtt:dashboard:")}
+    undecided = dashboard - protocol.GLOBAL_NAMES - DASHBOARD_NAMES_PER_BROKER
+    assert not undecided, f"decide: add {undecided} to GLOBAL_NAMES or to DASHBOARD_NAMES_PER_BROKER"
