@@ -180,3 +180,24 @@ def test_a_socket_gets_only_the_frames_and_events_of_its_broker(app: Flask, two:
 def test_a_socket_asking_for_a_malformed_broker_is_refused(app: Flask) -> None:
     sio = socket_client(app, auth={**AUTH, "broker": "Not Valid"})
     assert not sio.is_connected()
+
+
+def test_the_same_filter_on_two_brokers_keeps_their_frames_apart(app: Flask, two: Any) -> None:
+    dash = services(app)
+    watching_a = socket_client(app, auth={**AUTH, "broker": "a"})
+    watching_b = socket_client(app, auth={**AUTH, "broker": "b"})
+    for sio in (watching_a, watching_b):
+        assert sio.emit("set_filter", {"filter": "x/#"}, callback=True) == {"ok": True}
+        received(sio)
+
+    dash.relay.handle("mqtt:brokers:a:messages", dumps(message("x/1")))
+    dash.relay.handle("mqtt:brokers:b:messages", dumps(message("x/2")))
+    dash.relay.handle("mqtt:brokers:b:messages", dumps(message("y/2")))  # outside the filter
+    dash.relay.flush()
+
+    got_a, got_b = received(watching_a), received(watching_b)
+    assert [m["topic"] for f in got_a["mqtt_messages"] for m in f["messages"]] == ["x/1"]
+    assert [m["topic"] for f in got_b["mqtt_messages"] for m in f["messages"]] == ["x/2"]
+    watching_a.disconnect()
+    assert dash.routers.get("a") is None  # nobody watches a here any more: nothing is kept for it
+    assert dash.routers.client_count == 1
