@@ -171,10 +171,14 @@ class Bridge:
 
     def start(self) -> None:
         logger.info(
-            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s",
+            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s%s",
             self.settings.broker,
             self.settings.redis.where,
             ", ".join(self.settings.topics) or "(none)",
+            # a named bridge says where its names are, for whoever reads Redis next
+            f", name {self.settings.bridge_name} (mqtt:brokers:{self.settings.bridge_name}:…)"
+            if self.settings.bridge_name
+            else "",
         )
         if self.settings.metrics_port:
             serve(

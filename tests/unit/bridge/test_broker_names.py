@@ -142,3 +142,12 @@ def test_a_dashboard_name_is_a_deliberate_choice() -> None:
     dashboard = {k for k, v in protocol.name_constants().items() if v.startswith("mqtt:dashboard:")}
     undecided = dashboard - protocol.GLOBAL_NAMES - DASHBOARD_NAMES_PER_BROKER
     assert not undecided, f"decide: add {undecided} to GLOBAL_NAMES or to DASHBOARD_NAMES_PER_BROKER"
+
+
+@pytest.mark.parametrize("command", [[], ["healthcheck"]])
+def test_the_cli_refuses_a_bad_name_in_one_line(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    assert main(command, {"BRIDGE_NAME": "Plant_1"}) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "BRIDGE_NAME must be 1 to 32 lower-case letters" in err, err
