@@ -145,7 +145,9 @@ def test_a_dashboard_name_is_a_deliberate_choice() -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["healthcheck"]])
-def test_the_cli_refuses_a_bad_name_in_one_line(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_refuses_a_bad_name_in_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     from bridge.cli import main
 
     assert main(command, {"BRIDGE_NAME": "Plant_1"}) == 2
