@@ -156,7 +156,7 @@ def saved_record(settings: Settings, box: SecretBox | None) -> str:
 
 def load_saved(client: redis.Redis, env: Settings, box: SecretBox | None) -> Settings | None:
     """The saved settings applied to ``env``, or None (none saved, or unreadable: logged)."""
-    raw = client.get(protocol.KEY_BROKER_SETTINGS)
+    raw = client.get(env.names.KEY_BROKER_SETTINGS)
     if raw is None:
         return None
     try:
@@ -179,11 +179,10 @@ def load_saved(client: redis.Redis, env: Settings, box: SecretBox | None) -> Set
         return None
 
 
-def record_switch(client: redis.Redis, entry: dict[str, Any]) -> None:
+def record_switch(client: redis.Redis, entry: dict[str, Any], names: protocol.Names | None = None) -> None:
     """Keep one switch of the live connection in the connection history (newest first)."""
+    key = (names or protocol.Names()).KEY_CONNECTION_HISTORY
     pipe = client.pipeline(transaction=False)
-    pipe.lpush(
-        protocol.KEY_CONNECTION_HISTORY, protocol.dumps(protocol.envelope("connection_switch", **entry))
-    )
-    pipe.ltrim(protocol.KEY_CONNECTION_HISTORY, 0, HISTORY_MAX - 1)
+    pipe.lpush(key, protocol.dumps(protocol.envelope("connection_switch", **entry)))
+    pipe.ltrim(key, 0, HISTORY_MAX - 1)
     pipe.execute()

@@ -122,9 +122,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
 def _healthcheck(env: dict[str, str]) -> int:
     from bridge import health, redis_sink
+    from bridge.config import EnvReader, read_bridge_name
+    from bridge.protocol import Names
 
     client = redis_sink.connect(RedisSettings.from_env(env).url)
-    healthy, line = health.check(client)
+    # The healthcheck of a named bridge reads that bridge's heartbeat, not the unnamed one's.
+    healthy, line = health.check(client, names=Names(read_bridge_name(EnvReader(env))))
     print(line)
     return 0 if healthy else 1
 

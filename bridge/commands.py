@@ -234,7 +234,7 @@ class CommandListener(threading.Thread):
         while not self.stop_event.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(protocol.CHANNEL_COMMANDS)
+                pubsub.subscribe(self.processor.sink.names.CHANNEL_COMMANDS)
                 if outage:
                     logger.info("command channel is back")
                     outage = False

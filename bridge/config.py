@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from bridge.errors import ConfigError, InvalidCommand
-from bridge.protocol import validate_topic_filter
+from bridge.protocol import Names, bridge_name_problem, validate_topic_filter
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,12 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("MQTT_BROKER_HOST", "localhost", "broker host name or address"),
+    Variable(
+        "BRIDGE_NAME",
+        None,
+        "this bridge's name when several brokers share one Redis (lower-case letters, digits and -, "
+        "at most 32): its channels and keys move under mqtt:brokers:<name>:; unset = the unnamed names",
+    ),
     Variable("MQTT_BROKER_PORT", "1883", "broker port"),
     Variable("MQTT_USERNAME", None, "user name for the broker"),
     Variable("MQTT_PASSWORD", None, "password for the broker", secret=True),
@@ -256,6 +262,12 @@ class Settings:
     metrics_port: int | None = None
     config_secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    bridge_name: str | None = None
+
+    @property
+    def names(self) -> Names:
+        """This bridge's Redis names (today's for an unnamed bridge)."""
+        return Names(self.bridge_name)
 
     @property
     def broker(self) -> str:
@@ -308,6 +320,7 @@ class Settings:
             metrics_port=read.optional_port("METRICS_PORT"),
             config_secret_key=read_secret_key(read),
             log_level=level,
+            bridge_name=read_bridge_name(read),
         )
 
 
@@ -318,6 +331,13 @@ def read_secret_key(read: EnvReader) -> str | None:
     text = read.secret("CONFIG_SECRET_KEY")
     SecretBox.from_setting(text)
     return text
+
+
+def read_bridge_name(read: EnvReader) -> str | None:
+    name = read.text("BRIDGE_NAME")
+    if name is not None and (problem := bridge_name_problem(name)):
+        raise ConfigError(f"BRIDGE_NAME {problem}")
+    return name
 
 
 def parse_topics(text: str) -> tuple[str, ...]:

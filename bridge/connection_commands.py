@@ -65,7 +65,7 @@ class ConnectionCommands:
     def publish_description(self) -> None:
         """Write the effective settings to KEY_CONNECTION (at start and after each switch)."""
         described = broker_settings.describe(self.settings, self.source_name)
-        self.redis.set(protocol.KEY_CONNECTION, protocol.dumps(described))
+        self.redis.set(self.settings.names.KEY_CONNECTION, protocol.dumps(described))
 
     # --- handlers (background threads) -----------------------------------------------------
     def test_connection(self, command: protocol.Command) -> Answer:
@@ -88,7 +88,7 @@ class ConnectionCommands:
         if reset:
             if args:
                 raise InvalidCommand("reset: true takes no other settings")
-            self.redis.delete(protocol.KEY_BROKER_SETTINGS)
+            self.redis.delete(self.settings.names.KEY_BROKER_SETTINGS)
             return self._switch(self.env_settings, broker_settings.SOURCE_ENVIRONMENT, "reset", command.id)
         candidate = broker_settings.from_command(args, self.settings, self.box)
         record = broker_settings.saved_record(candidate, self.box)  # refuses a password without a key
@@ -98,7 +98,7 @@ class ConnectionCommands:
                 f"not switched: the test failed: {found.sentence}",
                 found.as_result() | {"broker": candidate.broker, "switched": False},
             )
-        self.redis.set(protocol.KEY_BROKER_SETTINGS, record)
+        self.redis.set(self.settings.names.KEY_BROKER_SETTINGS, record)
         answer = self._switch(candidate, broker_settings.SOURCE_SAVED, "configure", command.id)
         return Answer(answer.error, found.as_result() | dict(answer.result or {}))
 
@@ -133,7 +133,7 @@ class ConnectionCommands:
                 "connected": connected,
             }
             try:
-                broker_settings.record_switch(self.redis, entry)
+                broker_settings.record_switch(self.redis, entry, self.settings.names)
                 self.publish_description()
             except redis.RedisError as exc:
                 logger.warning("could not record the %s: %s", action, type(exc).__name__)

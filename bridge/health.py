@@ -26,12 +26,15 @@ def heartbeat_body(
     }
 
 
-def check(client: redis.Redis, now: float | None = None) -> tuple[bool, str]:
+def check(
+    client: redis.Redis, now: float | None = None, names: protocol.Names | None = None
+) -> tuple[bool, str]:
     """(healthy, one explanatory line): healthy means a fresh heartbeat and a connected broker."""
     now = time.time() if now is None else now
+    names = names or protocol.Names()
     try:
-        heartbeat = protocol.loads_object(client.get(protocol.KEY_HEARTBEAT))
-        status = protocol.loads_object(client.get(protocol.KEY_STATUS_LATEST))
+        heartbeat = protocol.loads_object(client.get(names.KEY_HEARTBEAT))
+        status = protocol.loads_object(client.get(names.KEY_STATUS_LATEST))
     except redis.RedisError as exc:
         return False, f"unhealthy: Redis is unreachable ({type(exc).__name__})"
     if heartbeat is None:

@@ -68,7 +68,7 @@ class Housekeeper(threading.Thread):
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
-        self.stats_history = StatsHistory(sink.client, stats_interval)
+        self.stats_history = StatsHistory(sink.client, stats_interval, sink.names)
         self._status_pending = True
         self.subscriptions_loaded = False
         self._redis_down = False
@@ -141,8 +141,9 @@ class Housekeeper(threading.Thread):
     def _restore_clients(self) -> None:
         """Take up the client list the last run published; clients connected before this start
         are otherwise unknown until they reconnect (mosquitto 2.0 logs only connects)."""
-        latest = protocol.loads_object(self.sink.client.get(protocol.KEY_CLIENTS_LATEST))
-        stats = protocol.loads_object(self.sink.client.get(protocol.KEY_STATS_LATEST))
+        names = self.sink.names
+        latest = protocol.loads_object(self.sink.client.get(names.KEY_CLIENTS_LATEST))
+        stats = protocol.loads_object(self.sink.client.get(names.KEY_STATS_LATEST))
         self._clients_restored = True
         data = stats.get("data") if stats else None
         uptime = data.get("uptime_seconds") if isinstance(data, dict) else None

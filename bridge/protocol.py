@@ -505,3 +505,121 @@ def loads_object(raw: bytes | str | None) -> dict[str, Any] | None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# --- many brokers: one bridge per broker, each under its own names ---------------------------
+# Unset BRIDGE_NAME keeps every name above exactly as it is; a named bridge moves each per-broker
+# name from "mqtt:X" to "mqtt:brokers:<name>:X". Every CHANNEL_*/KEY_* constant of this module is
+# per broker unless GLOBAL_NAMES lists it, so a name added later moves with its bridge by itself
+# (tests/unit/bridge/test_broker_names.py fails for a name that is neither).
+BROKERS_PREFIX = "mqtt:brokers:"
+# Sorted set: bridge name -> Unix time of its last heartbeat. Refreshed with the heartbeat, never
+# trimmed by the bridges, so a dashboard remembers a bridge that died and reports it offline.
+KEY_BROKER_REGISTRY = "mqtt:brokers"
+# The unnamed bridge's name in the registry, the dashboard's URLs and DASHBOARD_BROKERS.
+UNNAMED_BROKER = "default"
+BRIDGE_NAME_MAX = 32
+_BRIDGE_NAME = re.compile(r"[a-z0-9-]{1,32}")
+# Names that belong to the dashboard (or to every broker at once), never to one bridge: its
+# logins and sessions, the registry itself, and the publish templates (a template is a saved
+# topic and payload, worth running on any broker; the publish history records what went to one
+# broker, so it is per broker).
+GLOBAL_NAMES = frozenset(
+    {
+        "CHANNEL_SESSION_REVOKED",
+        "KEY_LOGIN_FAILURES_PREFIX",
+        "KEY_DASHBOARD_SESSION_PREFIX",
+        "KEY_PUBLISH_TEMPLATES",
+        "KEY_BROKER_REGISTRY",
+    }
+)
+
+
+def bridge_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a bridge's name, or None when it can."""
+    if not _BRIDGE_NAME.fullmatch(name):
+        return f"must be 1 to {BRIDGE_NAME_MAX} lower-case letters, digits or '-', got {_show(name, 40)}"
+    if name == UNNAMED_BROKER:
+        return f"{UNNAMED_BROKER!r} is how the unnamed bridge is shown; leave BRIDGE_NAME unset for it"
+    return None
+
+
+def name_constants() -> dict[str, str]:
+    """Every Redis name this module spells: constant name -> value."""
+    return {
+        key: value
+        for key, value in globals().items()
+        if key.startswith(("CHANNEL_", "KEY_")) and isinstance(value, str)
+    }
+
+
+class Names:
+    """The Redis names of one bridge: ``names.KEY_HISTORY`` etc., as the module constants are
+    for the unnamed bridge (``Names(None)``) and moved under ``mqtt:brokers:<name>:`` for a named
+    one. Components take a Names instead of reading the module constants, so one dashboard
+    process can serve several brokers."""
+
+    __slots__ = ("_names", "bridge_name", "broker", "latest_key", "output_channels")
+
+    def __init__(self, bridge_name: str | None = None):
+        if bridge_name is not None and (problem := bridge_name_problem(bridge_name)):
+            raise ValueError(f"bridge name {problem}")
+        self.bridge_name = bridge_name
+        self.broker = bridge_name or UNNAMED_BROKER  # what the registry and the dashboard call it
+        self._names = {
+            key: value if key in GLOBAL_NAMES else per_broker_name(value, bridge_name)
+            for key, value in name_constants().items()
+        }
+        self.latest_key = {self._names[k]: self._names[v] for k, v in _LATEST_NAMES}
+        self.output_channels = tuple(self._names[k] for k in _OUTPUT_NAMES)
+
+    def __getattr__(self, attr: str) -> str:
+        try:
+            return self._names[attr]
+        except KeyError:
+            raise AttributeError(f"no Redis name {attr!r} in bridge.protocol") from None
+
+    def __repr__(self) -> str:
+        return f"Names({self.bridge_name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Names) and other.bridge_name == self.bridge_name
+
+    def __hash__(self) -> int:
+        return hash(self.bridge_name)
+
+
+def per_broker_name(name: str, bridge_name: str | None) -> str:
+    """The one rule: "mqtt:X" -> "mqtt:brokers:<bridge_name>:X"; unchanged when unnamed."""
+    if bridge_name is None:
+        return name
+    return BROKERS_PREFIX + bridge_name + ":" + name.removeprefix("mqtt:")
+
+
+def names_for(broker: str | None) -> Names:
+    """The names of the broker the dashboard calls ``broker`` (UNNAMED_BROKER or None: unnamed)."""
+    return Names(None if broker in (None, UNNAMED_BROKER) else broker)
+
+
+# LATEST_KEY and OUTPUT_CHANNELS above, by constant name, so a Names can move them too.
+_LATEST_NAMES = (
+    ("CHANNEL_STATS", "KEY_STATS_LATEST"),
+    ("CHANNEL_STATUS", "KEY_STATUS_LATEST"),
+    ("CHANNEL_CLIENTS", "KEY_CLIENTS_LATEST"),
+    ("CHANNEL_TOPICS", "KEY_TOPICS_LATEST"),
+)
+_OUTPUT_NAMES = ("CHANNEL_MESSAGES", "CHANNEL_STATS", "CHANNEL_STATUS", "CHANNEL_CLIENTS", "CHANNEL_TOPICS")
+
+
+def broker_of_channel(channel: str) -> tuple[str, str] | None:
+    """(broker, unnamed channel) for a bridge's output channel, e.g. "mqtt:brokers:a:messages"
+    -> ("a", "mqtt:messages"); "mqtt:messages" -> ("default", "mqtt:messages"); None otherwise."""
+    if channel in OUTPUT_CHANNELS:
+        return UNNAMED_BROKER, channel
+    if not channel.startswith(BROKERS_PREFIX):
+        return None
+    name, _, rest = channel[len(BROKERS_PREFIX) :].partition(":")
+    unnamed = "mqtt:" + rest
+    if unnamed not in OUTPUT_CHANNELS or bridge_name_problem(name):
+        return None
+    return name, unnamed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -99,14 +100,15 @@ def connect(url: str, version_check: RedisVersionCheck | None = None) -> redis.R
 
 
 class RedisSink:
-    def __init__(self, client: redis.Redis, history_maxlen: int):
+    def __init__(self, client: redis.Redis, history_maxlen: int, names: protocol.Names | None = None):
         self.client = client
         self.history_maxlen = history_maxlen
+        self.names = names = names or protocol.Names()
         self._forward = client.register_script(_FORWARD_CHUNK)
         # One mark per bridge process, so two bridges (or a restart) never mistake each other's
         # chunks for their own.
-        self.mark_key = protocol.KEY_APPLIED_PREFIX + uuid.uuid4().hex
-        self._keys = [protocol.CHANNEL_MESSAGES, protocol.KEY_HISTORY, protocol.HISTORY_FIELD, self.mark_key]
+        self.mark_key = names.KEY_APPLIED_PREFIX + uuid.uuid4().hex
+        self._keys = [names.CHANNEL_MESSAGES, names.KEY_HISTORY, protocol.HISTORY_FIELD, self.mark_key]
 
     def forward_chunk(self, messages: Sequence[str], token: str, maxlen: int | None = None) -> ChunkResult:
         """PUBLISH on mqtt:messages and append to the history stream, in order, once per
@@ -120,7 +122,7 @@ class RedisSink:
         return ChunkResult(int(applied), str(refused), bool(repeat))
 
     def history_length(self) -> int:
-        return int(self.client.xlen(protocol.KEY_HISTORY))
+        return int(self.client.xlen(self.names.KEY_HISTORY))
 
     def make_room(self) -> tuple[int, int] | None:
         """Redis refused a write for lack of memory: halve the history stream, the bridge's own
@@ -131,30 +133,36 @@ class RedisSink:
             return None
         keep = length // 2
         # "~" trims whole stream nodes only and may free nothing from a short stream: then exactly.
-        removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=True)
+        removed = self.client.xtrim(self.names.KEY_HISTORY, maxlen=keep, approximate=True)
         if not removed:
-            removed = self.client.xtrim(protocol.KEY_HISTORY, maxlen=keep, approximate=False)
+            removed = self.client.xtrim(self.names.KEY_HISTORY, maxlen=keep, approximate=False)
         return (length, keep) if removed else None
 
     def announce(self, channel: str, message: Mapping[str, Any]) -> None:
-        """Publish a state message and keep it as the channel's ``:latest`` for late joiners."""
+        """Publish a state message and keep it as the channel's ``:latest`` for late joiners.
+
+        ``channel`` is the unnamed constant (``protocol.CHANNEL_STATUS``); a named bridge's sink
+        moves it, and its latest key, under the bridge's own names."""
         text = protocol.dumps(message)
+        bridge_name = self.names.bridge_name
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(protocol.LATEST_KEY[channel], text)
-        pipe.publish(channel, text)
+        pipe.set(protocol.per_broker_name(protocol.LATEST_KEY[channel], bridge_name), text)
+        pipe.publish(protocol.per_broker_name(channel, bridge_name), text)
         pipe.execute()
 
     def heartbeat(self, body: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> None:
         """Refresh the heartbeat; with ``status``, also restore the status key (Redis may have
-        restarted empty since it was last announced)."""
+        restarted empty since it was last announced). The registry entry is refreshed with it,
+        so dashboards find every bridge (and remember one that stopped)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(protocol.KEY_HEARTBEAT, protocol.dumps(body), ex=protocol.HEARTBEAT_TTL)
+        pipe.set(self.names.KEY_HEARTBEAT, protocol.dumps(body), ex=protocol.HEARTBEAT_TTL)
+        pipe.zadd(protocol.KEY_BROKER_REGISTRY, {self.names.broker: time.time()})
         if status is not None:
-            pipe.set(protocol.KEY_STATUS_LATEST, protocol.dumps(status))
+            pipe.set(self.names.KEY_STATUS_LATEST, protocol.dumps(status))
         pipe.execute()
 
     def clear_heartbeat(self) -> None:
-        self.client.delete(protocol.KEY_HEARTBEAT)
+        self.client.delete(self.names.KEY_HEARTBEAT)
 
     def server_time(self) -> float:
         """Redis's clock (TIME), which every host that talks to it shares."""
@@ -162,10 +170,10 @@ class RedisSink:
         return seconds + micros / 1e6
 
     def reply(self, result: Mapping[str, Any]) -> None:
-        self.client.publish(protocol.CHANNEL_RESULTS, protocol.dumps(result))
+        self.client.publish(self.names.CHANNEL_RESULTS, protocol.dumps(result))
 
     def load_subscriptions(self) -> dict[str, dict[str, Any]]:
-        raw = self.client.hgetall(protocol.KEY_SUBSCRIPTIONS)
+        raw = self.client.hgetall(self.names.KEY_SUBSCRIPTIONS)
         return {
             (key.decode("utf-8", "replace") if isinstance(key, bytes) else key): (
                 protocol.parse_subscription_record(value)
@@ -175,14 +183,14 @@ class RedisSink:
 
     def save_subscription(self, topic_filter: str, qos: int, created_at: float) -> None:
         self.client.hset(
-            protocol.KEY_SUBSCRIPTIONS, topic_filter, protocol.subscription_record(qos, created_at)
+            self.names.KEY_SUBSCRIPTIONS, topic_filter, protocol.subscription_record(qos, created_at)
         )
 
     def save_session_filters(self, session: str, filters: list[str]) -> None:
-        self.client.hset(protocol.KEY_SESSION_FILTERS, session, protocol.dumps(filters))
+        self.client.hset(self.names.KEY_SESSION_FILTERS, session, protocol.dumps(filters))
 
     def load_session_filters(self, session: str) -> set[str]:
-        raw = self.client.hget(protocol.KEY_SESSION_FILTERS, session)
+        raw = self.client.hget(self.names.KEY_SESSION_FILTERS, session)
         try:
             value = json.loads(raw) if raw is not None else []
         except ValueError:
@@ -191,6 +199,6 @@ class RedisSink:
 
     def delete_subscription(self, topic_filter: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hdel(protocol.KEY_SUBSCRIPTIONS, topic_filter)
-        pipe.hdel(protocol.KEY_SUBSCRIPTIONS_PAUSED, topic_filter)  # a pause ends with the filter
+        pipe.hdel(self.names.KEY_SUBSCRIPTIONS, topic_filter)
+        pipe.hdel(self.names.KEY_SUBSCRIPTIONS_PAUSED, topic_filter)  # a pause ends with the filter
         pipe.execute()

@@ -68,12 +68,12 @@ class Bridge:
         saved = self._saved_broker_settings(settings)
         settings = saved or settings
         self.settings = settings
-        self.sink = RedisSink(self.redis, settings.history_maxlen)
+        self.sink = RedisSink(self.redis, settings.history_maxlen, settings.names)
         self.items: deque[Item] = deque()
         self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
         self.filter_stats = FilterStats(self.subscriptions)
-        self.pauses = SubscriptionPause(self.subscriptions, self.redis)
+        self.pauses = SubscriptionPause(self.subscriptions, self.redis, settings.names)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
         self.housekeeper = Housekeeper(
@@ -88,7 +88,7 @@ class Bridge:
             load_subscriptions=self._load_subscriptions,
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
             save_session=self._save_session,
-            on_stats_tick=lambda: self.filter_stats.write(self.redis),
+            on_stats_tick=lambda: self.filter_stats.write(self.redis, self.settings.names),
         )
         self.source = MqttSource(
             settings,
@@ -219,10 +219,14 @@ class Bridge:
 
     def start(self) -> None:
         logger.info(
-            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s",
+            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s%s",
             self.settings.broker,
             self.settings.redis.where,
             ", ".join(self.settings.topics) or "(none)",
+            # a named bridge says where its names are, for whoever reads Redis next
+            f", name {self.settings.bridge_name} (mqtt:brokers:{self.settings.bridge_name}:…)"
+            if self.settings.bridge_name
+            else "",
         )
         if self.settings.metrics_port:
             serve(
@@ -264,7 +268,7 @@ class Bridge:
         self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))
-        final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen)
+        final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen, self.settings.names)
         try:
             final.announce(protocol.CHANNEL_STATUS, self.status.message())
             final.clear_heartbeat()  # gone at once, rather than stale in 15 s

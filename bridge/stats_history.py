@@ -50,8 +50,9 @@ def compact_point(message: Mapping[str, Any]) -> dict[str, Any] | None:
 class StatsHistory:
     """Appends each announced stats snapshot; called by the housekeeping thread only."""
 
-    def __init__(self, client: redis.Redis, stats_interval: float):
+    def __init__(self, client: redis.Redis, stats_interval: float, names: protocol.Names | None = None):
         self.client = client
+        self.names = names or protocol.Names()
         self.fine_points = fine_points(stats_interval)
         self._last_minute: int | None = None
 
@@ -65,17 +66,17 @@ class StatsHistory:
             self._last_minute = self._recorded_minute()
         text = protocol.dumps(point)
         pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(protocol.KEY_STATS_HISTORY, text)
-        pipe.ltrim(protocol.KEY_STATS_HISTORY, -self.fine_points, -1)
+        pipe.rpush(self.names.KEY_STATS_HISTORY, text)
+        pipe.ltrim(self.names.KEY_STATS_HISTORY, -self.fine_points, -1)
         if self._last_minute is None or minute > self._last_minute:
-            pipe.rpush(protocol.KEY_STATS_HISTORY_MINUTE, text)
-            pipe.ltrim(protocol.KEY_STATS_HISTORY_MINUTE, -protocol.STATS_HISTORY_MINUTES, -1)
+            pipe.rpush(self.names.KEY_STATS_HISTORY_MINUTE, text)
+            pipe.ltrim(self.names.KEY_STATS_HISTORY_MINUTE, -protocol.STATS_HISTORY_MINUTES, -1)
         pipe.execute()
         if self._last_minute is None or minute > self._last_minute:
             self._last_minute = minute
 
     def _recorded_minute(self) -> int | None:
-        last = protocol.loads_object(self.client.lindex(protocol.KEY_STATS_HISTORY_MINUTE, -1))
+        last = protocol.loads_object(self.client.lindex(self.names.KEY_STATS_HISTORY_MINUTE, -1))
         stamp = last.get("timestamp") if last else None
         if isinstance(stamp, int | float) and not isinstance(stamp, bool):
             return int(stamp // 60)

@@ -79,18 +79,21 @@ class FilterStats:
         }
         return {"filters": filters, "since": self.since}
 
-    def write(self, client: redis.Redis) -> None:
+    def write(self, client: redis.Redis, names: protocol.Names | None = None) -> None:
         """Publish the snapshot to KEY_SUBSCRIPTION_STATS (housekeeping thread)."""
-        client.set(protocol.KEY_SUBSCRIPTION_STATS, protocol.dumps(self.snapshot()))
+        client.set((names or protocol.Names()).KEY_SUBSCRIPTION_STATS, protocol.dumps(self.snapshot()))
 
 
 class SubscriptionPause:
     """The pause and resume commands, and the paused set kept in Redis."""
 
-    def __init__(self, subscriptions: SubscriptionSet, client: redis.Redis):
+    def __init__(
+        self, subscriptions: SubscriptionSet, client: redis.Redis, names: protocol.Names | None = None
+    ):
         self.subscriptions = subscriptions
         self.redis = client
         self.processor: CommandProcessor | None = None
+        self.paused_key = (names or protocol.Names()).KEY_SUBSCRIPTIONS_PAUSED
 
     def register(self, processor: CommandProcessor) -> None:
         self.processor = processor
@@ -99,12 +102,12 @@ class SubscriptionPause:
 
     def load(self) -> None:
         """Take up the paused filters saved by the last run (with the saved subscriptions)."""
-        for raw in self.redis.hkeys(protocol.KEY_SUBSCRIPTIONS_PAUSED):
+        for raw in self.redis.hkeys(self.paused_key):
             topic_filter = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
             if self.subscriptions.has(topic_filter):
                 self.subscriptions.set_paused(topic_filter, True)
             else:  # unsubscribed since, or gone from MQTT_TOPICS: forget the pause
-                self.redis.hdel(protocol.KEY_SUBSCRIPTIONS_PAUSED, topic_filter)
+                self.redis.hdel(self.paused_key, topic_filter)
 
     def pause(self, command: protocol.Command) -> str | None:
         topic_filter = command.topic
@@ -113,7 +116,7 @@ class SubscriptionPause:
         if topic_filter in self.subscriptions.paused():
             return None  # already paused: the goal is met
         record = {"qos": _qos_of(self.subscriptions, topic_filter), "paused_at": time.time()}
-        self.redis.hset(protocol.KEY_SUBSCRIPTIONS_PAUSED, topic_filter, json.dumps(record))
+        self.redis.hset(self.paused_key, topic_filter, json.dumps(record))
         return self._change(topic_filter, True)
 
     def resume(self, command: protocol.Command) -> str | None:
@@ -122,7 +125,7 @@ class SubscriptionPause:
             if not self.subscriptions.has(topic_filter):
                 return f"the bridge does not bridge {topic_filter!r}, so there is nothing to resume"
             return None  # not paused: the goal is met
-        self.redis.hdel(protocol.KEY_SUBSCRIPTIONS_PAUSED, topic_filter)
+        self.redis.hdel(self.paused_key, topic_filter)
         return self._change(topic_filter, False)
 
     def _change(self, topic_filter: str, paused: bool) -> str | None:

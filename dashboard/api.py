@@ -25,6 +25,7 @@ from bridge.protocol import (
     validate_topic_filter,
 )
 from dashboard.auth import TOO_MANY, Check
+from dashboard.broker_context import current_names, current_store
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 from dashboard.store import STREAM_ID
@@ -85,7 +86,7 @@ def logout() -> Response:
 
 # --- the bridge's latest state ------------------------------------------------------------------
 def _latest(name: str, what: str) -> Any:
-    message = services().store.latest(name)
+    message = current_store().latest(name)
     if message is None:
         return error(f"no {what} yet: the bridge has not published any", 503)
     return jsonify(message)
@@ -119,7 +120,7 @@ def messages() -> Response:
     before = request.args.get("before") or None
     if before is not None and not _stream_id_ok(before):
         raise BadRequest("before must be a stream id such as 1718000000000-0 (use next_before)")
-    found, next_before = services().store.page(topic_filter, limit, before)
+    found, next_before = current_store().page(topic_filter, limit, before)
     return jsonify(messages=found, next_before=next_before)
 
 
@@ -131,7 +132,7 @@ def export() -> Response:
     if kind not in ("ndjson", "csv"):
         raise BadRequest("format must be ndjson or csv")
     found = services()
-    rows = _until_redis_fails(found.store.export(topic_filter, limit), found.settings.redis.where)
+    rows = _until_redis_fails(current_store().export(topic_filter, limit), found.settings.redis.where)
     body = _csv_lines(rows) if kind == "csv" else (dumps(m) + "\n" for m in rows)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     mimetype = "text/csv" if kind == "csv" else "application/x-ndjson"
@@ -202,7 +203,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 # --- commands -----------------------------------------------------------------------------------
 @api.get("/subscriptions")
 def subscriptions() -> Response:
-    return jsonify(subscriptions=services().store.subscriptions())
+    return jsonify(subscriptions=current_store().subscriptions())
 
 
 @api.post("/subscriptions")
@@ -222,7 +223,7 @@ def resume_subscription() -> Any:
 
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
 def unsubscribe(topic_filter: str) -> Any:
-    if services().store.is_config_only(topic_filter):
+    if current_store().is_config_only(topic_filter):
         raise BadRequest(
             f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
         )
@@ -252,7 +253,12 @@ def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
     found = services()
     kind = body["type"]
     try:
-        result = round_trip(found.redis, body, found.settings.command_timeout if timeout is None else timeout)
+        result = round_trip(
+            found.redis,
+            body,
+            found.settings.command_timeout if timeout is None else timeout,
+            current_names(),
+        )
     except NoAnswer as exc:
         found.metrics.commands.labels("no_answer").inc()
         logger.warning("%s %s: %s", kind, body["id"], exc)

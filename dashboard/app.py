@@ -15,10 +15,12 @@ from bridge.secret_box import SecretBox
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
 from dashboard.broker_api import broker_api
+from dashboard.broker_context import BROKER_PREFIX, register_broker_context
+from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings
 from dashboard.events import register_events
 from dashboard.extensions import EXTENSION, Services, make_redis, make_socketio
-from dashboard.frames import FrameRouter
+from dashboard.frames import BrokerRouters, FrameRouter
 from dashboard.front_door import AllowedHosts, TrustedProxies, WholeWebSocketWrites
 from dashboard.host_rules import HostRule
 from dashboard.login_guard import LoginGuard
@@ -96,6 +98,7 @@ def create_app(
     # One frame never holds more than a client may have queued, or one frame could exceed it.
     router = FrameRouter(settings.frame_max, settings.client_buffer)
     metrics = DashboardMetrics()
+    routers = BrokerRouters(router)
     relay = Relay(
         socketio,
         client,
@@ -105,6 +108,7 @@ def create_app(
         where=settings.redis.where,
         enabled=start_relay,
         client_buffer=settings.client_buffer,
+        routers=routers,
     )
     socket_sessions = SocketSessions()
 
@@ -126,15 +130,24 @@ def create_app(
         login_guard=guard,
         socket_sessions=socket_sessions,
         secret_box=SecretBox.from_setting(settings.config_secret_key),
+        brokers=Brokers(client, settings.brokers),
+        routers=routers,
     )
     app.extensions[EXTENSION] = found
     register_events(found)
+    # Each API twice: as it always was (the unnamed broker) and per broker under /api/brokers/<name>.
+    register_broker_context(app)
     app.register_blueprint(api)
+    app.register_blueprint(api, url_prefix=BROKER_PREFIX, name="broker_api")
     app.register_blueprint(pages)
     app.register_blueprint(stats_api)
+    app.register_blueprint(stats_api, url_prefix=BROKER_PREFIX, name="broker_stats_api")
     app.register_blueprint(templates_api)
     app.register_blueprint(broker_api)
     app.register_blueprint(tenants_api)
+    app.register_blueprint(broker_api, url_prefix=BROKER_PREFIX + "/broker", name="broker_broker_control")
+    app.register_blueprint(tenants_api, url_prefix=BROKER_PREFIX + "/tenants", name="broker_tenants_api")
+    app.register_blueprint(templates_api, url_prefix=BROKER_PREFIX + "/publish", name="broker_templates_api")
     _register_guards(app, found)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).

@@ -18,16 +18,15 @@ from bridge.protocol import (
     CMD_CONFIGURE,
     CMD_RECONNECT,
     CMD_TEST_CONNECTION,
-    KEY_CONNECTION,
-    KEY_CONNECTION_HISTORY,
     loads_object,
 )
 from bridge.secret_box import NO_KEY, seal_for_command
 from dashboard.api import BadRequest, error, send_command
+from dashboard.broker_context import current_names
 from dashboard.commands import build_args_command
 from dashboard.extensions import services
 
-broker_api = Blueprint("broker_api", __name__, url_prefix="/api/broker")
+broker_api = Blueprint("broker_control", __name__, url_prefix="/api/broker")
 
 # The test gives up after PROBE_TIMEOUT; the dashboard waits longer, so the bridge's own words
 # ("timed out") arrive rather than a 504.
@@ -39,7 +38,7 @@ RECONNECT_WAIT = 9.0
 
 @broker_api.get("/connection")
 def connection() -> Any:
-    found = loads_object(services().redis.get(KEY_CONNECTION))
+    found = loads_object(services().redis.get(current_names().KEY_CONNECTION))
     if found is None:
         return error("no connection settings yet: the bridge has not published them", 503)
     found["secret_key"] = services().secret_box is not None  # can a password be sent and saved?
@@ -48,7 +47,7 @@ def connection() -> Any:
 
 @broker_api.get("/connection/history")
 def connection_history() -> Response:
-    raw = services().redis.lrange(KEY_CONNECTION_HISTORY, 0, broker_settings.HISTORY_MAX - 1)
+    raw = services().redis.lrange(current_names().KEY_CONNECTION_HISTORY, 0, broker_settings.HISTORY_MAX - 1)
     return jsonify(switches=[e for e in (loads_object(r) for r in raw) if e is not None])
 
 

@@ -17,12 +17,11 @@ import redis
 from bridge import mqtt5_properties
 from bridge.errors import InvalidCommand
 from bridge.protocol import (
-    CHANNEL_COMMANDS,
-    CHANNEL_RESULTS,
     CMD_PUBLISH,
     COMMAND_RUN_MAX,
     ENCODING_UTF8,
     TYPE_RESULT,
+    Names,
     command_body,
     dumps,
     loads_object,
@@ -84,17 +83,21 @@ def expiry(client: redis.Redis, timeout: float) -> float:
     return seconds + micros / 1e6 + max(timeout - COMMAND_RUN_MAX, min(timeout / 2, 1.0))
 
 
-def round_trip(client: redis.Redis, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one command and return the bridge's ``command_result`` for it; NoAnswer otherwise."""
+def round_trip(
+    client: redis.Redis, body: dict[str, Any], timeout: float, names: Names | None = None
+) -> dict[str, Any]:
+    """Send one command to the bridge ``names`` belongs to (the unnamed one by default) and return
+    its ``command_result``; NoAnswer otherwise."""
+    names = names or Names()
     deadline = time.monotonic() + timeout
     body = {**body, "expires_at": expiry(client, timeout)}
     pubsub = client.pubsub()
     try:
-        pubsub.subscribe(CHANNEL_RESULTS)
+        pubsub.subscribe(names.CHANNEL_RESULTS)
         # SUBSCRIBE and PUBLISH travel on different connections: wait for the confirmation so
         # the bridge's answer cannot overtake our subscription.
         _await_subscribed(pubsub, deadline)
-        receivers = client.publish(CHANNEL_COMMANDS, dumps(body))
+        receivers = client.publish(names.CHANNEL_COMMANDS, dumps(body))
         if receivers == 0:
             raise NoAnswer(NO_LISTENER)
         while (remaining := deadline - time.monotonic()) > 0:

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from bridge.config import EnvReader, RedisSettings, Variable, read_secret_key
 from bridge.errors import ConfigError
+from bridge.protocol import UNNAMED_BROKER, bridge_name_problem
 from dashboard.host_rules import Network, parse_hosts, parse_networks
 
 T = TypeVar("T")
@@ -72,6 +73,13 @@ VARIABLES: tuple[Variable, ...] = (
         "topic levels under which each tenant gets its own <prefix>/<tenant>/# (the Tenants page)",
     ),
     Variable("DASHBOARD_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable(
+        "DASHBOARD_BROKERS",
+        None,
+        "comma-separated bridge names (BRIDGE_NAME; 'default' is the unnamed bridge) that /health "
+        "expects online; unset = every bridge that ever registered in Redis, so one that stops is "
+        "reported, not forgotten",
+    ),
 )
 
 # The names of the auth modes, not secrets.
@@ -109,6 +117,7 @@ class DashboardSettings:
     max_body: int = 1_048_576
     tenant_prefix: str = "tenants"
     log_level: str = "INFO"
+    brokers: tuple[str, ...] | None = None  # DASHBOARD_BROKERS; None: every registered bridge
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -134,6 +143,7 @@ class DashboardSettings:
             max_body=read.integer("DASHBOARD_MAX_BODY", 1024, 1024 * 1024 * 1024),
             tenant_prefix=_tenant_prefix(read),
             log_level=read.log_level("DASHBOARD_LOG_LEVEL"),
+            brokers=_parsed(read, "DASHBOARD_BROKERS", parse_brokers),
         )
 
     @property
@@ -167,6 +177,23 @@ class DashboardSettings:
         made before it is found any more (all revoked)."""
         material = f"{self.token or ''}\x00{self.password or ''}".encode()
         return hmac.new(self.session_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
+def parse_brokers(text: str) -> tuple[str, ...]:
+    """DASHBOARD_BROKERS: bridge names (BRIDGE_NAME), ``default`` for the unnamed bridge."""
+    names: list[str] = []
+    for part in text.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        problem = None if name == UNNAMED_BROKER else bridge_name_problem(name)
+        if problem:
+            raise ValueError(f"a bridge name {problem} ('{UNNAMED_BROKER}' is the unnamed bridge)")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError("names no bridge; leave it unset to expect every registered bridge")
+    return tuple(names)
 
 
 def _secret(read: EnvReader, name: str) -> str | None:

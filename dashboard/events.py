@@ -12,18 +12,20 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
 
 from bridge.errors import InvalidCommand
+from bridge.protocol import UNNAMED_BROKER
 from dashboard.auth import TOO_MANY, Check
+from dashboard.brokers import valid_broker
 from dashboard.extensions import Services
-from dashboard.frames import EVERYTHING, normalise_filter, room_for
+from dashboard.frames import EVERYTHING, broker_room, normalise_filter, room_for
 from dashboard.store import bridge_health
 
 logger = logging.getLogger(__name__)
 
 
-def snapshot(services: Services) -> dict[str, Any]:
+def snapshot(services: Services, broker: str = UNNAMED_BROKER) -> dict[str, Any]:
     """What a new page needs: the latest of everything, bridge health, recent history."""
-    base: dict[str, Any] = {"worker": os.getpid(), "auth": services.settings.auth_mode}
-    store = services.store
+    base: dict[str, Any] = {"worker": os.getpid(), "auth": services.settings.auth_mode, "broker": broker}
+    store = services.store if broker == UNNAMED_BROKER else services.brokers.store(broker)
     try:
         latest = store.all_latest()
         health = bridge_health(store.heartbeat(), time.time()) | {"redis": True}
@@ -41,7 +43,7 @@ def snapshot(services: Services) -> dict[str, Any]:
 
 def register_events(services: Services) -> None:
     socketio = services.socketio
-    router = services.router
+    routers = services.routers
     metrics = services.metrics
 
     @socketio.on("connect")
@@ -54,21 +56,25 @@ def register_events(services: Services) -> None:
             raise ConnectionRefusedError(TOO_MANY)
         if check is not Check.OK:
             raise ConnectionRefusedError("not logged in")
+        # One socket watches one broker for its whole life: the page reconnects to switch, so
+        # no frame of the old broker can arrive after the switch.
+        broker = _broker_asked(auth)
         services.relay.ensure_started()
         sid = _sid()
         session_key = services.auth.session_store_key()
         if session_key is not None:
             services.socket_sessions.add(sid, session_key)
-        router.add_client(sid, EVERYTHING)
-        join_room(room_for(EVERYTHING))
-        metrics.socket_clients.set(router.client_count)
-        emit("snapshot", snapshot(services))
+        routers.add_client(sid, broker, EVERYTHING)
+        join_room(broker_room(broker))
+        join_room(room_for(EVERYTHING, broker))
+        metrics.socket_clients.set(routers.client_count)
+        emit("snapshot", snapshot(services, broker))
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:
         services.socket_sessions.remove(_sid())
-        router.remove_client(_sid())
-        metrics.socket_clients.set(router.client_count)
+        routers.remove_client(_sid())
+        metrics.socket_clients.set(routers.client_count)
 
     @socketio.on("set_filter")
     def on_set_filter(data: Any = None) -> dict[str, Any]:
@@ -79,11 +85,26 @@ def register_events(services: Services) -> None:
         except InvalidCommand as exc:
             return {"ok": False, "error": str(exc)}
         sid = _sid()
+        router = routers.router_of(sid)
         old = router.set_filter(sid, topic_filter)
         if old != topic_filter:
-            leave_room(room_for(old))
-            join_room(room_for(topic_filter))
+            leave_room(room_for(old, router.broker))
+            join_room(room_for(topic_filter, router.broker))
         return {"ok": True}
+
+
+def _broker_asked(auth: Any) -> str:
+    """The broker a socket asks for: ``auth={"broker": …}`` or ``?broker=…``; the unnamed one if neither."""
+    asked = auth.get("broker") if isinstance(auth, dict) else None
+    if asked is None:
+        asked = request.args.get("broker")
+    if asked is None or asked == "":
+        return UNNAMED_BROKER
+    if not isinstance(asked, str) or not valid_broker(asked):
+        raise ConnectionRefusedError(
+            "broker must be a bridge name (lower-case letters, digits and -, at most 32) or 'default'"
+        )
+    return asked
 
 
 def _sid() -> str:

@@ -17,8 +17,9 @@ from flask_socketio import SocketIO
 from bridge.secret_box import SecretBox
 from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
+from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings
-from dashboard.frames import FrameRouter
+from dashboard.frames import BrokerRouters, FrameRouter
 from dashboard.front_door import same_origin_socket
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
@@ -47,6 +48,8 @@ class Services:
     relay: Relay
     login_guard: LoginGuard
     socket_sessions: SocketSessions
+    brokers: Brokers
+    routers: BrokerRouters
     # CONFIG_SECRET_KEY's box: seals passwords before they go to the bridge; None without a key
     secret_box: SecretBox | None = None
 

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.protocol import topic_matches, validate_topic_filter
+from bridge.protocol import UNNAMED_BROKER, topic_matches, validate_topic_filter
 
 EVERYTHING: str | None = None  # the filter key of clients that want every message
 
@@ -26,9 +26,17 @@ def normalise_filter(raw: object) -> str | None:
     return validate_topic_filter(raw)
 
 
-def room_for(topic_filter: str | None) -> str:
-    """The Socket.IO room of every client with this filter (rooms are local to a worker)."""
-    return "frames:#" if topic_filter is EVERYTHING else f"frames:filter:{topic_filter}"
+def room_for(topic_filter: str | None, broker: str = UNNAMED_BROKER) -> str:
+    """The Socket.IO room of every client of ``broker`` with this filter (rooms are local to a
+    worker). The unnamed broker keeps the rooms it always had; another's start with its name, so
+    a frame for one broker's room can never reach a client of another."""
+    room = "frames:#" if topic_filter is EVERYTHING else f"frames:filter:{topic_filter}"
+    return room if broker == UNNAMED_BROKER else f"broker:{broker}:{room}"
+
+
+def broker_room(broker: str) -> str:
+    """The room of every client watching ``broker``: its status, stats, lists and health go there."""
+    return f"broker:{broker}"
 
 
 # What one message adds to a frame's JSON besides its topic and payload (field names, numbers).
@@ -97,9 +105,10 @@ class Frame:
 class FrameRouter:
     """Which client wants what, and the messages each distinct filter has waiting."""
 
-    def __init__(self, frame_max: int, frame_bytes: int | None = None):
+    def __init__(self, frame_max: int, frame_bytes: int | None = None, broker: str = UNNAMED_BROKER):
         if frame_max < 1:
             raise ValueError("frame_max must be at least 1")
+        self.broker = broker
         self.frame_max = frame_max
         self.frame_bytes = frame_bytes
         self._filter_of: dict[str, str | None] = {}
@@ -179,10 +188,62 @@ class FrameRouter:
             frames.append(
                 Frame(
                     topic_filter=topic_filter,
-                    room=room_for(topic_filter),
+                    room=room_for(topic_filter, self.broker),
                     clients=len(self._members.get(topic_filter, ())),
                     data={"messages": list(buffer.messages), "skipped": buffer.skipped},
                 )
             )
             buffer.clear()
         return frames
+
+
+class BrokerRouters:
+    """One FrameRouter per broker that has clients on this worker: a broker's messages are added
+    to its own router only, so its frames cannot carry another broker's messages."""
+
+    def __init__(self, default: FrameRouter):
+        self.default = default
+        self._routers: dict[str, FrameRouter] = {default.broker: default}
+        self._broker_of: dict[str, str] = {}
+
+    def get(self, broker: str) -> FrameRouter | None:
+        return self._routers.get(broker)
+
+    def for_broker(self, broker: str) -> FrameRouter:
+        router = self._routers.get(broker)
+        if router is None:
+            router = FrameRouter(self.default.frame_max, self.default.frame_bytes, broker)
+            self._routers[broker] = router
+        return router
+
+    def add_client(self, client_id: str, broker: str, topic_filter: str | None = EVERYTHING) -> FrameRouter:
+        self.remove_client(client_id)
+        router = self.for_broker(broker)
+        router.add_client(client_id, topic_filter)
+        self._broker_of[client_id] = broker
+        return router
+
+    def remove_client(self, client_id: str) -> None:
+        broker = self._broker_of.pop(client_id, None)
+        router = self._routers.get(broker or self.default.broker)
+        if router is not None:
+            router.remove_client(client_id)
+            if router is not self.default and router.client_count == 0:
+                del self._routers[router.broker]
+
+    def router_of(self, client_id: str) -> FrameRouter:
+        return self._routers.get(self._broker_of.get(client_id, self.default.broker), self.default)
+
+    def broker_of(self, client_id: str) -> str:
+        return self._broker_of.get(client_id, self.default.broker)
+
+    def all(self) -> list[FrameRouter]:
+        return list(self._routers.values())
+
+    def brokers_watched(self) -> list[str]:
+        """The brokers with a client on this worker (the unnamed one always: its health is logged)."""
+        return list(self._routers)
+
+    @property
+    def client_count(self) -> int:
+        return sum(router.client_count for router in self._routers.values())

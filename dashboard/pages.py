@@ -8,9 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Blueprint, Request, Response, current_app, jsonify, redirect, request, send_from_directory
+from flask import (
+    Blueprint,
+    Request,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    request,
+    send_from_directory,
+)
 
+from bridge.protocol import UNNAMED_BROKER
 from dashboard.auth import Check
+from dashboard.broker_context import current_broker
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
 from dashboard.store import bridge_health
@@ -74,32 +85,44 @@ def live() -> tuple[Response, int]:
     return jsonify({"status": "ok", "worker": os.getpid()}), 200
 
 
-def health_report() -> tuple[dict[str, Any], bool]:
-    """The whole chain's state (Redis, the bridge's heartbeat, the broker) and whether it is healthy."""
+def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
+    """The whole chain's state (Redis, each expected bridge's heartbeat, its broker) and whether it
+    is healthy: every broker the dashboard expects (DASHBOARD_BROKERS, else every bridge that ever
+    registered, else the unnamed one) has a live bridge connected to its broker. ``only``: that one
+    broker's report (/api/brokers/<name>/health)."""
     found = services()
-    store = found.store
-    redis_ok = store.ping()
-    bridge = bridge_health(None, time.time())
-    status: dict[str, Any] | None = None
+    redis_ok = found.store.ping()
+    reports: dict[str, dict[str, Any]] = {}
     if redis_ok:
         try:
-            bridge = bridge_health(store.heartbeat(), time.time())
-            status = store.latest("status")
+            names = [only] if only is not None else found.brokers.expected()
+            reports = {name: found.brokers.health(name) for name in names}
         except redis.RedisError:
             redis_ok = False
-    connected = status.get("connected") if status else None
-    broker = {
-        "connected": connected if isinstance(connected, bool) else None,
-        "broker": status.get("broker") if status else None,
-    }
-    healthy = redis_ok and bridge["online"] and broker["connected"] is True
+    if not reports:
+        names = [only] if only is not None else list(found.settings.brokers or [UNNAMED_BROKER])
+        offline = {"connected": None, "broker": None}
+        reports = {n: {"bridge": bridge_health(None, time.time()), "broker": offline} for n in names}
+    healthy = redis_ok and all(
+        r["bridge"]["online"] and r["broker"]["connected"] is True for r in reports.values()
+    )
+    # The top-level bridge and broker are the first expected broker's (the unnamed one in a
+    # single-broker setup, exactly as before); with several, they say whether all are up.
+    first = next(iter(reports.values()))
+    bridge = dict(first["bridge"])
+    broker = dict(first["broker"])
+    if len(reports) > 1:
+        bridge["online"] = all(r["bridge"]["online"] for r in reports.values())
+        connected = [r["broker"]["connected"] for r in reports.values()]
+        broker["connected"] = all(c is True for c in connected) if None not in connected else None
     body = {
         "status": "ok" if healthy else "degraded",
         "worker": os.getpid(),
         "redis": redis_ok,
         "bridge": bridge,
         "broker": broker,
-        "socket_clients": found.router.client_count,
+        "brokers": {n: {"bridge": r["bridge"], "broker": r["broker"]} for n, r in reports.items()},
+        "socket_clients": found.routers.client_count,
     }
     return body, healthy
 
@@ -115,6 +138,11 @@ def health() -> tuple[Response, int]:
         "redis": body["redis"],
         "bridge": {"online": body["bridge"]["online"]},
         "broker": {"connected": body["broker"]["connected"]},
+        # per broker, the same two yes/no answers (the names are the operators' own labels)
+        "brokers": {
+            name: {"online": b["bridge"]["online"], "connected": b["broker"]["connected"]}
+            for name, b in body["brokers"].items()
+        },
     }
     return jsonify(terse), 200 if healthy else 503
 
@@ -126,8 +154,22 @@ def health_details() -> tuple[Response, int]:
     return jsonify(body), 200 if healthy else 503
 
 
+@pages.get("/api/brokers/<broker>/health")
+def broker_health() -> tuple[Response, int]:
+    """One broker's /health details (login required; broker_context checked the name)."""
+    body, healthy = health_report(only=current_broker())
+    return jsonify(body), 200 if healthy else 503
+
+
+@pages.get("/api/brokers")
+def brokers_overview() -> Response:
+    """The broker switcher's list and the "all brokers" overview (login required)."""
+    found = services()
+    return jsonify(brokers=found.brokers.overview(), expected=found.brokers.expected())
+
+
 @pages.get("/metrics")
 def metrics() -> Response:
     found = services()
-    found.metrics.socket_clients.set(found.router.client_count)
+    found.metrics.socket_clients.set(found.routers.client_count)
     return Response(found.metrics.render(), content_type=CONTENT_TYPE)

@@ -1,8 +1,11 @@
 """The relay: one per worker process, from the bridge's Redis channels to this worker's browsers.
 
-It subscribes to ``protocol.OUTPUT_CHANNELS``, forwards snapshots (status, stats, clients,
-topics) at once, batches MQTT messages into frames every frame interval, and watches the
-bridge's heartbeat. It reconnects with capped backoff and logs one line per outage.
+It subscribes to ``protocol.OUTPUT_CHANNELS`` and, by pattern, to every named bridge's copies of
+them (``mqtt:brokers:*:messages`` …), so a bridge started later is relayed without a restart.
+It forwards snapshots (status, stats, clients, topics) at once to the room of their broker,
+batches MQTT messages into frames every frame interval in their broker's own router, and watches
+the heartbeat of every broker a browser here watches. It reconnects with capped backoff and logs
+one line per outage.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from bridge.protocol import (
     CHANNEL_STATUS,
     CHANNEL_TOPICS,
     OUTPUT_CHANNELS,
+    UNNAMED_BROKER,
+    broker_of_channel,
     loads_object,
+    names_for,
+    per_broker_name,
 )
 from dashboard.backlog import SocketBacklog
-from dashboard.frames import FrameRouter
+from dashboard.frames import BrokerRouters, FrameRouter, broker_room
 from dashboard.metrics import DashboardMetrics
 from dashboard.store import Store, bridge_health
 
@@ -45,6 +52,8 @@ HEALTH_EVERY = 5.0  # bridge_health is re-sent this often even when nothing chan
 # Under gevent, get_message(timeout=0) returns without yielding while replies are buffered;
 # yield after this many messages so the other greenlets (the browsers' sockets) get a turn.
 YIELD_EVERY = 50
+# Every named bridge's output channels ("*" stands for the bridge name; broker_of_channel checks it).
+NAMED_PATTERNS = tuple(per_broker_name(channel, "*") for channel in OUTPUT_CHANNELS)
 
 
 class Relay:
@@ -63,11 +72,13 @@ class Relay:
         client_buffer: int | None = None,
         backlog: Callable[[str], int] | None = None,
         on_session_revoked: Callable[[str], Any] | None = None,
+        routers: BrokerRouters | None = None,
     ):
         self.socketio = socketio
         self.redis = client
         self.store = Store(client)
-        self.router = router
+        self.router = router  # the unnamed broker's
+        self.routers = routers or BrokerRouters(router)
         self.metrics = metrics
         self.frame_interval = frame_interval
         self.where = where
@@ -80,8 +91,8 @@ class Relay:
         self.on_session_revoked = on_session_revoked
         self._pid: int | None = None
         self._stopped = False
-        self._last_online: bool | None = None
-        self._last_health_sent = float("-inf")
+        self._last_online: dict[str, bool] = {}
+        self._last_health_sent: dict[str, float] = {}
         self._warned_channels: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -105,6 +116,7 @@ class Relay:
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(*OUTPUT_CHANNELS, CHANNEL_SESSION_REVOKED)
+                pubsub.psubscribe(*NAMED_PATTERNS)
                 if outage_since is None:
                     logger.info(
                         "relay (pid %d) subscribed to the bridge's channels on Redis at %s",
@@ -132,7 +144,8 @@ class Relay:
                         exc,
                         self.backoff.cap,
                     )
-                    self._send_health(bridge_health(None, time.time()) | {"redis": False})
+                    for broker in self.routers.brokers_watched():
+                        self._send_health(broker, bridge_health(None, time.time()) | {"redis": False})
                 self._sleep(self.backoff.next_delay())
             except Exception:
                 # A bug must not end relaying for good: log it with its traceback, start over.
@@ -174,25 +187,35 @@ class Relay:
         if message is None:
             self._invalid(channel, data)
             return
-        if channel == CHANNEL_MESSAGES:
-            self.router.add(message)
-            return
         if channel == CHANNEL_SESSION_REVOKED:
             key = message.get("session")
             if isinstance(key, str) and self.on_session_revoked is not None:
                 self.on_session_revoked(key)
             return
-        event = EVENTS.get(channel)
+        found = broker_of_channel(channel) if isinstance(channel, str) else None
+        if found is None:
+            return
+        broker, unnamed = found
+        if unnamed == CHANNEL_MESSAGES:
+            router = self.routers.get(broker)
+            if router is not None:  # nobody here watches that broker: nothing to buffer
+                router.add(message)
+            return
+        event = EVENTS.get(unnamed)
         if event is not None:
-            self.socketio.emit(event, message)
+            self.socketio.emit(event, message, to=broker_room(broker))
 
     def flush(self) -> None:
         """Send each filter's waiting messages as one frame to its room, except to clients that
         are behind: they are skipped, and their next frame counts what they missed."""
-        for frame in self.router.take_frames():
-            members = self.router.members(frame.topic_filter)
+        for router in self.routers.all():
+            self._flush(router)
+
+    def _flush(self, router: FrameRouter) -> None:
+        for frame in router.take_frames():
+            members = router.members(frame.topic_filter)
             behind = self._behind(members)
-            owed = {sid: n for sid in members - behind if (n := self.router.take_withheld(sid))}
+            owed = {sid: n for sid in members - behind if (n := router.take_withheld(sid))}
             skip = behind | owed.keys()
             if len(skip) < len(members):
                 self.socketio.emit("mqtt_messages", frame.data, to=frame.room, skip_sid=list(skip) or None)
@@ -202,7 +225,7 @@ class Relay:
                 self.socketio.emit("mqtt_messages", data, to=sid)
                 self.metrics.messages_skipped.inc(missed)
             for sid in behind:
-                self.router.withhold(sid, frame.message_count + frame.data["skipped"])
+                router.withhold(sid, frame.message_count + frame.data["skipped"])
             sent = len(members) - len(behind)
             self.metrics.frames_sent.inc(sent)
             self.metrics.frames_withheld.inc(len(behind))
@@ -218,18 +241,23 @@ class Relay:
         return behind
 
     def check_health(self) -> None:
-        """Read the heartbeat; send bridge_health on a change of state, or when it is due."""
-        health = bridge_health(self.store.heartbeat(), time.time())
-        due = time.monotonic() - self._last_health_sent >= HEALTH_EVERY
-        if due or health["online"] != self._last_online:
-            if self._last_online is not None and health["online"] != self._last_online:
-                logger.info("bridge is %s", "online" if health["online"] else "offline (no fresh heartbeat)")
-            self._send_health(health | {"redis": True})
+        """Read the heartbeats of the brokers watched here; send each one's bridge_health to its
+        room on a change of state, or when it is due."""
+        for broker in self.routers.brokers_watched():
+            store = self.store if broker == UNNAMED_BROKER else Store(self.redis, names_for(broker))
+            health = bridge_health(store.heartbeat(), time.time())
+            last = self._last_online.get(broker)
+            due = time.monotonic() - self._last_health_sent.get(broker, float("-inf")) >= HEALTH_EVERY
+            if due or health["online"] != last:
+                if last is not None and health["online"] != last:
+                    state = "online" if health["online"] else "offline (no fresh heartbeat)"
+                    logger.info("bridge %s is %s", broker, state)
+                self._send_health(broker, health | {"redis": True})
 
-    def _send_health(self, health: dict[str, Any]) -> None:
-        self._last_online = health["online"]
-        self._last_health_sent = time.monotonic()
-        self.socketio.emit("bridge_health", health)
+    def _send_health(self, broker: str, health: dict[str, Any]) -> None:
+        self._last_online[broker] = health["online"]
+        self._last_health_sent[broker] = time.monotonic()
+        self.socketio.emit("bridge_health", health, to=broker_room(broker))
 
     def _invalid(self, channel: Any, data: Any) -> None:
         self.metrics.relay_invalid.inc()

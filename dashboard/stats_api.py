@@ -13,8 +13,9 @@ from typing import Any
 import redis
 from flask import Blueprint, jsonify, request
 
-from bridge.protocol import KEY_STATS_HISTORY, KEY_STATS_HISTORY_MINUTE, loads_object
+from bridge.protocol import Names, loads_object
 from dashboard.api import error
+from dashboard.broker_context import current_names
 from dashboard.extensions import services
 
 stats_api = Blueprint("stats_api", __name__, url_prefix="/api")
@@ -40,12 +41,15 @@ def _points(client: redis.Redis, key: str, since: float) -> list[dict[str, Any]]
     return found
 
 
-def stats_history(client: redis.Redis, seconds: int, now: float) -> list[dict[str, Any]]:
+def stats_history(
+    client: redis.Redis, seconds: int, now: float, names: Names | None = None
+) -> list[dict[str, Any]]:
     """Points of the last ``seconds``, oldest first, one resolution merged into the other."""
+    names = names or Names()
     since = now - seconds
-    fine = _points(client, KEY_STATS_HISTORY, since)
+    fine = _points(client, names.KEY_STATS_HISTORY, since)
     starts = fine[0]["timestamp"] if fine else float("inf")
-    coarse = [p for p in _points(client, KEY_STATS_HISTORY_MINUTE, since) if p["timestamp"] < starts]
+    coarse = [p for p in _points(client, names.KEY_STATS_HISTORY_MINUTE, since) if p["timestamp"] < starts]
     return coarse + fine
 
 
@@ -56,5 +60,5 @@ def broker_stats_history() -> Any:
         return error(f"range must be one of {', '.join(RANGES)}, got {name!r}", 400)
     seconds = RANGES[name]
     now = time.time()
-    points = stats_history(services().redis, seconds, now)
+    points = stats_history(services().redis, seconds, now, current_names())
     return jsonify(range=name, seconds=seconds, now=now, points=points)

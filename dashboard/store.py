@@ -17,16 +17,13 @@ from bridge.protocol import (
     HEARTBEAT_TTL,
     HISTORY_FIELD,
     KEY_CLIENTS_LATEST,
-    KEY_HEARTBEAT,
-    KEY_HISTORY,
     KEY_STATS_LATEST,
     KEY_STATUS_LATEST,
-    KEY_SUBSCRIPTION_STATS,
-    KEY_SUBSCRIPTIONS,
-    KEY_SUBSCRIPTIONS_PAUSED,
     KEY_TOPICS_LATEST,
+    Names,
     loads_object,
     parse_subscription_record,
+    per_broker_name,
     topic_matches,
 )
 
@@ -103,8 +100,11 @@ def _wanted(message: dict[str, Any], topic_filter: str | None) -> bool:
 class Store:
     """Typed reads over one redis-py client (created with ``decode_responses=True``)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, names: Names | None = None):
         self.redis = client
+        self.names = names = names or Names()
+        # LATEST's keys, moved to this broker's names by the one rule
+        self._latest = {kind: per_broker_name(key, names.bridge_name) for kind, key in LATEST.items()}
 
     def ping(self) -> bool:
         try:
@@ -114,21 +114,21 @@ class Store:
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The last message of one kind (``status``, ``stats``, ``clients``, ``topics``)."""
-        return loads_object(self.redis.get(LATEST[name]))
+        return loads_object(self.redis.get(self._latest[name]))
 
     def all_latest(self) -> dict[str, dict[str, Any] | None]:
-        values = self.redis.mget(list(LATEST.values()))
+        values = self.redis.mget(list(self._latest.values()))
         return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
 
     def heartbeat(self) -> dict[str, Any] | None:
-        return loads_object(self.redis.get(KEY_HEARTBEAT))
+        return loads_object(self.redis.get(self.names.KEY_HEARTBEAT))
 
     # --- history ---------------------------------------------------------------------------
     def recent(self, count: int) -> list[dict[str, Any]]:
         """The newest ``count`` messages, oldest first (for a snapshot)."""
         if count <= 0:
             return []
-        entries = _entries(self.redis.xrevrange(KEY_HISTORY, count=count))
+        entries = _entries(self.redis.xrevrange(self.names.KEY_HISTORY, count=count))
         messages = (history_message(entry_id, fields) for entry_id, fields in reversed(entries))
         return [m for m in messages if m is not None]
 
@@ -153,7 +153,7 @@ class Store:
         sent = 0
         lower = "-"
         while sent < limit:
-            chunk = _entries(self.redis.xrange(KEY_HISTORY, min=lower, count=_CHUNK))
+            chunk = _entries(self.redis.xrange(self.names.KEY_HISTORY, min=lower, count=_CHUNK))
             for entry_id, fields in chunk:
                 message = history_message(entry_id, fields)
                 if message is not None and _wanted(message, topic_filter):
@@ -168,7 +168,7 @@ class Store:
     def _backwards(self, before: str | None, chunk_size: int) -> Iterator[Entry]:
         upper = "+" if before is None else "(" + before
         while True:
-            chunk = _entries(self.redis.xrevrange(KEY_HISTORY, max=upper, count=chunk_size))
+            chunk = _entries(self.redis.xrevrange(self.names.KEY_HISTORY, max=upper, count=chunk_size))
             yield from chunk
             if len(chunk) < chunk_size:
                 return
@@ -177,7 +177,7 @@ class Store:
     # --- subscriptions -----------------------------------------------------------------------
     def subscriptions(self) -> list[dict[str, Any]]:
         """Filters added by command (removable) and the bridge's MQTT_TOPICS (from its heartbeat)."""
-        stored = self.redis.hgetall(KEY_SUBSCRIPTIONS)
+        stored = self.redis.hgetall(self.names.KEY_SUBSCRIPTIONS)
         result = [
             {"filter": name, **parse_subscription_record(raw), "source": "command"}
             for name, raw in sorted(stored.items())
@@ -185,11 +185,11 @@ class Store:
         heartbeat = self.heartbeat() or {}
         for topic in config_topics(heartbeat):
             result.append({**topic, "created_at": heartbeat.get("started_at"), "source": "config"})
-        return with_statistics(result, self.redis)
+        return with_statistics(result, self.redis, self.names)
 
     def is_config_only(self, topic_filter: str) -> bool:
         """A filter from MQTT_TOPICS that no command added: not removable through the API."""
-        if self.redis.hexists(KEY_SUBSCRIPTIONS, topic_filter):
+        if self.redis.hexists(self.names.KEY_SUBSCRIPTIONS, topic_filter):
             return False
         return any(t["filter"] == topic_filter for t in config_topics(self.heartbeat() or {}))
 
@@ -211,15 +211,15 @@ def config_topics(heartbeat: dict[str, Any]) -> list[dict[str, Any]]:
     return topics
 
 
-def with_statistics(subscriptions: list[dict[str, Any]], client: Any) -> list[dict[str, Any]]:
+def with_statistics(subscriptions: list[dict[str, Any]], client: Any, names: Names) -> list[dict[str, Any]]:
     """Each subscription with the bridge's counts for it (``messages``, ``bytes``,
     ``last_message_at``; zero and null before its first message) and whether it is ``paused``."""
-    found = loads_object(client.get(KEY_SUBSCRIPTION_STATS)) or {}
+    found = loads_object(client.get(names.KEY_SUBSCRIPTION_STATS)) or {}
     filters = found.get("filters")
     filters = filters if isinstance(filters, dict) else {}
     paused = {
         name.decode("utf-8", "replace") if isinstance(name, bytes) else name
-        for name in client.hkeys(KEY_SUBSCRIPTIONS_PAUSED)
+        for name in client.hkeys(names.KEY_SUBSCRIPTIONS_PAUSED)
     }
     for sub in subscriptions:
         stats = filters.get(sub["filter"])

@@ -22,7 +22,6 @@ from bridge.protocol import (
     CMD_PUBLISH,
     ENCODING_UTF8,
     ENCODINGS,
-    KEY_PUBLISH_HISTORY,
     KEY_PUBLISH_TEMPLATES,
     decode_payload,
     dumps,
@@ -30,6 +29,7 @@ from bridge.protocol import (
     validate_topic_name,
 )
 from dashboard.api import error
+from dashboard.broker_context import current_names
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 
@@ -42,7 +42,8 @@ HISTORY_MAX = 50  # the last N publishes kept
 NAME_MAX = 100
 TEMPLATE_PAYLOAD_MAX = 256 * 1024
 HISTORY_PAYLOAD_MAX = 16 * 1024  # a larger payload is recorded by its size only
-PUBLISH_ENDPOINT = "api.publish"
+# POST /api/publish and POST /api/brokers/<name>/publish (app.py registers the API twice)
+PUBLISH_ENDPOINTS = ("api.publish", "broker_api.publish")
 
 
 class TemplateError(Exception):
@@ -158,7 +159,7 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
     except InvalidCommand as exc:
         return {"ok": False, "error": str(exc)}, 400
     try:
-        result = round_trip(found.redis, body, found.settings.command_timeout)
+        result = round_trip(found.redis, body, found.settings.command_timeout, current_names())
     except NoAnswer as exc:
         found.metrics.commands.labels("no_answer").inc()
         return {"ok": False, "error": str(exc)}, 504
@@ -172,13 +173,13 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
 # --- publish history ------------------------------------------------------------------------------
 @templates_api.get("/history")
 def publish_history() -> Response:
-    raw = services().redis.lrange(KEY_PUBLISH_HISTORY, 0, HISTORY_MAX - 1)
+    raw = services().redis.lrange(current_names().KEY_PUBLISH_HISTORY, 0, HISTORY_MAX - 1)
     return jsonify(publishes=[e for e in (loads_object(r) for r in raw) if e is not None], limit=HISTORY_MAX)
 
 
 @templates_api.delete("/history")
 def clear_publish_history() -> Response:
-    services().redis.delete(KEY_PUBLISH_HISTORY)
+    services().redis.delete(current_names().KEY_PUBLISH_HISTORY)
     return jsonify(publishes=[], limit=HISTORY_MAX)
 
 
@@ -202,15 +203,20 @@ def _record(fields: dict[str, Any], answer: Any, status: int, template_name: str
         "error": answer.get("error") if isinstance(answer, dict) else None,
     }
     pipe = services().redis.pipeline(transaction=False)
-    pipe.lpush(KEY_PUBLISH_HISTORY, dumps(entry))
-    pipe.ltrim(KEY_PUBLISH_HISTORY, 0, HISTORY_MAX - 1)
+    key = current_names().KEY_PUBLISH_HISTORY  # what was published to this broker
+    pipe.lpush(key, dumps(entry))
+    pipe.ltrim(key, 0, HISTORY_MAX - 1)
     pipe.execute()
 
 
 @templates_api.after_app_request
 def record_api_publish(response: Response) -> Response:
     """Every POST /api/publish, refused or not, goes to the history with its answer."""
-    if request.endpoint != PUBLISH_ENDPOINT or request.method != "POST" or response.status_code in (401, 403):
+    if (
+        request.endpoint not in PUBLISH_ENDPOINTS
+        or request.method != "POST"
+        or response.status_code in (401, 403)
+    ):
         return response
     try:
         body = request.get_json(silent=True, force=True)

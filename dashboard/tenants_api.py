@@ -20,6 +20,7 @@ from bridge.protocol import CMD_DYNSEC
 from bridge.secret_box import NO_KEY, seal_for_command
 from dashboard import tenants
 from dashboard.api import error, send_command
+from dashboard.broker_context import current_names
 from dashboard.commands import NoAnswer, build_args_command, round_trip
 from dashboard.extensions import services
 
@@ -54,7 +55,7 @@ def _run(request_fields: dict[str, Any]) -> dict[str, Any]:
     found = services()
     body = _body(request_fields)
     try:
-        answer = round_trip(found.redis, body, _timeout())
+        answer = round_trip(found.redis, body, _timeout(), current_names())
     except NoAnswer as exc:
         found.metrics.commands.labels("no_answer").inc()
         raise Refused(error(str(exc), 504)) from None

@@ -11,6 +11,9 @@
 #   RUN_DYNSEC=1     the broker with the dynamic security plugin (mosquitto/mosquitto.dynsec.conf), for
 #     the Tenants page: the first run creates the bridge's account (password kept in
 #     .run/dynsec-bridge-password) and a CONFIG_SECRET_KEY (.run/config-secret-key) when none is set
+#   RUN_BROKERS=2    several brokers, each with its own bridge (and demo sensors), one Redis and
+#                    one dashboard: broker 1 is the unnamed one on MQTT_BROKER_PORT, broker N is
+#                    BRIDGE_NAME=broker-N on MQTT_BROKER_PORT+N-1 (websockets MQTT_WS_PORT+N-1)
 #   RUN_DIR=path     another runtime folder (default: .run in the repository)
 # Everything listens on 127.0.0.1 only. For a broker the rest of the network can reach, use
 # docker compose or your own mosquitto.conf (docs/operations.md).
@@ -24,6 +27,7 @@ MQTT_PORT="${MQTT_BROKER_PORT:-1883}"
 WS_PORT="${MQTT_WS_PORT:-9001}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8082}"
+RUN_BROKERS="${RUN_BROKERS:-1}"
 NODE_MIN="18.19"  # what the frontend's Vite needs (frontend/package.json "engines"; Debian 12 has 18.19)
 
 say() { printf 'run-local: %s\n' "$*"; }
@@ -35,6 +39,14 @@ for spec in "MQTT_BROKER_PORT=$MQTT_PORT" "MQTT_WS_PORT=$WS_PORT" "REDIS_PORT=$R
         die "${spec%%=*} must be a port number (1-65535), got '${spec#*=}'"
     fi
 done
+[[ "$RUN_BROKERS" =~ ^[1-9]$ ]] || die "RUN_BROKERS must be a number of brokers from 1 to 9, got '$RUN_BROKERS'"
+# Broker N (from 2) listens on the ports after broker 1's.
+extra_ports=()
+for ((n = 2; n <= RUN_BROKERS; n++)); do
+    extra_ports+=("MQTT_BROKER_PORT+$((n - 1))=$((MQTT_PORT + n - 1))" "MQTT_WS_PORT+$((n - 1))=$((WS_PORT + n - 1))")
+done
+((MQTT_PORT + RUN_BROKERS - 1 <= 65535 && WS_PORT + RUN_BROKERS - 1 <= 65535)) \
+    || die "RUN_BROKERS=$RUN_BROKERS needs $RUN_BROKERS ports from MQTT_BROKER_PORT and MQTT_WS_PORT up"
 [[ "$RUN" != *[[:space:]]* ]] || die "the runtime folder path must not contain spaces: $RUN (set RUN_DIR)"
 
 # --- 1. System packages ----------------------------------------------------------------------
@@ -98,7 +110,7 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 busy=()
 for spec in "MQTT_BROKER_PORT=$MQTT_PORT" "MQTT_WS_PORT=$WS_PORT" "REDIS_PORT=$REDIS_PORT" \
-    "DASHBOARD_PORT=$DASHBOARD_PORT"; do
+    "DASHBOARD_PORT=$DASHBOARD_PORT" ${extra_ports[@]+"${extra_ports[@]}"}; do
     if port_busy "${spec#*=}"; then busy+=("$spec"); fi
 done
 if ((${#busy[@]})); then
@@ -128,8 +140,8 @@ fi
 
 # --- 4. The runtime folder ------------------------------------------------------------------------
 
-mkdir -p "$RUN/mosquitto" "$RUN/redis" "$RUN/logs"
-conf="$RUN/mosquitto.conf"
+mkdir -p "$RUN/redis" "$RUN/logs"
+# RUN_DYNSEC=1: broker 1 loads the dynamic security plugin (the others, of RUN_BROKERS, do not).
 source_conf=mosquitto/mosquitto.conf
 dynsec_args=()
 if [[ "${RUN_DYNSEC:-0}" == 1 ]]; then
@@ -143,17 +155,28 @@ if [[ "${RUN_DYNSEC:-0}" == 1 ]]; then
     dynsec_json="$RUN/mosquitto/dynamic-security.json"
     dynsec_args=(-e "s|^plugin .*\$|plugin $plugin|" -e "s|^plugin_opt_config_file .*\$|plugin_opt_config_file $dynsec_json|")
 fi
-sed -e "s|^listener 1883\$|listener $MQTT_PORT 127.0.0.1|" \
-    -e "s|^listener 9001\$|listener $WS_PORT 127.0.0.1|" \
-    -e "s|^persistence_location .*\$|persistence_location $RUN/mosquitto/|" \
-    "${dynsec_args[@]}" "$source_conf" >"$conf"
-for line in "listener $MQTT_PORT 127.0.0.1" "listener $WS_PORT 127.0.0.1" "persistence_location $RUN/mosquitto/"; do
-    grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
-        "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
-done
-# Started as root, mosquitto would switch to the "mosquitto" user, which may not be able to write
-# .run/; then it stops logging altogether, $SYS/broker/log included. Stay whoever started it.
-printf '\n# added by scripts/run-local.sh\nuser %s\n' "$(id -un)" >>"$conf"
+# render_conf N: broker N's mosquitto.conf (broker 1 keeps the names it always had)
+render_conf() {
+    local n=$1 suffix="" mqtt=$((MQTT_PORT + $1 - 1)) ws=$((WS_PORT + $1 - 1))
+    ((n == 1)) || suffix="-$n"
+    local conf="$RUN/mosquitto$suffix.conf" data="$RUN/mosquitto$suffix/"
+    mkdir -p "$data"
+    local source=mosquitto/mosquitto.conf extra=()
+    if ((n == 1)); then source=$source_conf extra=(${dynsec_args[@]+"${dynsec_args[@]}"}); fi
+    sed -e "s|^listener 1883\$|listener $mqtt 127.0.0.1|" \
+        -e "s|^listener 9001\$|listener $ws 127.0.0.1|" \
+        -e "s|^persistence_location .*\$|persistence_location $data|" \
+        ${extra[@]+"${extra[@]}"} "$source" >"$conf"
+    for line in "listener $mqtt 127.0.0.1" "listener $ws 127.0.0.1" "persistence_location $data"; do
+        grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
+            "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
+    done
+    # Started as root, mosquitto would switch to the "mosquitto" user, which may not be able to write
+    # .run/; then it stops logging altogether, $SYS/broker/log included. Stay whoever started it.
+    printf '\n# added by scripts/run-local.sh\nuser %s\n' "$(id -un)" >>"$conf"
+}
+for ((n = 1; n <= RUN_BROKERS; n++)); do render_conf "$n"; done
+conf="$RUN/mosquitto.conf"
 
 auth="$(printf '%s' "${DASHBOARD_AUTH:-on}" | tr '[:upper:]' '[:lower:]')"
 if [[ -z "${DASHBOARD_TOKEN:-}" && -z "${DASHBOARD_PASSWORD:-}" && ! "$auth" =~ ^(off|false|no|0)$ ]]; then
@@ -239,7 +262,7 @@ cleanup() {
     local first=() last=() i
     for i in "${!pids[@]}"; do
         case "${names[$i]}" in
-            mosquitto | redis) last+=("${pids[$i]}") ;;
+            mosquitto* | redis) last+=("${pids[$i]}") ;;
             *) first+=("${pids[$i]}") ;;
         esac
     done
@@ -276,17 +299,33 @@ if $dynsec_new; then  # the role that lets the bridge's account publish data top
     done
     say "dynamic security: created the bridge's account $MQTT_USERNAME (password in $RUN/dynsec-bridge-password)"
 fi
+for ((n = 2; n <= RUN_BROKERS; n++)); do
+    start "mosquitto-$n" "$logs/mosquitto-$n.log" "$MOSQUITTO_BIN" -c "$RUN/mosquitto-$n.conf"
+    wait_port "mosquitto-$n" "$((MQTT_PORT + n - 1))" "$logs/mosquitto-$n.log"
+done
 start redis "$logs/redis.log" "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" \
     --appendonly yes --save "" --maxmemory 256mb --maxmemory-policy noeviction
 wait_port redis "$REDIS_PORT" "$logs/redis.log"
 say "mosquitto on 127.0.0.1:$MQTT_PORT (websockets :$WS_PORT), redis on 127.0.0.1:$REDIS_PORT; logs in $logs"
+for ((n = 2; n <= RUN_BROKERS; n++)); do
+    say "broker-$n: mosquitto on 127.0.0.1:$((MQTT_PORT + n - 1)) (websockets :$((WS_PORT + n - 1)))"
+done
 
 # The bridge and the dashboard log to this terminal.
 start bridge - "$VENV/bin/mqtt-redis-bridge"
+# Broker N's bridge: its own name (so its channels and keys are its own), port and client id.
+for ((n = 2; n <= RUN_BROKERS; n++)); do
+    start "bridge-$n" - env BRIDGE_NAME="broker-$n" MQTT_BROKER_PORT="$((MQTT_PORT + n - 1))" \
+        MQTT_CLIENT_ID="mqtt-bridge-service-$n" "$VENV/bin/mqtt-redis-bridge"
+done
 start dashboard - "$VENV/bin/mqtt-dashboard"
 wait_port dashboard "$DASHBOARD_PORT" -
 if [[ "${RUN_DEMO:-1}" != 0 ]]; then
     start demo "$logs/demo.log" "$VENV/bin/mqtt-redis-bridge" demo
+    for ((n = 2; n <= RUN_BROKERS; n++)); do
+        start "demo-$n" "$logs/demo-$n.log" env MQTT_BROKER_PORT="$((MQTT_PORT + n - 1))" \
+            "$VENV/bin/mqtt-redis-bridge" demo
+    done
 fi
 
 url="http://127.0.0.1:$DASHBOARD_PORT/"
@@ -296,6 +335,7 @@ fi
 echo
 say "dashboard: $url"
 [[ -n "${DASHBOARD_TOKEN:-}" || -z "${DASHBOARD_PASSWORD:-}" ]] || say "log in with DASHBOARD_PASSWORD"
+((RUN_BROKERS == 1)) || say "$RUN_BROKERS brokers: pick one with the Broker switcher at the top of the page"
 say "Ctrl-C stops everything"
 echo
 

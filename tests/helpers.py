@@ -378,6 +378,7 @@ class BridgeProcess:
             "LOG_LEVEL": "INFO",
         }
         self.env = env_with(**{**defaults, **settings})
+        self.names = protocol.Names(settings.get("BRIDGE_NAME") or None)  # where it writes
         self.log = workdir / f"bridge-{time.monotonic_ns()}.log"
         self.redis = redis.Redis(port=redis_port, socket_timeout=5)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -393,7 +394,7 @@ class BridgeProcess:
 
     def status(self) -> dict[str, Any] | None:
         try:
-            return protocol.loads_object(self.redis.get(protocol.KEY_STATUS_LATEST))
+            return protocol.loads_object(self.redis.get(self.names.KEY_STATUS_LATEST))
         except redis.RedisError:
             return None
 
@@ -401,7 +402,7 @@ class BridgeProcess:
         def connected() -> bool:
             self.assert_alive()
             status = self.status()
-            return bool(status and status["connected"] and self.redis.exists(protocol.KEY_HEARTBEAT))
+            return bool(status and status["connected"] and self.redis.exists(self.names.KEY_HEARTBEAT))
 
         wait_for(connected, timeout, what="the bridge to report connected")
 

@@ -22,7 +22,7 @@ from tests.helpers import REPO, DashboardProcess, Process
 pytestmark = pytest.mark.e2e
 
 AXE = REPO / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-PAGES = ("overview", "topics", "messages", "publish", "subscriptions", "clients", "connection")
+PAGES = ("overview", "topics", "messages", "publish", "subscriptions", "clients", "connection", "brokers")
 THEME_KEY = "mqtt-dashboard:theme"
 CHARTS_KEY = "mqtt-dashboard:field-charts"
 CLIMATE = "demo/building-1/floor-2/room-{}/climate-{}/telemetry"
@@ -130,6 +130,8 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
             page.get_by_test_id("message-row").first.wait_for(timeout=15_000)
         elif view == "connection":
             page.get_by_test_id("connection-port-now").wait_for(timeout=10_000)
+        elif view == "brokers":
+            page.get_by_test_id("broker-row-default").wait_for(timeout=15_000)
         page.wait_for_timeout(300)
         found += serious(page, f"{view} ({theme})")
         # The detail panels too: a topic's detail, a message's payload.

@@ -21,6 +21,9 @@ class Browser:
         self.skipped = 0
         self.sio.on("snapshot", self._on_snapshot)
         self.sio.on("mqtt_messages", self._on_frame)
+        self.events: list[tuple[str, Any]] = []  # broker_status and bridge_health, in order
+        for name in ("broker_status", "bridge_health"):
+            self.sio.on(name, lambda data, name=name: self._on_event(name, data))
         self.url, self.auth = url, auth
 
     def connect(self) -> Browser:
@@ -30,6 +33,14 @@ class Browser:
 
     def _on_snapshot(self, data: dict[str, Any]) -> None:
         self.snapshot = data
+
+    def _on_event(self, name: str, data: Any) -> None:
+        with self.lock:
+            self.events.append((name, data))
+
+    def events_named(self, name: str) -> list[Any]:
+        with self.lock:
+            return [data for event, data in self.events if event == name]
 
     def _on_frame(self, data: dict[str, Any]) -> None:
         with self.lock:

@@ -112,6 +112,80 @@ def test_run_local_says_which_port_is_taken(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
 
 
+def free_port_pair() -> int:
+    """A free port whose next port is free too (broker 2 of RUN_BROKERS=2 takes it)."""
+
+    def free(port: int) -> bool:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    return wait_for(lambda: (p := free_port()) < 65535 and free(p + 1) and p, 5, what="two free ports")
+
+
+@pytest.mark.skipif(
+    not (REPO / "dashboard" / "static" / "index.html").exists(),
+    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
+)
+@pytest.mark.skipif(
+    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
+)
+def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    ports = {
+        "MQTT_BROKER_PORT": free_port_pair(),
+        "MQTT_WS_PORT": free_port_pair(),
+        "REDIS_PORT": free_port(),
+        "DASHBOARD_PORT": free_port(),
+    }
+    env = env_with(RUN_DIR=str(tmp_path / "run"), RUN_BROKERS="2", **{k: str(v) for k, v in ports.items()})
+    for name in ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "BRIDGE_NAME"):
+        env.pop(name, None)
+    env["RUN_LOCAL_TEST_MARKER"] = marker
+    output = tmp_path / "output.txt"
+    with output.open("wb") as out:
+        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
+        db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
+
+        def demo_in(names: protocol.Names) -> bool:
+            entries = db.xrevrange(names.KEY_HISTORY, count=50)
+            return any(json.loads(f[protocol.HISTORY_FIELD])["topic"].startswith("demo/") for _, f in entries)
+
+        wait_for(lambda: demo_in(protocol.Names()), 30, what="demo traffic of broker 1")
+        wait_for(lambda: demo_in(protocol.Names("broker-2")), 30, what="demo traffic of broker-2")
+        second = protocol.loads_object(db.get(protocol.Names("broker-2").KEY_STATUS_LATEST)) or {}
+        assert second.get("broker") == f"127.0.0.1:{ports['MQTT_BROKER_PORT'] + 1}"
+        assert set(db.zrange(protocol.KEY_BROKER_REGISTRY, 0, -1)) == {"default", "broker-2"}
+        db.close()
+
+        def both_healthy() -> bool:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/health", timeout=5
+                ) as r:
+                    body = json.load(r)
+            except OSError:
+                return False
+            return body["brokers"] == {
+                "default": {"online": True, "connected": True},
+                "broker-2": {"online": True, "connected": True},
+            }
+
+        wait_for(both_healthy, 20, what="/health to report both brokers")
+        script.send_signal(signal.SIGINT)
+        assert script.wait(timeout=30) == 130
+    finally:
+        if script.poll() is None:
+            script.terminate()
+            script.wait(timeout=30)
+    assert processes_with(marker) == [], output.read_text()[-3000:]
+
+
 @pytest.mark.skipif(
     not (REPO / "dashboard" / "static" / "index.html").exists(),
     reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",

@@ -78,6 +78,20 @@ def test_compose_demo_profile_runs_the_demo(compose: dict[str, Any]) -> None:
     assert all("profiles" not in compose["services"][name] for name in MAIN_SERVICES)
 
 
+def test_compose_multi_profile_adds_a_named_bridge_on_its_own_broker(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    multi = {name for name, s in services.items() if s.get("profiles") == ["multi"]}
+    assert multi == {"mosquitto-b", "mqtt-bridge-b", "demo-b"}
+    bridge_b = services["mqtt-bridge-b"]["environment"]
+    assert bridge_b["BRIDGE_NAME"] == "b" and bridge_b["MQTT_BROKER_HOST"] == "mosquitto-b"
+    bridge_a = services["mqtt-bridge"]["environment"]
+    assert bridge_b["MQTT_CLIENT_ID"] != bridge_a["MQTT_CLIENT_ID"]
+    # every other setting is mqtt-bridge's own (the same Redis above all)
+    shared = set(bridge_a) - {"BRIDGE_NAME", "MQTT_BROKER_HOST", "MQTT_CLIENT_ID"}
+    assert all(bridge_b[k] == bridge_a[k] for k in shared)
+    assert services["demo-b"]["environment"]["MQTT_BROKER_HOST"] == "mosquitto-b"
+
+
 def test_compose_volumes_are_named_and_mosquitto_uses_the_shipped_config(compose: dict[str, Any]) -> None:
     declared = set(compose["volumes"])
     used = {
@@ -86,7 +100,7 @@ def test_compose_volumes_are_named_and_mosquitto_uses_the_shipped_config(compose
         for volume in service.get("volumes", [])
         if not volume.startswith(".")
     }
-    assert used == declared == {"mosquitto-data", "redis-data"}
+    assert used == declared == {"mosquitto-data", "mosquitto-b-data", "redis-data"}
     mounts = compose["services"]["mosquitto"]["volumes"]
     assert "./mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in mounts
     assert compose["services"]["mosquitto"]["image"] == "eclipse-mosquitto:2"

@@ -1,4 +1,5 @@
 /** REST calls to the dashboard server (docs/dashboard-api.md). The session cookie authenticates. */
+import { brokerPath } from './brokerChoice'
 
 export class ApiError extends Error {
   constructor(
@@ -51,7 +52,7 @@ export async function apiRequest<T>(method: string, path: string, body?: unknown
   }
   let res: Response
   try {
-    res = await fetch(path, init)
+    res = await fetch(brokerPath(path), init)
   } catch (e) {
     throw new ApiError(0, `The dashboard server cannot be reached (${e instanceof Error ? e.message : String(e)}).`)
   }

@@ -11,6 +11,7 @@ import type {
 } from '../types'
 import { broker, messages, topics } from './index'
 import { checkSession, session } from './session'
+import { currentBroker } from '../lib/brokerChoice'
 
 export type SocketState = 'idle' | 'connecting' | 'connected' | 'reconnecting'
 
@@ -50,6 +51,8 @@ export function startLive(): void {
     path: '/socket.io',
     transports: ['websocket'],
     withCredentials: true,
+    // The broker this page shows; the server sends this socket that broker's frames only.
+    auth: { broker: currentBroker() },
     reconnectionDelay: 1000,
     reconnectionDelayMax: 5000,
   })

@@ -10,6 +10,7 @@ export const VIEWS = [
   { id: 'clients', label: 'Clients', icon: '▣' },
   { id: 'connection', label: 'Connection', icon: '⇄' },
   { id: 'tenants', label: 'Tenants', icon: '⊞' },
+  { id: 'brokers', label: 'All brokers', icon: '⊞' },
 ] as const
 
 export type ViewId = (typeof VIEWS)[number]['id']

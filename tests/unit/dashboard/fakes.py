@@ -12,11 +12,10 @@ from flask.testing import FlaskClient
 
 from bridge.errors import InvalidCommand
 from bridge.protocol import (
-    CHANNEL_COMMANDS,
-    CHANNEL_RESULTS,
     HISTORY_FIELD,
     KEY_HEARTBEAT,
     KEY_HISTORY,
+    Names,
     command_result,
     dumps,
     message_json,
@@ -90,8 +89,11 @@ class FakeBridge:
     answers (a hung bridge). ``received`` holds the command bodies as sent.
     """
 
-    def __init__(self, client: Any, *, refuse: str | None = None, silent: bool = False):
+    def __init__(
+        self, client: Any, *, refuse: str | None = None, silent: bool = False, names: Names | None = None
+    ):
         self.client = client
+        self.names = names or Names()  # a named bridge listens on its own command channel
         self.refuse = refuse
         self.silent = silent
         self.received: list[dict[str, Any]] = []
@@ -100,7 +102,7 @@ class FakeBridge:
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self) -> FakeBridge:
-        self._pubsub.subscribe(CHANNEL_COMMANDS)
+        self._pubsub.subscribe(self.names.CHANNEL_COMMANDS)
         self._thread.start()
         return self
 
@@ -122,4 +124,4 @@ class FakeBridge:
                 result = command_result(command.id, command.type, self.refuse is None, self.refuse)
             except InvalidCommand as exc:
                 result = command_result(exc.command_id, exc.command, False, str(exc))
-            self.client.publish(CHANNEL_RESULTS, dumps(result))
+            self.client.publish(self.names.CHANNEL_RESULTS, dumps(result))

@@ -39,6 +39,7 @@ def test_health_is_ok_when_redis_bridge_and_broker_are(
         "redis": True,
         "bridge": {"online": True},
         "broker": {"connected": True},
+        "brokers": {"default": {"online": True, "connected": True}},
     }
 
 
