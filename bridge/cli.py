@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 def _healthcheck(env: dict[str, str]) -> int:
     from bridge import health, redis_sink
 
-    client = redis_sink.connect(RedisSettings.from_env(env).url)
+    client = redis_sink.connect(RedisSettings.from_env(env))
     healthy, line = health.check(client)
     print(line)
     return 0 if healthy else 1
@@ -126,7 +126,7 @@ def run(settings: Settings) -> int:
         stop.set()
 
     version_check = RedisVersionCheck("mqtt-redis-bridge", on_refused=refuse)
-    client = redis_sink.connect(settings.redis.url, version_check)
+    client = redis_sink.connect(settings.redis, version_check)
     # Connecting runs the check, before anything starts; a Redis that is down is waited for.
     with contextlib.suppress(redis.RedisError):
         client.ping()

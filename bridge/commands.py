@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge import protocol, redis_topology
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
@@ -149,8 +149,10 @@ class CommandListener(threading.Thread):
     def run(self) -> None:
         outage = False
         while not self.stop_event.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                # After an outage, a cluster's node map is refreshed first (its node may be gone).
+                pubsub = redis_topology.subscriber(self.client, fresh=outage, ignore_subscribe_messages=True)
                 pubsub.subscribe(protocol.CHANNEL_COMMANDS)
                 if outage:
                     logger.info("command channel is back")
@@ -175,8 +177,9 @@ class CommandListener(threading.Thread):
                 self.backoff.wait(self.stop_event)
             finally:
                 self.ready.clear()
-                with contextlib.suppress(redis.RedisError):
-                    pubsub.close()
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        pubsub.close()
 
     def _answer(self, raw: bytes) -> None:
         result = self.processor.handle(raw)

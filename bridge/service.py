@@ -13,7 +13,7 @@ from collections import deque
 
 import redis
 
-from bridge import protocol, redis_sink
+from bridge import protocol, redis_sink, redis_topology
 from bridge.backoff import Backoff
 from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 def _with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
     """A client like ``client`` (same server, same credentials) that gives up after ``seconds``."""
+    if redis_topology.made(client):  # Sentinel and Cluster clients are rebuilt from their settings
+        made: redis.Redis = redis_topology.with_timeout(client, seconds)
+        return made
     kwargs = dict(client.connection_pool.connection_kwargs)
     if "socket_timeout" not in kwargs:  # not a socket connection (fakeredis in tests): as it is
         return client
@@ -56,7 +59,7 @@ class Bridge:
         self.settings = settings
         self.started_at = time.time()
         self.stop_event = threading.Event()
-        self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
+        self.redis = client if client is not None else redis_sink.connect(settings.redis)
         self.sink = RedisSink(self.redis, settings.history_maxlen)
         self.items: deque[Item] = deque()
         self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)

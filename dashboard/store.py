@@ -115,7 +115,11 @@ class Store:
         return loads_object(self.redis.get(LATEST[name]))
 
     def all_latest(self) -> dict[str, dict[str, Any] | None]:
-        values = self.redis.mget(list(LATEST.values()))
+        # One pipeline of GETs, not MGET: in a Redis Cluster these keys live in different slots.
+        pipe = self.redis.pipeline(transaction=False)
+        for key in LATEST.values():
+            pipe.get(key)
+        values = pipe.execute()
         return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
 
     def heartbeat(self) -> dict[str, Any] | None:
