@@ -151,15 +151,19 @@ class RedisClusterSet(_Group):
         finally:
             client.close()
 
-    def kill_primary_for(self, key: str) -> int:
-        """SIGKILL the primary serving ``key``; wait until a replica serves its slot. Returns the
-        killed port (``restart`` brings it back, as a replica of the new primary)."""
+    def kill_primary_for(self, key: str, wait: bool = True) -> int:
+        """SIGKILL the primary serving ``key``; with ``wait``, wait until a replica serves its
+        slot. Returns the killed port (``restart`` brings it back, as a replica of the new one)."""
         port = self.primary_for(key)
         proc = next(p for p in self.processes if p.port == port)
         assert proc.proc is not None
         proc.proc.kill()
         proc.proc.wait(5)
+        if wait:
+            self.wait_taken_over(key, port)
+        return port
 
+    def wait_taken_over(self, key: str, port: int) -> None:
         def promoted() -> bool:
             try:
                 return self.primary_for(key) != port and self._healthy()
@@ -167,7 +171,6 @@ class RedisClusterSet(_Group):
                 return False
 
         wait_for(promoted, 30, 0.2, what=f"a replica to take over from {port}")
-        return port
 
     def restart(self, port: int) -> None:
         proc = next(p for p in self.processes if p.port == port)
@@ -249,14 +252,18 @@ class SentinelSet(_Group):
         master: redis.Redis = sentinel.master_for(MASTER_NAME, socket_timeout=5, socket_connect_timeout=2)
         return master
 
-    def kill_master(self) -> int:
-        """SIGKILL the master; wait until the sentinels have promoted a replica and it accepts writes."""
+    def kill_master(self, wait: bool = True) -> int:
+        """SIGKILL the master; with ``wait``, wait until the sentinels have promoted a replica."""
         _host, port = self.master_address()
         proc = next(p for p in self.processes if p.port == port)
         assert proc.proc is not None
         proc.proc.kill()
         proc.proc.wait(5)
+        if wait:
+            self.wait_promoted(port)
+        return port
 
+    def wait_promoted(self, port: int) -> None:
         def promoted() -> bool:
             try:
                 _h, new = self.master_address()
@@ -266,4 +273,3 @@ class SentinelSet(_Group):
                 return False
 
         wait_for(promoted, 40, 0.2, what="the sentinels to promote a replica")
-        return port
