@@ -13,12 +13,18 @@ is handed only its verifying half.
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
+from redis.connection import Encoder
 from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from bridge.config import RedisSettings
@@ -80,21 +86,77 @@ def _sentinel_master(
 
 def _cluster(
     settings: RedisSettings, version_check: RedisVersionCheck | None, options: dict[str, Any]
-) -> RedisCluster:
-    # redis-py passes no health_check_interval to a cluster's nodes (not among its allowed keys).
-    kept = {k: v for k, v in options.items() if k != "health_check_interval"}
+) -> ClusterClient:
+    # redis-py passes no health_check_interval to a cluster's nodes (not among its allowed keys),
+    # and deprecates retry_on_timeout there (its own retry covers timeouts).
+    kept = {k: v for k, v in options.items() if k not in ("health_check_interval", "retry_on_timeout")}
     url = redis.connection.parse_url(settings.url)
     nodes = [ClusterNode(host, port) for host, port in settings.seeds]
-    return RedisCluster(
-        startup_nodes=nodes,
-        username=url.get("username"),
-        password=url.get("password"),
-        ssl=settings.url.startswith("rediss://"),
-        # RedisCluster runs its own handshake first, then this hook.
-        redis_connect_func=version_check.verify if version_check is not None else None,
-        cluster_error_retry_attempts=CLUSTER_RETRIES,
-        **kept,
+    # RedisCluster runs its own handshake first, then this hook.
+    hook = version_check.verify if version_check is not None else None
+
+    def make() -> RedisCluster:
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=url.get("username"),
+            password=url.get("password"),
+            ssl=settings.url.startswith("rediss://"),
+            redis_connect_func=hook,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=CLUSTER_RETRIES),
+            **kept,
+        )
+
+    return ClusterClient(
+        make,
+        hook,
+        Encoder(
+            kept.get("encoding", "utf-8"),
+            kept.get("encoding_errors", "strict"),
+            kept.get("decode_responses", False),
+        ),
     )
+
+
+class ClusterClient:
+    """A RedisCluster made on first use, and again on each use until that works.
+
+    ``RedisCluster()`` asks its seed nodes for the slot map at once and raises when none answers,
+    where a ``redis.Redis`` would connect on its first command: so a bridge or dashboard started
+    while the cluster is down would fail to start. Here that first use raises
+    ``redis.ConnectionError``, which every caller already handles as Redis being away.
+    """
+
+    def __init__(self, make: Callable[[], RedisCluster], hook: Any, encoder: Encoder):
+        self._make = make
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+        self._encoder = encoder
+        # What server_versions.version_check_of looks for, known without connecting.
+        self.user_on_connect_func = hook
+
+    def cluster(self) -> RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._make()
+                    except RedisClusterException as exc:
+                        raise redis.ConnectionError(str(exc)) from exc
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster(), name)
+
+    def get_encoder(self) -> Encoder:
+        return self._encoder
+
+    def register_script(self, script: str) -> Script:
+        """A script that runs on this cluster once it is reachable (nothing is sent now)."""
+        return Script(self, script)  # type: ignore[arg-type]  # it only needs get_encoder and evalsha
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def made(client: Any) -> bool:
@@ -119,7 +181,7 @@ def with_timeout(client: Any, seconds: float) -> Any:
 
 
 def is_cluster(client: Any) -> bool:
-    return isinstance(client, RedisCluster)
+    return isinstance(client, (RedisCluster, ClusterClient))
 
 
 def subscriber(client: Any, *, fresh: bool = False, **options: Any) -> Any:
@@ -130,7 +192,7 @@ def subscriber(client: Any, *, fresh: bool = False, **options: Any) -> Any:
     first channel's slot. After a failover that node may be gone while redis-py's slot map still
     names it: with ``fresh`` (a caller resubscribing after an error) the map is refreshed first.
     """
-    if fresh and isinstance(client, RedisCluster):
+    if fresh and is_cluster(client):
         try:
             client.nodes_manager.initialize()
         except RedisClusterException as exc:  # no node reachable: as a standalone Redis that is down

@@ -92,10 +92,9 @@ class RedisVersionCheck:
 def version_check_of(client: Any) -> RedisVersionCheck | None:
     """The RedisVersionCheck that ``client``'s connections run on connect, if any (a standalone
     or Sentinel client's pool holds it; a RedisCluster holds its ``verify``)."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        found = pool.connection_kwargs.get("redis_connect_func")
-    else:
-        found = getattr(client, "user_on_connect_func", None)
+    # The cluster's first: asking a not yet connected cluster client for anything else connects it.
+    found = getattr(client, "user_on_connect_func", None)
+    if found is None and hasattr(client, "connection_pool"):
+        found = client.connection_pool.connection_kwargs.get("redis_connect_func")
     found = getattr(found, "__self__", found)  # a bound ``verify``
     return found if isinstance(found, RedisVersionCheck) else None

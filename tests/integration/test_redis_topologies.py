@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
-from bridge import protocol
+from bridge import protocol, redis_sink, redis_topology, server_versions
+from bridge.config import RedisSettings
 from tests.helpers import (
     BridgeProcess,
     DashboardProcess,
     MqttRecorder,
     Process,
     env_with,
+    free_port,
     start_mosquitto,
     wait_for,
 )
@@ -252,3 +255,36 @@ def test_a_sentinel_setup_without_a_master_name_is_one_clear_line(sentinel_set: 
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "REDIS_SENTINEL_MASTER must be set" in lines[0], lines
+
+
+# --- the one client builder -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel_set"])
+def test_the_version_check_runs_in_every_mode(
+    request: pytest.FixtureRequest, topology: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = request.getfixturevalue(topology)
+    monkeypatch.setattr(server_versions, "REDIS_MIN", (99, 0))  # every real server is now too old
+    refusals: list[str] = []
+    check = server_versions.RedisVersionCheck("mqtt-redis-bridge", on_refused=refusals.append)
+    client = redis_sink.connect(RedisSettings.from_env(found.env()), check)
+    try:
+        assert server_versions.version_check_of(client) is check  # what gunicorn.conf.py acts on
+        with pytest.raises(redis.ConnectionError) as refused:
+            client.ping()
+        assert "mqtt-redis-bridge needs ≥ 99.0" in str(refused.value)
+        assert len(refusals) == 1 and refusals[0].endswith("mqtt-redis-bridge needs ≥ 99.0"), refusals
+    finally:
+        client.close()
+
+
+def test_a_cluster_that_is_down_at_start_is_redis_being_away_not_a_crash() -> None:
+    settings = RedisSettings.from_env(
+        {"REDIS_CLUSTER": "true", "REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    )
+    client = redis_sink.connect(settings)  # RedisCluster itself would raise here
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+    with pytest.raises(redis.ConnectionError):
+        redis_topology.subscriber(client, fresh=True)
