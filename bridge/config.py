@@ -241,12 +241,12 @@ class RedisSettings:
             "REDIS_DB must be 0 with REDIS_CLUSTER=true: a Redis Cluster has only database 0"
         )
         if url:
-            first, seeds = _cluster_seeds(url)
-            where = _redis_url_where(first)
-            if urlsplit(first).scheme == "unix":
+            if url.startswith("unix:"):
                 raise ConfigError(
                     "REDIS_URL must name host:port seed nodes with REDIS_CLUSTER=true, not a socket"
                 )
+            first, seeds = _cluster_seeds(url)
+            where = _redis_url_where(first)
             if urlsplit(first).path.strip("/") not in ("", "0"):
                 raise refuse_db
         else:
