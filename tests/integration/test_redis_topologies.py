@@ -67,6 +67,7 @@ class Stack:
             self.browser.close()
         self.dashboard.stop()
         self.bridge.kill()
+        self.bridge.redis.close()
         self.mosquitto.stop()
 
     def api(self) -> requests.Session:
@@ -288,3 +289,24 @@ def test_a_cluster_that_is_down_at_start_is_redis_being_away_not_a_crash() -> No
         client.ping()
     with pytest.raises(redis.ConnectionError):
         redis_topology.subscriber(client, fresh=True)
+
+
+def test_a_bridge_started_before_its_cluster_waits_for_it(tmp_path: Path) -> None:
+    late = RedisClusterSet(tmp_path)  # ports chosen, nothing started yet
+    mosquitto = start_mosquitto(tmp_path)
+    bridge = BridgeProcess(tmp_path, mosquitto.port, 6379, **late.env())
+    try:
+        bridge.start(wait_connected=False)
+        publish_all(mosquitto.port, [("early/1", b"held by the broker")])
+        late.start()
+        bridge.redis = late.client()
+        bridge.wait_connected(30)
+        wait_for(
+            lambda: bridge.redis.xlen(protocol.KEY_HISTORY) == 1, 20, what="the early message in history"
+        )
+        assert "Traceback" not in bridge.output()
+    finally:
+        bridge.kill()
+        bridge.redis.close()
+        mosquitto.stop()
+        late.stop()
