@@ -163,7 +163,7 @@ class CommandListener(threading.Thread):
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None and message.get("type") == "message":
                         self._answer(message["data"])
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis_topology.UNREACHABLE as exc:
                 self.ready.clear()
                 if not outage:
                     logger.error("command channel lost (%s); reconnecting with backoff", type(exc).__name__)

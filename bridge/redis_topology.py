@@ -23,7 +23,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.connection import Encoder
-from redis.exceptions import RedisClusterException
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -36,8 +36,16 @@ _recipes: weakref.WeakKeyDictionary[Any, tuple[RedisSettings, RedisVersionCheck 
 _recipes = weakref.WeakKeyDictionary()
 
 # redis-py's cluster raises RedisClusterException, which is no RedisError, when no node can be
-# reached at all or a slot has no node: for the callers that retry, it is Redis being away.
-UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
+# reached at all or a slot has no node; a cluster still forming, or between a primary's failure
+# and its replica's promotion, answers CLUSTERDOWN (or TRYAGAIN while a slot moves). For the
+# callers that retry, all of these are Redis being away, not a refusal of what was sent.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    RedisClusterException,
+    ClusterDownError,
+    TryAgainError,
+)
 ERRORS: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
 
 # A cluster's connection errors are retried this many times, refreshing the slot map in between

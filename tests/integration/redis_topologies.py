@@ -30,10 +30,20 @@ SENTINEL_DOWN_AFTER_MS = 2000
 MASTER_NAME = "testmaster"
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too; a cluster node refuses > 55535."""
+    """A free port whose cluster bus port (+10000) is free too, both below the range the kernel
+    hands out for port 0 and outgoing connections: those ports stay unbound for a while (a
+    cluster created later), and another test's free_port() must not be given one of them."""
+    high = min(55535, _ephemeral_low() - 10001)
     while True:
-        port = random.randint(20000, 55535)
+        port = random.randint(10240, high)
         try:
             with socket.socket() as a, socket.socket() as b:
                 a.bind(("127.0.0.1", port))

@@ -5,14 +5,23 @@ And the forwarding script's keys: in one Redis Cluster hash slot, under the name
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import deque
+
 import fakeredis
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 
 from bridge import protocol, redis_topology
+from bridge.backoff import NoWait
 from bridge.config import RedisSettings, Settings
+from bridge.counters import Counters
 from bridge.errors import ConfigError
+from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink, mark_key_for
+from bridge.topics import TopicIndex
 
 
 def test_sentinel_settings_are_read_with_password_and_database() -> None:
@@ -145,3 +154,45 @@ def test_a_client_not_made_here_is_left_as_it_is() -> None:
     assert not redis_topology.made(fake)
     assert redis_topology.with_timeout(fake, 0.5) is fake
     assert not redis_topology.is_cluster(fake)
+
+
+@pytest.mark.parametrize(
+    "away",
+    [
+        ClusterDownError("The cluster is down"),  # forming, or a primary failed and none promoted yet
+        TryAgainError("Multiple keys request during rehashing of slot"),
+        RedisClusterException("Redis Cluster cannot be connected"),  # not even a RedisError
+    ],
+)
+def test_a_cluster_between_primaries_is_waited_for_not_a_refusal(away: Exception) -> None:
+    """Seen for real: a bridge started while its cluster formed dropped a QoS 1 message it took for
+    refused ("The cluster is down") and acknowledged it. It must wait and write it instead."""
+    r = fakeredis.FakeRedis()
+    counters = Counters()
+    acked: list[int] = []
+    writer = Writer(
+        deque(),
+        RedisSink(r, history_maxlen=1000),
+        counters,
+        TopicIndex(),
+        lambda items: None,
+        lambda: False,
+        threading.Event(),
+        backoff=NoWait(),
+    )
+    writer.ack = lambda mid, qos: acked.append(mid)
+    real = writer.sink.forward_chunk
+    calls = 0
+
+    def down_at_first(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise away
+        return real(messages, token, maxlen)
+
+    writer.sink.forward_chunk = down_at_first  # type: ignore[method-assign]
+    writer.process([("plant/1", b"21.5", 1, False, 1.0, 7, False)])
+    assert calls == 2
+    assert [json.loads(f[b"data"])["topic"] for _, f in r.xrange(protocol.KEY_HISTORY)] == ["plant/1"]
+    assert (counters.forwarded, counters.dropped, acked) == (1, 0, [7])
