@@ -13,6 +13,7 @@ is handed only its verifying half.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -23,7 +24,13 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.connection import Encoder
-from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -125,13 +132,47 @@ def _cluster(
     )
 
 
+def _as_redis_errors(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except (CrossSlotTransactionError, InvalidPipelineStack):
+            raise  # mistakes in the calling code, not Redis being away
+        except RedisClusterException as exc:
+            raise redis.ConnectionError(str(exc)) from exc
+
+    return run
+
+
+class _Pipeline:
+    """A cluster pipeline whose ``execute`` fails like a standalone one when no node answers."""
+
+    def __init__(self, pipeline: Any):
+        self._pipeline = pipeline
+        self.execute = _as_redis_errors(pipeline.execute)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._pipeline, name)
+        if not callable(found):
+            return found
+
+        def queue(*args: Any, **kwargs: Any) -> Any:
+            queued = found(*args, **kwargs)
+            return self if queued is self._pipeline else queued  # chained calls stay wrapped
+
+        return queue
+
+
 class ClusterClient:
-    """A RedisCluster made on first use, and again on each use until that works.
+    """A RedisCluster made on first use, and again on each use until that works, whose failures
+    are RedisErrors.
 
     ``RedisCluster()`` asks its seed nodes for the slot map at once and raises when none answers,
     where a ``redis.Redis`` would connect on its first command: so a bridge or dashboard started
-    while the cluster is down would fail to start. Here that first use raises
-    ``redis.ConnectionError``, which every caller already handles as Redis being away.
+    while the cluster is down would fail to start. And with every node down, its commands raise
+    RedisClusterException, which is no RedisError. Here both are ``redis.ConnectionError``, which
+    every caller already handles as Redis being away (as with a standalone Redis that is down).
     """
 
     def __init__(self, make: Callable[[], RedisCluster], hook: Any, encoder: Encoder):
@@ -153,7 +194,10 @@ class ClusterClient:
         return self._client
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.cluster(), name)
+        found = _as_redis_errors(getattr)(self.cluster(), name)
+        if name == "pipeline":
+            return lambda *args, **kwargs: _Pipeline(found(*args, **kwargs))
+        return _as_redis_errors(found) if callable(found) else found
 
     def get_encoder(self) -> Encoder:
         return self._encoder

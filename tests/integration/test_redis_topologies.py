@@ -292,7 +292,7 @@ def test_a_cluster_that_is_down_at_start_is_redis_being_away_not_a_crash() -> No
         redis_topology.subscriber(client, fresh=True)
 
 
-def test_a_bridge_started_before_its_cluster_waits_for_it(tmp_path: Path) -> None:
+def test_a_bridge_started_before_its_cluster_waits_for_it_and_outlives_it(tmp_path: Path) -> None:
     late = RedisClusterSet(tmp_path)  # ports chosen, nothing started yet
     mosquitto = start_mosquitto(tmp_path)
     bridge = BridgeProcess(tmp_path, mosquitto.port, 6379, **late.env())
@@ -313,6 +313,25 @@ def test_a_bridge_started_before_its_cluster_waits_for_it(tmp_path: Path) -> Non
         bridge.wait_connected(30)
         wait_for(lambda: "early/1" in history_topics(), 20, what="the retained message in history")
         assert "Traceback" not in bridge.output()
+
+        # The whole cluster goes away: redis-py's cluster then raises RedisClusterException (no
+        # RedisError); the programs see redis.ConnectionError, as with a standalone Redis that is down.
+        client = redis_sink.connect(RedisSettings.from_env(late.env()))
+        client.get(protocol.KEY_HEARTBEAT)
+        late.stop()
+        with pytest.raises(redis.ConnectionError):
+            client.get(protocol.KEY_HEARTBEAT)
+        with pytest.raises(redis.ConnectionError):
+            client.pipeline(transaction=False).get(protocol.KEY_HEARTBEAT).execute()
+        client.close()
+        publish_all(mosquitto.port, [("late/1", b"while the cluster is away")])
+        wait_for(
+            lambda: bridge.output().count("cannot update Redis") == 2,
+            20,
+            what="the bridge to note the outage",
+        )
+        bridge.assert_alive()
+        assert "Traceback" not in bridge.output() and "unexpected" not in bridge.output(), bridge.output()
     finally:
         bridge.kill()
         bridge.redis.close()
