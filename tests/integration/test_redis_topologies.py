@@ -8,6 +8,7 @@ module-scoped fixture; the failover tests run after the end-to-end ones on the s
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tests.helpers import (
     wait_for,
 )
 from tests.integration.browser_client import Browser
+from tests.integration.conftest import ChannelRecorder
 from tests.integration.mqtt_client import publish_all
 from tests.integration.redis_topologies import RedisClusterSet, SentinelSet
 
@@ -337,3 +339,38 @@ def test_a_bridge_started_before_its_cluster_waits_for_it_and_outlives_it(tmp_pa
         bridge.redis.close()
         mosquitto.stop()
         late.stop()
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel_set"])
+def test_sigterm_writes_the_final_status_in_every_mode(
+    request: pytest.FixtureRequest, topology: str, tmp_path: Path
+) -> None:
+    """The last status at stop goes through a second client made with short timeouts
+    (redis_topology.with_timeout), rebuilt from the same settings in each mode."""
+    found = request.getfixturevalue(topology)
+    mosquitto = start_mosquitto(tmp_path)
+    bridge = BridgeProcess(tmp_path, mosquitto.port, 6379, **found.env())
+    bridge.redis = found.client()
+    # This module's stacks may run a bridge on the same Redis: tell the two apart by their broker.
+    mine = f"127.0.0.1:{mosquitto.port}"
+    recorder = ChannelRecorder(bridge.redis, protocol.CHANNEL_STATUS)
+    try:
+        bridge.start(wait_connected=False)
+        recorder.wait(
+            protocol.CHANNEL_STATUS, lambda m: m["broker"] == mine and m["connected"], 15, "connected"
+        )
+        code, seconds = bridge.stop(signal.SIGTERM)
+        assert code == 0, bridge.output()
+        assert seconds < 5
+        final = recorder.wait(
+            protocol.CHANNEL_STATUS,
+            lambda m: m["broker"] == mine and m["reason"] == "the bridge stopped",
+            5,
+            "this bridge's final status",
+        )
+        assert final["connected"] is False
+    finally:
+        recorder.pubsub.close()
+        bridge.kill()
+        bridge.redis.close()
+        mosquitto.stop()
