@@ -125,7 +125,7 @@ def _healthcheck(env: dict[str, str]) -> int:
     from bridge.config import EnvReader, read_bridge_name
     from bridge.protocol import Names
 
-    client = redis_sink.connect(RedisSettings.from_env(env).url)
+    client = redis_sink.connect(RedisSettings.from_env(env))
     # The healthcheck of a named bridge reads that bridge's heartbeat, not the unnamed one's.
     healthy, line = health.check(client, names=Names(read_bridge_name(EnvReader(env))))
     print(line)
@@ -154,7 +154,7 @@ def run(settings: Settings) -> int:
         stop.set()
 
     version_check = RedisVersionCheck("mqtt-redis-bridge", on_refused=refuse)
-    client = redis_sink.connect(settings.redis.url, version_check)
+    client = redis_sink.connect(settings.redis, version_check)
     # Connecting runs the check, before anything starts; a Redis that is down is waited for.
     with contextlib.suppress(redis.RedisError):
         client.ping()

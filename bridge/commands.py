@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from bridge import mqtt5_properties, protocol
+from bridge import mqtt5_properties, protocol, redis_topology
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
@@ -232,8 +232,10 @@ class CommandListener(threading.Thread):
     def run(self) -> None:
         outage = False
         while not self.stop_event.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                # After an outage, a cluster's node map is refreshed first (its node may be gone).
+                pubsub = redis_topology.subscriber(self.client, fresh=outage, ignore_subscribe_messages=True)
                 pubsub.subscribe(self.processor.sink.names.CHANNEL_COMMANDS)
                 if outage:
                     logger.info("command channel is back")
@@ -244,7 +246,7 @@ class CommandListener(threading.Thread):
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None and message.get("type") == "message":
                         self._answer(message["data"])
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis_topology.UNREACHABLE as exc:
                 self.ready.clear()
                 if not outage:
                     logger.error("command channel lost (%s); reconnecting with backoff", type(exc).__name__)
@@ -258,8 +260,9 @@ class CommandListener(threading.Thread):
                 self.backoff.wait(self.stop_event)
             finally:
                 self.ready.clear()
-                with contextlib.suppress(redis.RedisError):
-                    pubsub.close()
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        pubsub.close()
 
     def _answer(self, raw: bytes) -> None:
         result = self.processor.handle(raw)

@@ -63,6 +63,22 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REDIS_PORT", "6379", "Redis port"),
     Variable("REDIS_PASSWORD", None, "Redis password", secret=True),
     Variable("REDIS_DB", "0", "Redis database number"),
+    Variable(
+        "REDIS_SENTINELS",
+        None,
+        "comma-separated host:port of Redis Sentinels; set = ask them for the master (with "
+        "REDIS_PASSWORD/REDIS_DB, not REDIS_URL)",
+    ),
+    Variable(
+        "REDIS_SENTINEL_MASTER", None, "the master's name in the Sentinels (required with REDIS_SENTINELS)"
+    ),
+    Variable("REDIS_SENTINEL_PASSWORD", None, "password of the Sentinels themselves", secret=True),
+    Variable(
+        "REDIS_CLUSTER",
+        "false",
+        "Redis Cluster: seed nodes from REDIS_URL (several as host:port,host:port) or REDIS_HOST/PORT; "
+        "database 0 only",
+    ),
     Variable("STATS_INTERVAL", "5", "seconds between broker stats snapshots"),
     Variable("HISTORY_MAXLEN", "10000", "approximate length of the mqtt:history stream"),
     Variable(
@@ -167,15 +183,35 @@ class EnvReader:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Where Redis is. ``url`` may hold a password: never log it, log ``where`` instead."""
+    """Where Redis is. ``url`` may hold a password: never log it, log ``where`` instead.
+
+    ``mode`` is ``standalone`` (``url``), ``sentinel`` (ask ``sentinels`` for ``sentinel_master``,
+    then use ``password``/``db`` there) or ``cluster`` (``url`` names the seed nodes, with more in
+    ``seeds``). bridge/redis_topology.py builds the client for each.
+    """
 
     url: str = field(repr=False)
     where: str
+    mode: str = "standalone"
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    db: int = 0
+    seeds: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RedisSettings:
         read = EnvReader(environ)
+        cluster = read.flag("REDIS_CLUSTER")
+        sentinels_text = read.text("REDIS_SENTINELS")
+        if sentinels_text:
+            if cluster:
+                raise ConfigError("REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other: set one")
+            return cls._sentinel(read, sentinels_text)
         url = read.text("REDIS_URL")
+        if cluster:
+            return cls._cluster(read, url)
         if url:
             return cls(url=url, where=_redis_url_where(url))
         host = read.required("REDIS_HOST")
@@ -184,6 +220,100 @@ class RedisSettings:
         password = read.secret("REDIS_PASSWORD")
         auth = f":{_quote(password)}@" if password else ""
         return cls(url=f"redis://{auth}{_bracket(host)}:{port}/{db}", where=f"{host}:{port}/{db}")
+
+    @classmethod
+    def _sentinel(cls, read: EnvReader, text: str) -> RedisSettings:
+        if read.text("REDIS_URL"):
+            # The URL would name one server and its database, which the Sentinels decide instead.
+            raise ConfigError(
+                "REDIS_URL and REDIS_SENTINELS exclude each other: "
+                "with Sentinel, give REDIS_PASSWORD and REDIS_DB"
+            )
+        master = read.text("REDIS_SENTINEL_MASTER")
+        if not master:
+            raise ConfigError(
+                "REDIS_SENTINEL_MASTER must be set with REDIS_SENTINELS (the master's name there)"
+            )
+        sentinels = parse_host_ports("REDIS_SENTINELS", text, default_port=26379)
+        db = read.integer("REDIS_DB", 0, 10_000)
+        shown = ",".join(f"{_bracket(h)}:{p}" for h, p in sentinels)
+        return cls(
+            url="",
+            where=f"sentinel {master}@{shown}/{db}",
+            mode="sentinel",
+            sentinels=sentinels,
+            sentinel_master=master,
+            sentinel_password=read.secret("REDIS_SENTINEL_PASSWORD"),
+            password=read.secret("REDIS_PASSWORD"),
+            db=db,
+        )
+
+    @classmethod
+    def _cluster(cls, read: EnvReader, url: str | None) -> RedisSettings:
+        refuse_db = ConfigError(
+            "REDIS_DB must be 0 with REDIS_CLUSTER=true: a Redis Cluster has only database 0"
+        )
+        if url:
+            if url.startswith("unix:"):
+                raise ConfigError(
+                    "REDIS_URL must name host:port seed nodes with REDIS_CLUSTER=true, not a socket"
+                )
+            first, seeds = _cluster_seeds(url)
+            where = _redis_url_where(first)
+            if urlsplit(first).path.strip("/") not in ("", "0"):
+                raise refuse_db
+        else:
+            host = read.required("REDIS_HOST")
+            port = read.port("REDIS_PORT")
+            if read.integer("REDIS_DB", 0, 10_000) != 0:
+                raise refuse_db
+            password = read.secret("REDIS_PASSWORD")
+            auth = f":{_quote(password)}@" if password else ""
+            first, seeds = f"redis://{auth}{_bracket(host)}:{port}/0", ((host, port),)
+            where = f"{host}:{port}"
+        if read.environ.get("REDIS_DB", "").strip() not in ("", "0"):
+            raise refuse_db
+        more = "".join(f",{_bracket(h)}:{p}" for h, p in seeds[1:])
+        return cls(url=first, where=f"cluster {where}{more}", mode="cluster", seeds=seeds)
+
+
+def parse_host_ports(name: str, text: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (IPv6 in brackets); a part without a port gets ``default_port``."""
+    found: list[tuple[str, int]] = []
+    for part in text.split(","):
+        item = part.strip()
+        if not item:
+            continue
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ("" if not rest else None)
+        else:
+            host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
+        if not host or port_text is None:
+            raise ConfigError(f"{name} must be host:port,host:port…, got {item!r}")
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ConfigError(f"{name} has a port that is not a number in {item!r}") from None
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{name} has a port outside 1-65535 in {item!r}")
+        found.append((host, port))
+    if not found:
+        raise ConfigError(f"{name} names no host:port")
+    return tuple(found)
+
+
+def _cluster_seeds(url: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """REDIS_URL with REDIS_CLUSTER=true may list several seed nodes, ``redis://:pw@h1:7000,h2:7001``:
+    the URL with the first alone (checked as usual), and every seed's (host, port)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    auth, at, hosts = netloc.rpartition("@")
+    parts = hosts.split(",")
+    first = f"{scheme}{sep}{auth}{at}{parts[0]}{slash}{tail}"
+    _redis_url_where(first)  # the usual checks, without echoing the URL
+    seeds = parse_host_ports("REDIS_URL", hosts, default_port=6379)
+    return first, seeds
 
 
 URL_SHAPE = (

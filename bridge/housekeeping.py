@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge import protocol, redis_topology
 from bridge.clients import ClientTracker
 from bridge.counters import Counters
 from bridge.health import heartbeat_body
@@ -133,7 +133,7 @@ class Housekeeper(threading.Thread):
             if self._redis_down:
                 logger.info("Redis is reachable again; status and stats resume")
                 self._redis_down = False
-        except redis.RedisError as exc:
+        except redis_topology.ERRORS as exc:
             if not self._redis_down:
                 logger.error("cannot update Redis (%s: %s); retrying", type(exc).__name__, exc)
                 self._redis_down = True

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import redis
 
-from bridge import protocol
+from bridge import protocol, redis_topology
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.dynsec import CONTROL_PREFIX
@@ -194,7 +194,7 @@ class Writer(threading.Thread):
             stop = min(end, start + step)
             try:
                 result = self.sink.forward_chunk(messages[start:stop], token, self.history.maxlen())
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis_topology.UNREACHABLE as exc:
                 # The outcome is unknown: the same token again cannot write twice.
                 self._note_outage(exc)
                 if self.stop_event.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import time
 import uuid
@@ -10,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
-from bridge import protocol
+from bridge import protocol, redis_topology
+from bridge.config import RedisSettings
 from bridge.server_versions import RedisVersionCheck
 
 # One call per chunk: XADD and PUBLISH for every message, run inside Redis. Measured against a
@@ -24,8 +27,12 @@ from bridge.server_versions import RedisVersionCheck
 # a wrong key type) stops the chunk at a message boundary: the reply says how many messages were
 # written whole, and the writer counts exactly those as forwarded. (Redis refuses a script's
 # writes for memory only until its first write succeeds, so nothing is half-done.)
+#
+# KEYS are the history stream and the mark only, and the mark key is chosen to hash to the
+# stream's slot (see ``mark_key_for``): so the script runs in a Redis Cluster too. The channel
+# and the stream's field name are not keys and travel in ARGV.
 _FORWARD_CHUNK = """
-local mark = redis.call('GET', KEYS[4])
+local mark = redis.call('GET', KEYS[2])
 if mark then
   local space = string.find(mark, ' ', 1, true)
   if space and string.sub(mark, 1, space - 1) == ARGV[2] then
@@ -33,21 +40,23 @@ if mark then
   end
 end
 local maxlen = ARGV[1]
+local channel = ARGV[3]
+local field = ARGV[4]
 local applied = 0
 local refused = ''
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if maxlen ~= '0' then
-    local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', KEYS[3], ARGV[i])
+    local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', field, ARGV[i])
     if type(added) == 'table' and added.err then
       refused = added.err
       break
     end
   end
-  redis.call('PUBLISH', KEYS[1], ARGV[i])
+  redis.call('PUBLISH', channel, ARGV[i])
   applied = applied + 1
 end
 if applied > 0 then
-  redis.pcall('SET', KEYS[4], ARGV[2] .. ' ' .. applied, 'EX', 3600)
+  redis.pcall('SET', KEYS[2], ARGV[2] .. ' ' .. applied, 'EX', 3600)
 end
 return {applied, refused, 0}
 """
@@ -84,19 +93,38 @@ def chunks(messages: Sequence[str], limit: int = MAX_BATCH_BYTES) -> list[tuple[
     return ranges
 
 
-def connect(url: str, version_check: RedisVersionCheck | None = None) -> redis.Redis:
+def connect(where: RedisSettings | str, version_check: RedisVersionCheck | None = None) -> Any:
     """A client for the bridge's threads (thread-safe pool); times out rather than hangs.
 
-    With ``version_check``, every new connection first makes sure the server is new enough.
+    ``where``: the Redis settings (standalone, Sentinel or Cluster) or a plain URL. With
+    ``version_check``, every new connection first makes sure the server is new enough.
     """
-    return redis.Redis.from_url(
-        url,
+    return redis_topology.connect(
+        where,
+        version_check,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=15,
         retry_on_timeout=False,
-        redis_connect_func=version_check,
     )
+
+
+def mark_key_for(stream_key: str, prefix_name: str = protocol.KEY_APPLIED_PREFIX) -> str:
+    """A new ``<KEY_APPLIED_PREFIX><32 hex>`` key in the same Redis Cluster hash slot as
+    ``stream_key``, so the forwarding script's two keys share a slot without renaming either
+    (a hash tag would have changed both names). About 16,000 tries on average: milliseconds."""
+    prefix = (prefix_name + uuid.uuid4().hex[:24]).encode()
+    wanted = key_slot(stream_key.encode())
+    # CRC16 continues over the suffix alone (the slot is CRC16 mod 16384 without a hash tag);
+    # key_slot confirms, so a hash tag in either name is handled too.
+    start = binascii.crc_hqx(prefix, 0)
+    for n in range(1 << 20):  # missing all 16384 slots' one in a million tries: about e**-64
+        suffix = b"%08x" % n
+        if binascii.crc_hqx(suffix, start) % 16384 == wanted or n == 0:
+            candidate = prefix + suffix
+            if key_slot(candidate) == wanted:
+                return candidate.decode()
+    raise AssertionError(f"no mark key in the slot of {stream_key!r}")  # pragma: no cover
 
 
 class RedisSink:
@@ -104,18 +132,20 @@ class RedisSink:
         self.client = client
         self.history_maxlen = history_maxlen
         self.names = names = names or protocol.Names()
+        self._cluster = redis_topology.is_cluster(client)
         self._forward = client.register_script(_FORWARD_CHUNK)
         # One mark per bridge process, so two bridges (or a restart) never mistake each other's
         # chunks for their own.
-        self.mark_key = names.KEY_APPLIED_PREFIX + uuid.uuid4().hex
-        self._keys = [names.CHANNEL_MESSAGES, names.KEY_HISTORY, protocol.HISTORY_FIELD, self.mark_key]
+        self.mark_key = mark_key_for(names.KEY_HISTORY, names.KEY_APPLIED_PREFIX)
+        self._keys = [names.KEY_HISTORY, self.mark_key]
+        self._fixed_args = [names.CHANNEL_MESSAGES, protocol.HISTORY_FIELD]
 
     def forward_chunk(self, messages: Sequence[str], token: str, maxlen: int | None = None) -> ChunkResult:
         """PUBLISH on mqtt:messages and append to the history stream, in order, once per
         ``token``. Raises redis.ConnectionError/TimeoutError when the outcome is unknown: call
         again with the same token and nothing is written twice."""
         cap = self.history_maxlen if maxlen is None else maxlen
-        reply = self._forward(keys=self._keys, args=[str(cap), token, *messages])
+        reply = self._forward(keys=self._keys, args=[str(cap), token, *self._fixed_args, *messages])
         applied, refused, repeat = reply
         if isinstance(refused, bytes):
             refused = refused.decode("utf-8", "replace")
@@ -145,9 +175,16 @@ class RedisSink:
         moves it, and its latest key, under the bridge's own names."""
         text = protocol.dumps(message)
         bridge_name = self.names.bridge_name
+        latest = protocol.per_broker_name(protocol.LATEST_KEY[channel], bridge_name)
+        channel = protocol.per_broker_name(channel, bridge_name)
+        if self._cluster:
+            # redis-py refuses PUBLISH in a cluster pipeline: two calls, in the same order.
+            self.client.set(latest, text)
+            self.client.publish(channel, text)
+            return
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(protocol.per_broker_name(protocol.LATEST_KEY[channel], bridge_name), text)
-        pipe.publish(protocol.per_broker_name(channel, bridge_name), text)
+        pipe.set(latest, text)
+        pipe.publish(channel, text)
         pipe.execute()
 
     def heartbeat(self, body: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> None:

@@ -70,6 +70,11 @@ class RedisVersionCheck:
 
     def __call__(self, connection: Any) -> None:
         connection.on_connect()
+        self.verify(connection)
+
+    def verify(self, connection: Any) -> None:
+        """The check alone, on a connection whose handshake is done (RedisCluster's hook runs
+        its own handshake and then this)."""
         connection.send_command("INFO", "server")
         info = connection.read_response()
         text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
@@ -84,7 +89,12 @@ class RedisVersionCheck:
         raise redis.ConnectionError(refusal)
 
 
-def version_check_of(client: redis.Redis) -> RedisVersionCheck | None:
-    """The RedisVersionCheck that ``client``'s connections run on connect, if any."""
-    found = client.connection_pool.connection_kwargs.get("redis_connect_func")
+def version_check_of(client: Any) -> RedisVersionCheck | None:
+    """The RedisVersionCheck that ``client``'s connections run on connect, if any (a standalone
+    or Sentinel client's pool holds it; a RedisCluster holds its ``verify``)."""
+    # The cluster's first: asking a not yet connected cluster client for anything else connects it.
+    found = getattr(client, "user_on_connect_func", None)
+    if found is None and hasattr(client, "connection_pool"):
+        found = client.connection_pool.connection_kwargs.get("redis_connect_func")
+    found = getattr(found, "__self__", found)  # a bound ``verify``
     return found if isinstance(found, RedisVersionCheck) else None

@@ -13,7 +13,7 @@ from collections import deque
 
 import redis
 
-from bridge import broker_settings, protocol, redis_sink
+from bridge import broker_settings, protocol, redis_sink, redis_topology
 from bridge.backoff import Backoff
 from bridge.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
 from bridge.commands import CommandListener, CommandProcessor
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 def _with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
     """A client like ``client`` (same server, same credentials) that gives up after ``seconds``."""
+    if redis_topology.made(client):  # Sentinel and Cluster clients are rebuilt from their settings
+        made: redis.Redis = redis_topology.with_timeout(client, seconds)
+        return made
     kwargs = dict(client.connection_pool.connection_kwargs)
     if "socket_timeout" not in kwargs:  # not a socket connection (fakeredis in tests): as it is
         return client
@@ -61,7 +64,7 @@ class Bridge:
     ):
         self.started_at = time.time()
         self.stop_event = threading.Event()
-        self.redis = client if client is not None else redis_sink.connect(settings.redis.url)
+        self.redis = client if client is not None else redis_sink.connect(settings.redis)
         # Broker settings saved by cmd_configure win over the environment's (bridge/broker_settings.py).
         self.env_settings = settings
         self.box = SecretBox.from_setting(settings.config_secret_key)

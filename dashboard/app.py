@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
+from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.secret_box import SecretBox
@@ -211,7 +212,8 @@ def _register_errors(app: Flask, found: Services) -> None:
         return error(exc.description or exc.name, status)
 
     @app.errorhandler(redis.RedisError)
-    def redis_down(exc: redis.RedisError) -> Any:
+    @app.errorhandler(RedisClusterException)  # a cluster with no node reachable (not a RedisError)
+    def redis_down(exc: Exception) -> Any:
         logger.warning(
             "Redis at %s failed during %s %s: %s",
             found.settings.redis.where,

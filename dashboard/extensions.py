@@ -14,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from bridge import redis_topology
 from bridge.secret_box import SecretBox
 from bridge.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
@@ -66,8 +67,10 @@ def _log_refusal(refusal: str) -> None:
 
 def make_redis(settings: DashboardSettings) -> redis.Redis:
     """The worker's Redis client; strings in and out, since every value is JSON text."""
-    client: redis.Redis = redis.Redis.from_url(
-        settings.redis.url,
+    client: redis.Redis = redis_topology.connect(
+        settings.redis,
+        # Every new connection checks the server's version; gunicorn.conf.py acts on a refusal.
+        RedisVersionCheck("mqtt-dashboard", on_refused=_log_refusal),
         decode_responses=True,
         # Anyone with Redis access can publish bytes that are not UTF-8 on the bridge's channels;
         # replace them rather than fail the relay, a snapshot or a REST call over one message.
@@ -76,8 +79,6 @@ def make_redis(settings: DashboardSettings) -> redis.Redis:
         socket_timeout=10,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL,
-        # Every new connection checks the server's version; gunicorn.conf.py acts on a refusal.
-        redis_connect_func=RedisVersionCheck("mqtt-dashboard", on_refused=_log_refusal),
     )
     return client
 

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from flask_socketio import SocketIO
 
+from bridge import redis_topology
 from bridge.backoff import Backoff
 from bridge.protocol import (
     CHANNEL_CLIENTS,
@@ -114,7 +115,10 @@ class Relay:
         while not self._stopped:
             pubsub = None
             try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                # After an outage, a cluster's node map is refreshed first (its node may be gone).
+                pubsub = redis_topology.subscriber(
+                    self.redis, fresh=outage_since is not None, ignore_subscribe_messages=True
+                )
                 pubsub.subscribe(*OUTPUT_CHANNELS, CHANNEL_SESSION_REVOKED)
                 pubsub.psubscribe(*NAMED_PATTERNS)
                 if outage_since is None:

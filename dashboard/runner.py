@@ -58,12 +58,11 @@ def redis_refusal_before_start(settings: DashboardSettings) -> str | None:
     """
     import redis
 
+    from bridge import redis_topology
     from bridge.server_versions import RedisVersionCheck
 
     check = RedisVersionCheck("mqtt-dashboard")
-    client = redis.Redis.from_url(
-        settings.redis.url, socket_connect_timeout=3, socket_timeout=3, redis_connect_func=check
-    )
+    client = redis_topology.connect(settings.redis, check, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()
     except redis.RedisError:

@@ -117,7 +117,11 @@ class Store:
         return loads_object(self.redis.get(self._latest[name]))
 
     def all_latest(self) -> dict[str, dict[str, Any] | None]:
-        values = self.redis.mget(list(self._latest.values()))
+        # One pipeline of GETs, not MGET: in a Redis Cluster these keys live in different slots.
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self._latest.values():
+            pipe.get(key)
+        values = pipe.execute()
         return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
 
     def heartbeat(self) -> dict[str, Any] | None:

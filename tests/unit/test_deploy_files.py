@@ -125,9 +125,17 @@ def test_compose_mentions_only_variables_the_code_reads(compose: dict[str, Any])
 
 
 def test_compose_passes_every_setting_to_the_programs(compose: dict[str, Any]) -> None:
-    # REDIS_URL is left out on purpose (the containers always use the compose Redis).
+    # REDIS_URL and the Sentinel/Cluster settings are left out on purpose (the containers always
+    # use the compose Redis, a standalone one).
     bridge = set(compose["services"]["mqtt-bridge"]["environment"])
-    assert {v.name for v in BRIDGE_VARIABLES} - {"REDIS_URL"} <= bridge
+    elsewhere = {
+        "REDIS_URL",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+        "REDIS_SENTINEL_PASSWORD",
+        "REDIS_CLUSTER",
+    }
+    assert {v.name for v in BRIDGE_VARIABLES} - elsewhere <= bridge
     dashboard = set(compose["services"]["mqtt-dashboard"]["environment"])
     redis_names = {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "CONFIG_SECRET_KEY"}
     assert {v.name for v in dashboard_variables()} | redis_names <= dashboard
