@@ -97,9 +97,15 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
 def _healthcheck(env: dict[str, str]) -> int:
     from bridge import health, redis_sink
+    from bridge.config import EnvReader
 
     client = redis_sink.connect(RedisSettings.from_env(env).url)
-    healthy, line = health.check(client)
+    read = EnvReader(env)
+    if read.text("BRIDGE_GROUP"):  # a group member checks itself, told which by its environment
+        member = read.text("BRIDGE_MEMBER") or read.required("MQTT_CLIENT_ID")
+        healthy, line = health.check_member(client, member)
+    else:
+        healthy, line = health.check(client)
     print(line)
     return 0 if healthy else 1
 

@@ -15,6 +15,8 @@ from bridge import protocol
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
+from bridge.group_filters import overlap_sentence
+from bridge.group_role import GroupRole
 from bridge.mqtt_source import MqttSource
 from bridge.redis_sink import RedisSink
 from bridge.subscriptions import Subscription, SubscriptionSet
@@ -30,19 +32,32 @@ class CommandProcessor:
     """Carries out one command at a time and builds its answer (no pub/sub loop: testable)."""
 
     def __init__(
-        self, source: MqttSource, subscriptions: SubscriptionSet, sink: RedisSink, counters: Counters
+        self,
+        source: MqttSource,
+        subscriptions: SubscriptionSet,
+        sink: RedisSink,
+        counters: Counters,
+        group: GroupRole | None = None,
     ):
         self.source = source
         self.subscriptions = subscriptions
         self.sink = sink
         self.counters = counters
+        # In a bridge group every member hears every command: subscriptions change on every
+        # member (each holds its own share), everything else runs on the leader only, and only
+        # the leader answers.
+        self.group = group
+        self._answering = True
 
-    def handle(self, raw: bytes | str) -> dict[str, Any]:
-        """Answer one raw command; never raises for bad input."""
+    def handle(self, raw: bytes | str) -> dict[str, Any] | None:
+        """Answer one raw command; never raises for bad input. None: not this member's to answer."""
+        self._answering = self.group is None or self.group.leading()  # decided once per command
         try:
             command = protocol.parse_command(raw)
         except InvalidCommand as exc:
-            return self._answer(exc.command_id, exc.command, str(exc))
+            return self._answer(exc.command_id, exc.command, str(exc)) if self._answering else None
+        if not self._answering and command.type not in (protocol.CMD_SUBSCRIBE, protocol.CMD_UNSUBSCRIBE):
+            return None  # the leader's to run, once
         try:
             error = self._expired(command)
             if error is None:
@@ -52,7 +67,7 @@ class CommandProcessor:
         except Exception:  # a bug must cost one command, not the command thread
             logger.exception("command %s failed unexpectedly", command.type)
             error = "internal error in the bridge (see its log)"
-        return self._answer(command.id, command.type, error)
+        return self._answer(command.id, command.type, error) if self._answering else None
 
     def _expired(self, command: protocol.Command) -> str | None:
         """Why a command is too late to run, or None. Checked just before running, since commands
@@ -78,6 +93,9 @@ class CommandProcessor:
 
     def execute(self, command: protocol.Command) -> str | None:
         if command.type == protocol.CMD_PUBLISH:
+            if self.group is not None and not self.group.holds_lease():
+                # Leadership moved while this command waited: the new leader has it too.
+                return "this bridge member lost the group's leadership before it could publish; not published"
             return self.source.publish(
                 command.topic, command.payload, command.qos, command.retain, PUBLISH_ACK_TIMEOUT
             )
@@ -88,16 +106,25 @@ class CommandProcessor:
     def _subscribe(self, topic_filter: str, qos: int) -> str | None:
         if self.subscriptions.is_configured(topic_filter):
             return None  # already subscribed by MQTT_TOPICS: nothing to do, nothing to store
+        if self.group is not None:
+            overlap = overlap_sentence(topic_filter, [s.filter for s in self.subscriptions.all()])
+            if overlap:
+                return overlap
+        store = self._answering  # in a group the leader keeps mqtt:subscriptions, once
         before = dict(self.subscriptions.broker_filters())
         created = time.time()
-        self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
+        if store:
+            self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
         self.subscriptions.add(Subscription(topic_filter, qos, created, "command"))
         error = self._apply(before)
         if error is not None:
             # The broker said no (an ACL, say): forget it rather than retry it on every connect.
             self.subscriptions.remove(topic_filter)
-            self.sink.delete_subscription(topic_filter)
+            if store:
+                self.sink.delete_subscription(topic_filter)
             self._apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
+        elif self.group is not None and store:
+            self.source.sweep_retained([topic_filter])  # its retained messages, forwarded once
         return error
 
     def _unsubscribe(self, topic_filter: str) -> str | None:
@@ -108,7 +135,8 @@ class CommandProcessor:
         before = dict(self.subscriptions.broker_filters())
         if not self.subscriptions.remove(topic_filter):
             return f"the bridge is not subscribed to {topic_filter!r}"
-        self.sink.delete_subscription(topic_filter)
+        if self._answering:
+            self.sink.delete_subscription(topic_filter)
         return self._apply(before)
 
     def _apply(self, before: dict[str, int]) -> str | None:
@@ -180,6 +208,8 @@ class CommandListener(threading.Thread):
 
     def _answer(self, raw: bytes) -> None:
         result = self.processor.handle(raw)
+        if result is None:
+            return  # a bridge group's follower: the leader answers
         try:
             self.processor.sink.reply(result)
         except (redis.RedisError, ValueError) as exc:  # ValueError: text Redis cannot carry

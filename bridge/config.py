@@ -73,6 +73,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TOPICS_MAX", "10000", "topics kept in the topic index (least recently seen evicted)"),
     Variable("METRICS_PORT", None, "port for the Prometheus endpoint (unset = off)"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable(
+        "BRIDGE_GROUP",
+        None,
+        "run as a member of this bridge group: data filters become $share/<group>/<filter> and one "
+        "member leads (unset = a single bridge)",
+    ),
+    Variable(
+        "BRIDGE_MEMBER",
+        None,
+        "this member's id in its bridge group (default: MQTT_CLIENT_ID, which must then differ per member)",
+    ),
 )
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -248,6 +259,8 @@ class Settings:
     payload_max_bytes: int = 1024 * 1024
     metrics_port: int | None = None
     log_level: str = "INFO"
+    group: str | None = None  # BRIDGE_GROUP; None = the single bridge, exactly as before
+    member: str = ""  # BRIDGE_MEMBER, filled from client_id when unset
 
     @property
     def broker(self) -> str:
@@ -268,6 +281,7 @@ class Settings:
         status_topic = read.required("MQTT_STATUS_TOPIC")
         if "+" in status_topic or "#" in status_topic:
             raise ConfigError("MQTT_STATUS_TOPIC must be a plain topic without + or #")
+        group, member = _group_fields(read, client_id)
         username = read.text("MQTT_USERNAME")
         password = read.secret("MQTT_PASSWORD")
         if password and not username:
@@ -299,7 +313,26 @@ class Settings:
             payload_max_bytes=read.integer("PAYLOAD_MAX_BYTES", 1024, 16 * 1024 * 1024),
             metrics_port=read.optional_port("METRICS_PORT"),
             log_level=level,
+            group=group,
+            member=member,
         )
+
+
+def _group_fields(read: EnvReader, client_id: str) -> tuple[str | None, str]:
+    """BRIDGE_GROUP / BRIDGE_MEMBER, checked; with no group the member id is only a label."""
+    from bridge.group_filters import check_group_name, check_member_id, refuse_overlaps
+
+    group = read.text("BRIDGE_GROUP")
+    member = read.text("BRIDGE_MEMBER") or client_id
+    if group is None:
+        return None, member
+    check_group_name(group)
+    check_member_id(member)
+    if read.required("MQTT_PROTOCOL") not in ("5", "5.0"):
+        # The leader tells its retained sweep from the shared copies by subscription identifier.
+        raise ConfigError("BRIDGE_GROUP needs MQTT_PROTOCOL=5 (MQTT 5 subscription identifiers)")
+    refuse_overlaps(parse_topics(read.required("MQTT_TOPICS")), "MQTT_TOPICS")
+    return group, member
 
 
 def parse_topics(text: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
+from bridge.group_role import GroupRole
 from bridge.housekeeping import Housekeeper
 from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
@@ -63,6 +64,11 @@ class Bridge:
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
+        self.group = (
+            GroupRole(self.redis, settings.group, settings.member, self.started_at)
+            if settings.group
+            else None
+        )
         self.housekeeper = Housekeeper(
             self.sink,
             self.counters,
@@ -75,6 +81,8 @@ class Bridge:
             load_subscriptions=self._load_subscriptions,
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
             save_session=self._save_session,
+            group=self.group,
+            sweep_retained=lambda: self.source.sweep_retained(),
         )
         self.source = MqttSource(
             settings,
@@ -101,7 +109,7 @@ class Bridge:
         )
         self.commands = CommandListener(
             self.redis,
-            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters),
+            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters, self.group),
             self.stop_event,
             backoff=backoff,
         )
@@ -171,10 +179,13 @@ class Bridge:
 
     def start(self) -> None:
         logger.info(
-            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s",
+            "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s%s",
             self.settings.broker,
             self.settings.redis.where,
             ", ".join(self.settings.topics) or "(none)",
+            f", bridge group {self.settings.group!r} as member {self.settings.member!r}"
+            if self.group
+            else "",
         )
         if self.settings.metrics_port:
             serve(
@@ -212,14 +223,29 @@ class Bridge:
         self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))
+        # In a group that goes on, another member leads and says the status: nothing to say here.
+        last = self.group is None or self._leave_group()
         final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen)
         try:
-            final.announce(protocol.CHANNEL_STATUS, self.status.message())
-            final.clear_heartbeat()  # gone at once, rather than stale in 15 s
+            if last:
+                final.announce(protocol.CHANNEL_STATUS, self.status.message())
+                final.clear_heartbeat()  # gone at once, rather than stale in 15 s
         except redis.RedisError as exc:
             logger.warning("could not publish the final status: %s", type(exc).__name__)
         finally:
             final.client.close()
+        self._log_stopped()
+
+    def _leave_group(self) -> bool:
+        """Free the lease and leave the member list; True when this was the group's last member."""
+        assert self.group is not None
+        try:
+            return self.group.stop()
+        except redis.RedisError as exc:
+            logger.warning("could not leave the bridge group cleanly: %s", type(exc).__name__)
+            return False
+
+    def _log_stopped(self) -> None:
         logger.info(
             "stopped: %d received, %d forwarded, %d dropped",
             self.counters.received,
