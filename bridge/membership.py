@@ -99,10 +99,9 @@ def group_counters(members: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
         counters = record.get("counters")
         if not isinstance(counters, dict):
             continue
-        for name in COUNTER_NAMES:
-            value = counters.get(name)
+        for name, value in counters.items():
             if isinstance(value, int) and not (name == "queue_depth" and not record.get("alive", True)):
-                total[name] += value
+                total[name] = total.get(name, 0) + value
     return total
 
 
