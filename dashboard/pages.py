@@ -83,7 +83,7 @@ def health_report() -> tuple[dict[str, Any], bool]:
     status: dict[str, Any] | None = None
     if redis_ok:
         try:
-            bridge = bridge_health(store.heartbeat(), time.time())
+            bridge = store.bridge_health(time.time())
             status = store.latest("status")
         except redis.RedisError:
             redis_ok = False
@@ -113,10 +113,18 @@ def health() -> tuple[Response, int]:
         "status": body["status"],
         "worker": body["worker"],
         "redis": body["redis"],
-        "bridge": {"online": body["bridge"]["online"]},
+        "bridge": {"online": body["bridge"]["online"], **_leader_flag(body["bridge"])},
         "broker": {"connected": body["broker"]["connected"]},
     }
     return jsonify(terse), 200 if healthy else 503
+
+
+def _leader_flag(bridge: dict[str, Any]) -> dict[str, bool]:
+    """A bridge group: whether a leader is alive (its heartbeat is the group's), and nothing more."""
+    group = bridge.get("group")
+    if not isinstance(group, dict):
+        return {}
+    return {"leader": bool(bridge["online"] and group.get("leader"))}
 
 
 @pages.get("/api/health")

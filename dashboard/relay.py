@@ -219,7 +219,7 @@ class Relay:
 
     def check_health(self) -> None:
         """Read the heartbeat; send bridge_health on a change of state, or when it is due."""
-        health = bridge_health(self.store.heartbeat(), time.time())
+        health = self.store.bridge_health(time.time())
         due = time.monotonic() - self._last_health_sent >= HEALTH_EVERY
         if due or health["online"] != self._last_online:
             if self._last_online is not None and health["online"] != self._last_online:
