@@ -113,15 +113,30 @@ def test_kill_9_of_the_leader_another_leads_within_10_s_and_work_goes_on(
     assert lease is not None and lease["token"] > old_token
 
     # Stats go on, written by the new leader (its fencing token in the message).
+    said: list[dict[str, Any]] = []
+
     def new_stats() -> bool:
         message = statuses.get_message(timeout=0.2)
-        if message is None or message["channel"] != protocol.CHANNEL_STATS.encode():
+        if message is None:
             return False
-        return bool(json.loads(message["data"]).get("leader_token") == lease["token"])
+        body = json.loads(message["data"])
+        if message["channel"] == protocol.CHANNEL_STATUS.encode():
+            said.append(body)
+            return False
+        return bool(body.get("leader_token") == lease["token"])
 
     wait_for(new_stats, 10, what="stats from the new leader")
     status = protocol.loads_object(r.get(protocol.KEY_STATUS_LATEST))
     assert status is not None and status["connected"] is True and status["leader"] == other
+    # The status history tells the truth: the group never lost the broker, so no "disconnected";
+    # the new leader said its status once, and only the dead member's own will says offline.
+    assert [(m["connected"], m["leader"]) for m in said] == [(True, other)]
+    with MqttRecorder(mosquitto.port, "mqtt-redis-bridge/status/#") as wills:
+        wait_for(lambda: len(wills.received()) >= 2, 5, what="the members' retained status topics")
+        assert {m.topic: m.payload for m in wills.received()} == {
+            f"mqtt-redis-bridge/status/{first}": b"offline",
+            f"mqtt-redis-bridge/status/{other}": b"online",
+        }
     # Commands go on: a publish is run once and answered once, by the new leader.
     results = r.pubsub(ignore_subscribe_messages=True)
     results.subscribe(protocol.CHANNEL_RESULTS)
