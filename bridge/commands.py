@@ -116,13 +116,13 @@ class CommandProcessor:
         if store:
             self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
         self.subscriptions.add(Subscription(topic_filter, qos, created, "command"))
-        error = self._apply(before)
+        error = self.apply(before)
         if error is not None:
             # The broker said no (an ACL, say): forget it rather than retry it on every connect.
             self.subscriptions.remove(topic_filter)
             if store:
                 self.sink.delete_subscription(topic_filter)
-            self._apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
+            self.apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
         elif self.group is not None and store:
             self.source.sweep_retained([topic_filter])  # its retained messages, forwarded once
         return error
@@ -137,9 +137,9 @@ class CommandProcessor:
             return f"the bridge is not subscribed to {topic_filter!r}"
         if self._answering:
             self.sink.delete_subscription(topic_filter)
-        return self._apply(before)
+        return self.apply(before)
 
-    def _apply(self, before: dict[str, int]) -> str | None:
+    def apply(self, before: dict[str, int]) -> str | None:
         """Bring the broker's subscriptions in line with the set. While disconnected there is
         nothing to do: every connect subscribes the whole set."""
         if not self.source.is_connected():

@@ -53,6 +53,7 @@ class Housekeeper(threading.Thread):
         save_session: Callable[[], None] = lambda: None,
         group: GroupRole | None = None,
         sweep_retained: Callable[[], str | None] = lambda: None,
+        follow_subscriptions: Callable[[], None] = lambda: None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -68,6 +69,7 @@ class Housekeeper(threading.Thread):
         self.save_session = save_session
         self.group = group  # None: the single bridge, which does everything itself
         self.sweep_retained = sweep_retained
+        self.follow_subscriptions = follow_subscriptions
         self._sweep_pending = False  # group leader: fetch retained messages after each connect
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
@@ -219,6 +221,8 @@ class Housekeeper(threading.Thread):
         if now >= self._due["lists"]:
             self._due["lists"] = now + LISTS_INTERVAL
             self._due["clients"] = now + LISTS_INTERVAL
+            if self.group is not None and self.subscriptions_loaded:
+                self.follow_subscriptions()
             if self._leads():
                 self._announce(protocol.CHANNEL_TOPICS, self.topics_message())
                 self._announce(protocol.CHANNEL_CLIENTS, self.clients_message())

@@ -83,6 +83,7 @@ class Bridge:
             save_session=self._save_session,
             group=self.group,
             sweep_retained=lambda: self.source.sweep_retained(),
+            follow_subscriptions=self._follow_subscriptions,
         )
         self.source = MqttSource(
             settings,
@@ -107,9 +108,12 @@ class Bridge:
             ack=self.source.ack,
             history_max_bytes=settings.history_max_bytes,
         )
+        self.processor = CommandProcessor(
+            self.source, self.subscriptions, self.sink, self.counters, self.group
+        )
         self.commands = CommandListener(
             self.redis,
-            CommandProcessor(self.source, self.subscriptions, self.sink, self.counters, self.group),
+            self.processor,
             self.stop_event,
             backoff=backoff,
         )
@@ -176,6 +180,27 @@ class Bridge:
                         "could not restore subscription %r: %s (retried on reconnect)", topic_filter, error
                     )
         return True
+
+    def _follow_subscriptions(self) -> None:
+        """Bridge group, every member (housekeeping thread): catch up with ``mqtt:subscriptions``,
+        which the leader keeps, in case this member missed a subscribe or unsubscribe command
+        (its command channel was down for a moment, say)."""
+        wanted = {}
+        for topic_filter, record in self.sink.load_subscriptions().items():
+            try:
+                protocol.validate_topic_filter(topic_filter)
+            except InvalidCommand:
+                continue
+            wanted[topic_filter] = Subscription(topic_filter, record["qos"], record["created_at"], "command")
+        held = {s.filter: s.qos for s in self.subscriptions.all() if s.source == "command"}
+        if held == {f: s.qos for f, s in wanted.items()}:
+            return
+        logger.info("following mqtt:subscriptions: %d filters there, %d held here", len(wanted), len(held))
+        before = dict(self.subscriptions.broker_filters())
+        self.subscriptions.replace_commands(wanted)
+        error = self.processor.apply(before)
+        if error:
+            logger.warning("could not follow mqtt:subscriptions: %s (tried again later)", error)
 
     def start(self) -> None:
         logger.info(

@@ -252,3 +252,38 @@ def test_retained_messages_are_forwarded_once_and_shared_subscriptions_come_back
     wait_for(
         lambda: len([m for m in _history(r) if m["topic"].startswith("data/again/")]) == 400, 20, what="all"
     )
+
+
+def test_members_follow_mqtt_subscriptions_when_they_missed_a_command(
+    make_bridge: Any, mosquitto: Process, r: redis.Redis
+) -> None:
+    _start_group(make_bridge, r)
+    # As if a subscribe command reached the leader only: the filter is in the hash, nowhere else.
+    r.hset(protocol.KEY_SUBSCRIPTIONS, "extra/#", protocol.subscription_record(1, time.time()))
+
+    def forwarded(prefix: str) -> int:
+        return len([m for m in _history(r) if m["topic"].startswith(prefix)])
+
+    def share_of(member: str) -> set[str]:
+        rows = json.loads(r.hget(protocol.KEY_MEMBER_TOPICS, member) or b"[]")
+        return {row["topic"] for row in rows if row["topic"].startswith("extra/")}
+
+    def both_follow() -> bool:
+        publish_all(mosquitto.port, [(f"extra/{i}", b"e") for i in range(20)])
+        time.sleep(0.3)
+        return bool(share_of("m1")) and bool(share_of("m2"))
+
+    # Followed within the 10 s lists interval: each member takes its share of extra/#.
+    wait_for(both_follow, 30, interval=0.5, what="both members to subscribe extra/# from mqtt:subscriptions")
+    wait_for(lambda: forwarded("extra/") % 20 == 0, 5, what="whole batches")
+    published = forwarded("extra/")
+    assert Counter(m["topic"] for m in _history(r) if m["topic"].startswith("extra/")) == Counter(
+        {f"extra/{i}": published // 20 for i in range(20)}
+    )  # each message forwarded once, never by two members
+    r.hdel(protocol.KEY_SUBSCRIPTIONS, "extra/#")
+    time.sleep(12)  # one lists interval and a little: both members have unsubscribed
+    before = forwarded("extra/")
+    publish_all(mosquitto.port, [(f"extra/{i}", b"e") for i in range(20)])
+    time.sleep(1)
+    assert forwarded("extra/") == before
+    assert forwarded("extra/") % 20 == 0
