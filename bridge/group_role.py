@@ -32,6 +32,8 @@ class GroupRole:
         *,
         lease: LeaderLease | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client_id: str = "",
+        on_member_dead: Callable[[str, dict[str, Any]], None] = lambda member, record: None,
     ):
         self.client = client
         self.group = group
@@ -40,6 +42,8 @@ class GroupRole:
         self.lease = lease or LeaderLease(client, member, clock=clock)
         self.announcer = FencedAnnouncer(client)
         self.clock = clock
+        self.client_id = client_id
+        self.on_member_dead = on_member_dead  # the leader takes over a dead member's session
         self._was_leading = False
         self._renew_due = 0.0
 
@@ -91,6 +95,7 @@ class GroupRole:
         return {
             **heartbeat,
             "member": self.member,
+            "client_id": self.client_id,
             "group": self.group,
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -108,8 +113,11 @@ class GroupRole:
         if not self.leading():
             return
         seconds, micros = self.client.time()
-        membership.prune(self.client, seconds + micros / 1e6)
+        dead = membership.prune(self.client, seconds + micros / 1e6)
         members = membership.read_members(self.client)
+        for member in dead:
+            if member in members and member != self.member:
+                self.on_member_dead(member, members[member])
         group = {
             **heartbeat,
             "group": self.group,

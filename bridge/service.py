@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import redis
 
@@ -25,6 +26,7 @@ from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
 from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink
+from bridge.session_adopter import SessionAdopter
 from bridge.status import BrokerStatus
 from bridge.subscriptions import Subscription, SubscriptionSet
 from bridge.topics import TopicIndex
@@ -65,7 +67,14 @@ class Bridge:
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
         self.group = (
-            GroupRole(self.redis, settings.group, settings.member, self.started_at)
+            GroupRole(
+                self.redis,
+                settings.group,
+                settings.member,
+                self.started_at,
+                client_id=settings.client_id,
+                on_member_dead=self._adopt_session,
+            )
             if settings.group
             else None
         )
@@ -180,6 +189,13 @@ class Bridge:
                         "could not restore subscription %r: %s (retried on reconnect)", topic_filter, error
                     )
         return True
+
+    def _adopt_session(self, member: str, record: dict[str, Any]) -> None:
+        """Leader: take over a dead member's broker session (bridge/session_adopter.py)."""
+        client_id = record.get("client_id")
+        if not isinstance(client_id, str) or not client_id or client_id == self.settings.client_id:
+            return
+        SessionAdopter(self.settings, member, client_id, self.sink).start()
 
     def _follow_subscriptions(self) -> None:
         """Bridge group, every member (housekeeping thread): catch up with ``mqtt:subscriptions``,

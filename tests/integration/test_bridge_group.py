@@ -287,3 +287,42 @@ def test_members_follow_mqtt_subscriptions_when_they_missed_a_command(
     time.sleep(1)
     assert forwarded("extra/") == before
     assert forwarded("extra/") % 20 == 0
+
+
+def test_the_leader_takes_over_a_dead_members_session_so_nothing_is_stranded(
+    make_bridge: Any, mosquitto: Process, r: redis.Redis
+) -> None:
+    # mosquitto keeps giving a dead member's session its share (QoS 1 queued there, QoS 0 dropped):
+    # once the member's heartbeat is gone, the leader drains that session and ends it.
+    members = _start_group(make_bridge, r)
+    leader = _leader(r)
+    (victim,) = set(members) - {leader}
+    members[victim].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    members[victim].proc.wait(5)  # type: ignore[union-attr]
+    publish_all(mosquitto.port, [(f"data/q1/{i}", str(i).encode()) for i in range(1000)], qos=1)
+    try:
+        wait_for(lambda: (_members(r).get(victim) or {}).get("session_released"), 40)
+    except AssertionError:
+        leader_log = members[leader].output()  # type: ignore[index]
+        raise AssertionError(f"the session was not taken over: {_members(r)}\n{leader_log}") from None
+    wait_for(
+        lambda: len({m["payload"] for m in _history(r) if m["topic"].startswith("data/q1/")}) == 1000,
+        10,
+        what="every QoS 1 message, also the dead member's share",
+    )
+    assert _members(r)[victim]["adopted"] > 0  # its share was there, and was forwarded
+    # From now on the live member gets all the traffic: no QoS 0 share goes to a dead session.
+    publish_all(mosquitto.port, [(f"data/q0/{i}", str(i).encode()) for i in range(1000)], qos=0)
+    wait_for(
+        lambda: len([m for m in _history(r) if m["topic"].startswith("data/q0/")]) == 1000,
+        15,
+        what="every QoS 0 message after the takeover",
+    )
+    # The member comes back: a fresh session, and it takes a share again.
+    members[victim].start(wait_connected=False)
+    wait_for(lambda: (_members(r).get(victim) or {}).get("alive") is True, 20, what="the member back")
+    publish_all(mosquitto.port, [(f"data/back/{i}", b"b") for i in range(400)], qos=1)
+    wait_for(
+        lambda: len([m for m in _history(r) if m["topic"].startswith("data/back/")]) == 400, 15, what="all"
+    )
+    wait_for(lambda: _member_received(r, victim) > 0, 15, what="the returned member to take a share")
