@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import fakeredis
 import pytest
@@ -336,3 +337,62 @@ def test_healthcheck_checks_the_member_it_is_told(r: fakeredis.FakeRedis) -> Non
     old = time.time() - 60
     membership.write_member(r, "a", {"timestamp": old, "connected": True}, None)
     assert health.check_member(r, "a")[0] is False
+
+
+# --- the MQTT side in group mode ----------------------------------------------------------------
+
+
+def _source(env: dict[str, str]) -> Any:
+    from collections import deque
+
+    from bridge.mqtt_source import MqttSource
+
+    return MqttSource(Settings.from_env(env), Counters(), deque(), 100, lambda event: None, lambda: [])
+
+
+def test_a_member_has_its_own_status_topic_and_shares_its_data_filters() -> None:
+    source = _source({"BRIDGE_GROUP": "g", "MQTT_CLIENT_ID": "m1"})
+    assert source.status_topic == "mqtt-redis-bridge/status/m1"
+    assert source._broker_name("sensors/#") == "$share/g/sensors/#"
+    assert source._broker_name("$SYS/#") == "$SYS/#"
+    single = _source({"MQTT_CLIENT_ID": "m1"})
+    assert single.status_topic == "mqtt-redis-bridge/status"
+    assert single._broker_name("sensors/#") == "sensors/#"
+
+
+def test_retained_copies_on_shared_subscriptions_are_neither_forwarded_nor_counted() -> None:
+    source = _source({"BRIDGE_GROUP": "g"})
+    source._on_publish(b"sensors/1", b"kept", 0, True, 0, False)  # mosquitto 2.0.11's extra copy
+    source._on_publish(b"sensors/1", b"live", 0, False, 0, False)
+    source._on_publish(b"$SYS/broker/uptime", b"5 seconds", 0, True, 0, False)  # $SYS is not shared
+    assert [(topic, payload) for topic, payload, *_ in source._items] == [
+        ("sensors/1", b"live"),
+        ("$SYS/broker/uptime", b"5 seconds"),
+    ]
+    assert source.counters.received == 2
+    single = _source({})
+    single._on_publish(b"sensors/1", b"kept", 0, True, 0, False)
+    assert len(single._items) == 1  # without a group, retained messages are forwarded as before
+
+
+def test_the_leaders_retained_sweep_forwards_retained_messages_only() -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from bridge.mqtt_source import RETAINED_SWEEP_ID
+
+    def message(retain: bool, sweep: bool) -> mqtt.MQTTMessage:
+        msg = mqtt.MQTTMessage(mid=0, topic=b"sensors/1")
+        msg.payload, msg.retain, msg.qos = b"v", retain, 0
+        if sweep:
+            msg.properties = Properties(PacketTypes.PUBLISH)
+            msg.properties.SubscriptionIdentifier = [RETAINED_SWEEP_ID]
+        return msg
+
+    source = _source({"BRIDGE_GROUP": "g"})
+    for retain, sweep in ((True, True), (False, True), (True, False), (False, False)):
+        source._on_message(source.client, None, message(retain, sweep))
+    # The sweep's retained copy and the shared subscription's live one; not the sweep's live
+    # copy (the shared subscription has it) nor the shared subscription's retained one.
+    assert [item[3] for item in source._items] == [True, False]
