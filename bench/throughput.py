@@ -12,8 +12,12 @@ machine's noise hits them alike), medians over the rounds:
                        ``loop_forever``, one synchronous Redis PUBLISH of a json.dumps'ed dict per message
   bridge-5, bridge-3.1.1  ``python -m bridge`` with default settings but MQTT_PROTOCOL, counted on Redis
                        (the history stream's length)
+  group-1, group-2     a bridge group (BRIDGE_GROUP, MQTT 5, defaults otherwise) of one or two member
+                       processes on ``$share/bench/…``; every payload is numbered, and the run checks
+                       that each number is in mqtt:history exactly once
 
     .venv/bin/python bench/throughput.py [--messages 100000] [--rounds 3] [--only bare-5,bridge-5]
+    .venv/bin/python bench/throughput.py --only bridge-5,group-1,group-2   # scaling out (point 4)
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from tests.helpers import free_port, start_mosquitto, start_redis, wait_for  # n
 
 TOPIC = "bench/line"
 PAYLOAD = "x" * 80
-CONTENDERS = ("bare-5", "bare-3.1.1", "naive", "bridge-5", "bridge-3.1.1")
+CONTENDERS = ("bare-5", "bare-3.1.1", "naive", "bridge-5", "bridge-3.1.1", "group-1", "group-2")
 DEFAULT_PROTOCOL = next(v.default for v in VARIABLES if v.name == "MQTT_PROTOCOL")
 IDLE_END = 5.0  # seconds without progress: the rest was lost
 
@@ -140,7 +144,8 @@ PUBLISHER_RATES: list[float] = []
 
 def publish_load(broker_port: int, messages: int) -> None:
     """Send the load; its own rate is kept, to show whether the load generator was the limit."""
-    lines = (PAYLOAD + "\n") * messages
+    # Numbered payloads of the same size, so a group run can check each one arrived exactly once.
+    lines = "".join(f"{i:010d}{PAYLOAD[10:]}\n" for i in range(messages))
     started = time.perf_counter()
     subprocess.run(
         ["mosquitto_pub", "-p", str(broker_port), "-t", TOPIC, "-q", "0", "-l"],
@@ -181,8 +186,9 @@ def run_baseline(
 
 
 def run_bridge(
-    version: str, broker_port: int, redis_port: int, messages: int, workdir: Path
+    version: str, broker_port: int, redis_port: int, messages: int, workdir: Path, members: int = 0
 ) -> dict[str, float]:
+    """One plain bridge (members=0) or a bridge group of ``members`` processes."""
     r = redis.Redis(port=redis_port)
     env = dict(os.environ)
     env.update(
@@ -200,13 +206,26 @@ def run_bridge(
         MQTT_SESSION_EXPIRY="0",  # a fresh client each round: no session to leave behind
     )
     log = open(workdir / "bridge.log", "ab")  # noqa: SIM115 (kept open for the child's life)
-    proc = subprocess.Popen([sys.executable, "-m", "bridge"], env=env, cwd=REPO, stdout=log, stderr=log)
+    envs = [env]
+    if members:
+        envs = [
+            {**env, "BRIDGE_GROUP": "bench", "MQTT_CLIENT_ID": f"{env['MQTT_CLIENT_ID']}-{n}"}
+            for n in range(members)
+        ]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "bridge"], env=e, cwd=REPO, stdout=log, stderr=log)
+        for e in envs
+    ]
+
+    def ready() -> bool:
+        status = protocol.loads_object(r.get(protocol.KEY_STATUS_LATEST))
+        if not (status and status["connected"]):
+            return False
+        listed = [protocol.loads_object(v) or {} for v in r.hvals(protocol.KEY_MEMBERS)]
+        return not members or (len(listed) == members and all(m.get("connected") for m in listed))
+
     try:
-        wait_for(
-            lambda: (s := protocol.loads_object(r.get(protocol.KEY_STATUS_LATEST))) and s["connected"],
-            20,
-            what="bridge",
-        )
+        wait_for(ready, 30, what="bridge")
         publish_load(broker_port, messages)
         first = last = 0.0
         seen, at_first, idle_since = 0, 0, time.monotonic()
@@ -221,15 +240,35 @@ def run_bridge(
                 break
             time.sleep(0.002)
         heartbeat = protocol.loads_object(r.get(protocol.KEY_HEARTBEAT)) or {}
+        distinct = _distinct_payloads(r) if members else seen
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
         log.close()
     return {
         "count": seen,
+        "distinct": distinct,
         "rate": (seen - at_first) / max(last - first, 1e-9),
         "dropped": heartbeat.get("counters", {}).get("dropped", 0),
     }
+
+
+def _distinct_payloads(r: redis.Redis) -> int:
+    """How many different numbered payloads mqtt:history holds (== its length: each once)."""
+    numbers: set[bytes] = set()
+    last = "-"
+    while True:
+        entries = r.xrange(protocol.KEY_HISTORY, min=last, count=10_000)
+        if last != "-":
+            entries = entries[1:]
+        if not entries:
+            return len(numbers)
+        for _, fields in entries:
+            payload = json.loads(fields[protocol.HISTORY_FIELD.encode()])["payload"]
+            numbers.add(payload[:10].encode())
+        last = entries[-1][0].decode()
 
 
 def run_one(name: str, broker_port: int, redis_port: int, messages: int, workdir: Path) -> dict[str, float]:
@@ -239,6 +278,8 @@ def run_one(name: str, broker_port: int, redis_port: int, messages: int, workdir
     try:
         if name.startswith("bridge-"):
             outcome = run_bridge(name.split("-", 1)[1], broker_port, redis_port, messages, workdir)
+        elif name.startswith("group-"):
+            outcome = run_bridge("5", broker_port, redis_port, messages, workdir, members=int(name[6:]))
         else:
             outcome = run_baseline(name, broker_port, redis_port, messages, workdir)
     finally:
@@ -281,6 +322,12 @@ def report(results: dict[str, list[dict[str, float]]], messages: int, rounds: in
     ratio("bare-3.1.1", "naive")
     ratio("bridge-5", "bare-3.1.1", "(stretch: > 1)")
     ratio("bridge-3.1.1", "bare-3.1.1")
+    ratio("group-2", "bridge-5", "(scaling out: target >= 1.5)")
+    ratio("group-2", "group-1")
+    for name in ("group-1", "group-2"):
+        if name in results:
+            exact = all(x["distinct"] == x["count"] == messages for x in results[name])
+            print(f"  {name}: every message exactly once in mqtt:history in every round: {exact}")
 
 
 def main() -> None:

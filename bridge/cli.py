@@ -126,8 +126,14 @@ def _healthcheck(env: dict[str, str]) -> int:
     from bridge.protocol import Names
 
     client = redis_sink.connect(RedisSettings.from_env(env))
-    # The healthcheck of a named bridge reads that bridge's heartbeat, not the unnamed one's.
-    healthy, line = health.check(client, names=Names(read_bridge_name(EnvReader(env))))
+    read = EnvReader(env)
+    # A named bridge's healthcheck reads that bridge's keys, not the unnamed one's.
+    names = Names(read_bridge_name(read))
+    if read.text("BRIDGE_GROUP"):  # a group member checks itself, told which by its environment
+        member = read.text("BRIDGE_MEMBER") or read.required("MQTT_CLIENT_ID")
+        healthy, line = health.check_member(client, member, names=names)
+    else:
+        healthy, line = health.check(client, names=names)
     print(line)
     return 0 if healthy else 1
 

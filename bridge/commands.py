@@ -23,6 +23,8 @@ from bridge import mqtt5_properties, protocol, redis_topology
 from bridge.backoff import Backoff
 from bridge.counters import Counters
 from bridge.errors import InvalidCommand
+from bridge.group_filters import overlap_sentence
+from bridge.group_role import GroupRole
 from bridge.mqtt_source import MqttSource
 from bridge.redis_sink import RedisSink
 from bridge.subscriptions import Subscription, SubscriptionSet
@@ -35,6 +37,19 @@ PUBLISH_ACK_TIMEOUT = 3.0
 # Background commands running at once at most; one more is refused with a sentence, not queued
 # (each holds a thread and, for a connection test, a socket).
 BACKGROUND_LIMIT = 4
+# In a bridge group, the commands every member carries out (each holds its own share of the
+# subscriptions and its own connection); the leader alone answers them. Every other command runs
+# on the leader only, once.
+EVERY_MEMBER_COMMANDS = frozenset(
+    (
+        protocol.CMD_SUBSCRIBE,
+        protocol.CMD_UNSUBSCRIBE,
+        protocol.CMD_PAUSE_SUBSCRIPTION,
+        protocol.CMD_RESUME_SUBSCRIPTION,
+        protocol.CMD_RECONNECT,
+        protocol.CMD_CONFIGURE,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,12 @@ class CommandProcessor:
     """Carries out one command at a time and builds its answer (no pub/sub loop: testable)."""
 
     def __init__(
-        self, source: MqttSource, subscriptions: SubscriptionSet, sink: RedisSink, counters: Counters
+        self,
+        source: MqttSource,
+        subscriptions: SubscriptionSet,
+        sink: RedisSink,
+        counters: Counters,
+        group: GroupRole | None = None,
     ):
         self.source = source
         self.subscriptions = subscriptions
@@ -67,6 +87,11 @@ class CommandProcessor:
         self._background: set[str] = set()
         self._background_slots = threading.BoundedSemaphore(BACKGROUND_LIMIT)
         self._counter_lock = threading.Lock()  # background answers count from their own threads
+        # In a bridge group every member hears every command: subscriptions and the connection
+        # change on every member (each holds its own share), everything else runs on the leader
+        # only, and only the leader answers.
+        self.group = group
+        self._answering = True  # this command's answer is this member's to give (main thread)
 
     def register(self, kind: str, handler: Handler, *, background: bool = False) -> None:
         """Carry out commands of type ``kind`` with ``handler``; ``background`` ones on a thread
@@ -78,27 +103,34 @@ class CommandProcessor:
 
     def handle(self, raw: bytes | str) -> dict[str, Any] | None:
         """Answer one raw command; never raises for bad input. None when the command went to a
-        background thread, which sends the answer itself when it is done."""
+        background thread, which sends the answer itself when it is done, or when it is not this
+        member's to answer (a bridge group's follower)."""
+        answering = self.group is None or self.group.leading()  # decided once per command
         try:
             command = protocol.parse_command(raw)
         except InvalidCommand as exc:
-            return self._answer(exc.command_id, exc.command, str(exc))
+            return self._answer(exc.command_id, exc.command, str(exc)) if answering else None
+        if not answering and command.type not in EVERY_MEMBER_COMMANDS:
+            return None  # the leader's to run, once
         if command.type in self._background and self._expired(command) is None:
             if not self._background_slots.acquire(blocking=False):
-                return self._answer(
-                    command.id,
-                    command.type,
-                    f"the bridge is already running {BACKGROUND_LIMIT} long commands; try again shortly",
-                )
+                busy = f"the bridge is already running {BACKGROUND_LIMIT} long commands; try again shortly"
+                return self._answer(command.id, command.type, busy) if answering else None
             threading.Thread(
-                target=self._run_in_background, args=(command,), name=f"command-{command.type}", daemon=True
+                target=self._run_in_background,
+                args=(command, answering),
+                name=f"command-{command.type}",
+                daemon=True,
             ).start()
             return None
-        return self._run(command)
+        self._answering = answering
+        return self._run(command, answering)
 
-    def _run_in_background(self, command: protocol.Command) -> None:
+    def _run_in_background(self, command: protocol.Command, answering: bool) -> None:
         try:
-            result = self._run(command)
+            result = self._run(command, answering)
+            if result is None:
+                return
             try:
                 self.sink.reply(result)
             except (redis.RedisError, ValueError) as exc:
@@ -106,7 +138,7 @@ class CommandProcessor:
         finally:
             self._background_slots.release()
 
-    def _run(self, command: protocol.Command) -> dict[str, Any]:
+    def _run(self, command: protocol.Command, answering: bool = True) -> dict[str, Any] | None:
         answer = Answer()
         try:
             error = self._expired(command)
@@ -118,6 +150,8 @@ class CommandProcessor:
         except Exception:  # a bug must cost one command, not the command thread
             logger.exception("command %s failed unexpectedly", command.type)
             answer = Answer("internal error in the bridge (see its log)")
+        if not answering:
+            return None
         return self._answer(command.id, command.type, answer.error, answer.result)
 
     def _expired(self, command: protocol.Command) -> str | None:
@@ -155,6 +189,15 @@ class CommandProcessor:
         if handler is None:
             supported = ", ".join(sorted(self._handlers))
             return Answer(f"this bridge does not carry out {command.type} (it carries out {supported})")
+        if (
+            command.type not in EVERY_MEMBER_COMMANDS
+            and self.group is not None
+            and not self.group.holds_lease()
+        ):
+            # Leadership moved while this command waited: the new leader has it too.
+            return Answer(
+                f"this bridge member lost the group's leadership before it could run {command.type}; not run"
+            )
         outcome = handler(command)
         return outcome if isinstance(outcome, Answer) else Answer(outcome)
 
@@ -167,16 +210,25 @@ class CommandProcessor:
     def _subscribe(self, topic_filter: str, qos: int) -> str | None:
         if self.subscriptions.is_configured(topic_filter):
             return None  # already subscribed by MQTT_TOPICS: nothing to do, nothing to store
+        if self.group is not None:
+            overlap = overlap_sentence(topic_filter, [s.filter for s in self.subscriptions.all()])
+            if overlap:
+                return overlap
+        store = self._answering  # in a group the leader keeps mqtt:subscriptions, once
         before = dict(self.subscriptions.broker_filters())
         created = time.time()
-        self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
+        if store:
+            self.sink.save_subscription(topic_filter, qos, created)  # first: a failure leaves no trace
         self.subscriptions.add(Subscription(topic_filter, qos, created, "command"))
-        error = self._apply(before)
+        error = self.apply(before)
         if error is not None:
             # The broker said no (an ACL, say): forget it rather than retry it on every connect.
             self.subscriptions.remove(topic_filter)
-            self.sink.delete_subscription(topic_filter)
-            self._apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
+            if store:
+                self.sink.delete_subscription(topic_filter)
+            self.apply(dict(self.subscriptions.broker_filters()) | {topic_filter: qos})
+        elif self.group is not None and store:
+            self.source.sweep_retained([topic_filter])  # its retained messages, forwarded once
         return error
 
     def _unsubscribe(self, topic_filter: str) -> str | None:
@@ -187,14 +239,11 @@ class CommandProcessor:
         before = dict(self.subscriptions.broker_filters())
         if not self.subscriptions.remove(topic_filter):
             return f"the bridge is not subscribed to {topic_filter!r}"
-        self.sink.delete_subscription(topic_filter)
-        return self._apply(before)
+        if self._answering:
+            self.sink.delete_subscription(topic_filter)
+        return self.apply(before)
 
-    def apply_subscriptions(self, before: dict[str, int]) -> str | None:
-        """For handlers registered elsewhere that change the set (pause, resume)."""
-        return self._apply(before)
-
-    def _apply(self, before: dict[str, int]) -> str | None:
+    def apply(self, before: dict[str, int]) -> str | None:
         """Bring the broker's subscriptions in line with the set. While disconnected there is
         nothing to do: every connect subscribes the whole set."""
         if not self.source.is_connected():
@@ -266,7 +315,7 @@ class CommandListener(threading.Thread):
 
     def _answer(self, raw: bytes) -> None:
         result = self.processor.handle(raw)
-        if result is None:  # a background command: its own thread answers
+        if result is None:  # a background command (its own thread answers) or a group follower
             return
         try:
             self.processor.sink.reply(result)

@@ -102,6 +102,17 @@ VARIABLES: tuple[Variable, ...] = (
         secret=True,
     ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable(
+        "BRIDGE_GROUP",
+        None,
+        "run as a member of this bridge group: data filters become $share/<group>/<filter> and one "
+        "member leads (unset = a single bridge)",
+    ),
+    Variable(
+        "BRIDGE_MEMBER",
+        None,
+        "this member's id in its bridge group (default: MQTT_CLIENT_ID, which must then differ per member)",
+    ),
 )
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -392,6 +403,8 @@ class Settings:
     metrics_port: int | None = None
     config_secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    group: str | None = None  # BRIDGE_GROUP; None = the single bridge, exactly as before
+    member: str = ""  # BRIDGE_MEMBER, filled from client_id when unset
     bridge_name: str | None = None
 
     @property
@@ -418,6 +431,7 @@ class Settings:
         status_topic = read.required("MQTT_STATUS_TOPIC")
         if "+" in status_topic or "#" in status_topic:
             raise ConfigError("MQTT_STATUS_TOPIC must be a plain topic without + or #")
+        group, member = _group_fields(read, client_id)
         username = read.text("MQTT_USERNAME")
         password = read.secret("MQTT_PASSWORD")
         if password and not username:
@@ -451,6 +465,8 @@ class Settings:
             config_secret_key=read_secret_key(read),
             log_level=level,
             bridge_name=read_bridge_name(read),
+            group=group,
+            member=member,
         )
 
 
@@ -468,6 +484,23 @@ def read_bridge_name(read: EnvReader) -> str | None:
     if name is not None and (problem := bridge_name_problem(name)):
         raise ConfigError(f"BRIDGE_NAME {problem}")
     return name
+
+
+def _group_fields(read: EnvReader, client_id: str) -> tuple[str | None, str]:
+    """BRIDGE_GROUP / BRIDGE_MEMBER, checked; with no group the member id is only a label."""
+    from bridge.group_filters import check_group_name, check_member_id, refuse_overlaps
+
+    group = read.text("BRIDGE_GROUP")
+    member = read.text("BRIDGE_MEMBER") or client_id
+    if group is None:
+        return None, member
+    check_group_name(group)
+    check_member_id(member)
+    if read.required("MQTT_PROTOCOL") not in ("5", "5.0"):
+        # The leader tells its retained sweep from the shared copies by subscription identifier.
+        raise ConfigError("BRIDGE_GROUP needs MQTT_PROTOCOL=5 (MQTT 5 subscription identifiers)")
+    refuse_overlaps(parse_topics(read.required("MQTT_TOPICS")), "MQTT_TOPICS")
+    return group, member
 
 
 def parse_topics(text: str) -> tuple[str, ...]:

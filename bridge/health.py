@@ -54,3 +54,28 @@ def check(
         f"healthy: bridge pid {heartbeat.get('pid')} connected to {status.get('broker')}, "
         f"heartbeat {age:.1f} s old",
     )
+
+
+def check_member(
+    client: redis.Redis, member: str, now: float | None = None, names: protocol.Names | None = None
+) -> tuple[bool, str]:
+    """A bridge group's member: healthy means its own heartbeat is fresh and it is connected.
+    (The group's leader may be another member; this checks the one the container runs.)"""
+    now = time.time() if now is None else now
+    names = names or protocol.Names()
+    try:
+        heartbeat = protocol.loads_object(client.get(names.KEY_MEMBER_HEARTBEAT_PREFIX + member))
+        leader = protocol.loads_object(client.get(names.KEY_LEADER))
+    except redis.RedisError as exc:
+        return False, f"unhealthy: Redis is unreachable ({type(exc).__name__})"
+    if heartbeat is None:
+        return False, f"unhealthy: no heartbeat from bridge member {member!r} (it is not running)"
+    stamp = heartbeat.get("timestamp")
+    age = now - stamp if isinstance(stamp, int | float) else float("inf")
+    if age > protocol.HEARTBEAT_TTL:
+        return False, f"unhealthy: member {member!r}'s heartbeat is {age:.0f} s old"
+    if heartbeat.get("connected") is not True:
+        return False, f"unhealthy: member {member!r} is not connected to the broker"
+    leads = (leader or {}).get("member")
+    role = "the leader" if leads == member else f"following {leads}" if leads else "no leader yet"
+    return True, f"healthy: member {member!r} (pid {heartbeat.get('pid')}, {role}), heartbeat {age:.1f} s old"

@@ -15,9 +15,10 @@ from typing import Any
 
 import redis
 
-from bridge import protocol, redis_topology
+from bridge import membership, protocol, redis_topology
 from bridge.clients import ClientTracker
 from bridge.counters import Counters
+from bridge.group_role import GroupRole
 from bridge.health import heartbeat_body
 from bridge.mqtt_source import Item, LinkEvent
 from bridge.redis_sink import RedisSink
@@ -51,6 +52,9 @@ class Housekeeper(threading.Thread):
         workers_alive: Callable[[], bool] = lambda: True,
         save_session: Callable[[], None] = lambda: None,
         on_stats_tick: Callable[[], None] = lambda: None,
+        group: GroupRole | None = None,
+        sweep_retained: Callable[[], str | None] = lambda: None,
+        follow_subscriptions: Callable[[], None] = lambda: None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -65,6 +69,10 @@ class Housekeeper(threading.Thread):
         self.workers_alive = workers_alive
         self.save_session = save_session
         self.on_stats_tick = on_stats_tick  # writes the per-filter statistics
+        self.group = group  # None: the single bridge, which does everything itself
+        self.sweep_retained = sweep_retained
+        self.follow_subscriptions = follow_subscriptions
+        self._sweep_pending = False  # group leader: fetch retained messages after each connect
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
@@ -101,6 +109,7 @@ class Housekeeper(threading.Thread):
                 state = "connected" if event.connected else f"disconnected ({event.reason})"
                 logger.info("broker %s: %s", self.status.broker, state)
                 self._status_pending = True
+                self._sweep_pending = event.connected
             return
         for topic, payload, _qos, _retain, timestamp, *_ in event:
             try:
@@ -169,14 +178,34 @@ class Housekeeper(threading.Thread):
         logger.warning("Redis is out of memory: trimmed mqtt:history from %d to about %d entries", *made)
         return True
 
+    def _announce(self, channel: str, message: dict[str, Any]) -> None:
+        if self.group is None:
+            self.sink.announce(channel, message)
+        else:
+            self.group.announce(channel, message)  # only while leading, fenced
+
+    def _leads(self) -> bool:
+        return self.group is None or self.group.leading()
+
     def _run_due(self, now: float) -> None:
+        if self.group is not None and self.group.tick():
+            # Just became the leader: say the status, stats and lists now, not in 10 s.
+            self._status_pending = True
+            self._sweep_pending = True
+            self._due.update(stats=now, lists=now, heartbeat=now)
+        if self._sweep_pending and self.group is not None and self.group.leading() and self.status.connected:
+            self._sweep_pending = False
+            error = self.sweep_retained()
+            if error:
+                logger.warning("%s", error)
         if not self._clients_restored:
             self._restore_clients()
         if not self.subscriptions_loaded:
             self.subscriptions_loaded = self.load_subscriptions()
         self.save_session()
         if self._status_pending:
-            self.sink.announce(protocol.CHANNEL_STATUS, self.status.message())
+            if self._leads():
+                self._announce(protocol.CHANNEL_STATUS, self.status.message())
             self._status_pending = False
         if now >= self._due["heartbeat"]:
             self._due["heartbeat"] = now + protocol.HEARTBEAT_INTERVAL
@@ -188,19 +217,23 @@ class Housekeeper(threading.Thread):
                 logger.error("a bridge thread has stopped; withholding the heartbeat")
         if now >= self._due["stats"]:
             self._due["stats"] = now + self.stats_interval
-            if self.status.connected or self.stats.data:
+            if (self.status.connected or self.stats.data) and self._leads():
                 message = self.stats_message()
-                self.sink.announce(protocol.CHANNEL_STATS, message)
+                self._announce(protocol.CHANNEL_STATS, message)
                 self.stats_history.record(message)
             self.on_stats_tick()
         if now >= self._due["lists"]:
             self._due["lists"] = now + LISTS_INTERVAL
             self._due["clients"] = now + LISTS_INTERVAL
-            self.sink.announce(protocol.CHANNEL_TOPICS, self.topics_message())
-            self.sink.announce(protocol.CHANNEL_CLIENTS, self.clients_message())
+            if self.group is not None and self.subscriptions_loaded:
+                self.follow_subscriptions()
+            if self._leads():
+                self._announce(protocol.CHANNEL_TOPICS, self.topics_message())
+                self._announce(protocol.CHANNEL_CLIENTS, self.clients_message())
         elif now >= self._due["clients"]:
             self._due["clients"] = now + LISTS_INTERVAL
-            self.sink.announce(protocol.CHANNEL_CLIENTS, self.clients_message())
+            if self._leads():
+                self._announce(protocol.CHANNEL_CLIENTS, self.clients_message())
 
     def send_heartbeat(self) -> None:
         body = heartbeat_body(
@@ -210,6 +243,9 @@ class Housekeeper(threading.Thread):
             self.status.connected,
             self.configured_topics,
         )
+        if self.group is not None:
+            self.group.heartbeat(body, self.topic_index.snapshot(), self.status.message())
+            return
         self.sink.heartbeat(body, self.status.message())
 
     def stats_message(self) -> dict[str, Any]:
@@ -225,7 +261,10 @@ class Housekeeper(threading.Thread):
         )
 
     def topics_message(self) -> dict[str, Any]:
-        topics = self.topic_index.snapshot()
+        if self.group is not None:  # the whole group's, from every member's share
+            topics = membership.merged_topics(self.sink.client, self.topic_index.max_topics, self.sink.names)
+        else:
+            topics = self.topic_index.snapshot()
         return protocol.envelope(protocol.TYPE_TOPICS, topics=topics, count=len(topics))
 
     def drain_events(self) -> None:

@@ -28,6 +28,7 @@ from bridge.config import Settings
 from bridge.counters import Counters
 from bridge.dedup import CopyFilter, can_overlap
 from bridge.fast_publish import FAST_PATH_OK, FastClient
+from bridge.group_filters import is_data_filter, shared
 from bridge.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
 from bridge.session import SessionFilters
 from bridge.subscriptions import SYS_FILTER
@@ -45,6 +46,10 @@ Item = (
 )
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
+# Group mode: the leader's short plain subscription that fetches retained messages (shared
+# subscribers get none from mosquitto >= 2.0.13). Its own identifier, far above CopyFilter's.
+RETAINED_SWEEP_ID = 268_435_455
+RETAINED_SWEEP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,12 @@ class MqttSource:
         self._acked_maxsize = queue_maxsize + settings.receive_maximum
         self._reconnect_range = (reconnect_min, reconnect_max)
         self._leaving_reason: str | None = None
+        self._group = settings.group
+        # In a group every member has its own status topic, so one dead member (its will) does
+        # not mark the group offline.
+        self.status_topic = (
+            f"{settings.status_topic}/{settings.member}" if settings.group else settings.status_topic
+        )
         self.client = self._make_client(reconnect_min, reconnect_max)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -115,7 +126,7 @@ class MqttSource:
                 ca_certs=s.tls_ca, certfile=s.tls_cert, keyfile=s.tls_key, cert_reqs=ssl.CERT_REQUIRED
             )
             client.tls_insecure_set(s.tls_insecure)
-        client.will_set(s.status_topic, b"offline", qos=1, retain=True)
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)  # type: ignore[arg-type]
         # Outgoing only (command publishes); what the broker may queue for the bridge is set by its
         # max_queued_messages (see docs/mosquitto.md).
@@ -182,7 +193,7 @@ class MqttSource:
     def stop(self, timeout: float = 2.0) -> None:
         """Say 'offline' on the status topic (the will only fires on an unclean loss), then leave."""
         if self.is_connected():
-            info = self.client.publish(self.settings.status_topic, b"offline", qos=1, retain=True)
+            info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
         self.client.disconnect()
@@ -197,6 +208,10 @@ class MqttSource:
     # --- paho callbacks (paho thread) -------------------------------------------------------
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The hot path: keep it to a length check and one append.
+        if self._group is not None and not self._group_copy_wanted(msg):
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            return
         if self.copies.active and not self._first_copy(msg):
             if msg.qos:
                 client.ack(msg.mid, msg.qos)  # a second copy: the first is acknowledged when written
@@ -225,6 +240,12 @@ class MqttSource:
     def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
         """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
         message carries no subscription identifier, so there is no second copy to tell apart."""
+        if retain and self._group is not None and not topic.startswith(b"$SYS/"):
+            # A retained message on a shared subscription (mosquitto 2.0.11 sends them to every
+            # member): the leader's retained sweep forwards it once, so this copy is dropped.
+            if qos:
+                self.client.ack(mid, qos)
+            return
         if not self._accepting:
             return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
         self.counters.received += 1
@@ -236,6 +257,41 @@ class MqttSource:
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             text = topic.decode("utf-8", "replace")
         self._items.append((text, payload, qos, retain, time.time(), mid, dup))
+
+    def _group_copy_wanted(self, msg: mqtt.MQTTMessage) -> bool:
+        """Group mode: retained messages count only from the leader's sweep; the sweep's live
+        (not retained) copies are the shared subscription's to forward."""
+        identifiers = getattr(msg.properties, "SubscriptionIdentifier", None) or ()
+        if RETAINED_SWEEP_ID in identifiers:
+            return bool(msg.retain)
+        return not msg.retain or msg._topic.startswith(b"$SYS/")
+
+    def sweep_retained(self, filters: list[str] | None = None) -> str | None:
+        """Leader, group mode: subscribe the data filters plainly for RETAINED_SWEEP_SECONDS
+        so the broker sends their retained messages once, to this member; then unsubscribe."""
+        if filters is None:
+            filters = [f for f, _ in self._wanted_filters() if is_data_filter(f)]
+        if not filters or not self.is_connected():
+            return None
+        properties = Properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = RETAINED_SWEEP_ID
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+        result, _ = self.client.subscribe([(f, options) for f in filters], properties=properties)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            return f"retained sweep failed: {mqtt.error_string(result)}"
+        logger.info("leader: fetching retained messages for %d filters", len(filters))
+        timer = threading.Timer(RETAINED_SWEEP_SECONDS, self._end_sweep, (filters,))
+        timer.daemon = True
+        timer.start()
+        return None
+
+    def _end_sweep(self, filters: list[str]) -> None:
+        # The plain names only: the member's $share/<group>/… subscriptions stay.
+        if self.is_connected():
+            self.client.unsubscribe(filters)
+
+    def _broker_name(self, topic_filter: str) -> str:
+        return topic_filter if self._group is None else shared(self._group, topic_filter)
 
     def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
         identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)
@@ -252,7 +308,7 @@ class MqttSource:
         properties = Properties(PacketTypes.SUBSCRIBE)
         properties.SubscriptionIdentifier = self.copies.assign(topic_filter)
         options = SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        return self.client.subscribe(topic_filter, options=options, properties=properties)
+        return self.client.subscribe(self._broker_name(topic_filter), options=options, properties=properties)
 
     def _overlapping(self, filters: list[str]) -> set[str]:
         if self.settings.protocol != 5:  # over 3.1.1 mosquitto sends one copy by itself
@@ -277,7 +333,9 @@ class MqttSource:
         )
         self.copies.reset()
         overlapping = self._overlapping([f for f, _ in filters])
-        plain = [(f, q) for f, q in filters if f not in overlapping]
+        # Every connect subscribes the whole set again: mosquitto 2.0.11 does not restore a
+        # resumed session's shared subscriptions (fixed in 2.0.12).
+        plain = [(self._broker_name(f), q) for f, q in filters if f not in overlapping]
         sends: list[Callable[[], tuple[Any, int | None]]] = [lambda: client.subscribe(plain)] if plain else []
         sends += [partial(self._subscribe_with_id, f, q) for f, q in filters if f in overlapping]
         stale = self.session.connected(resumed, self.connect_filters)
@@ -285,7 +343,12 @@ class MqttSource:
             # The broker kept these from the last run (MQTT_TOPICS changed, or an unsubscribe
             # command came while the bridge was away): without this they would go on forwarding.
             logger.info("unsubscribing %d filters the resumed session still held: %s", len(stale), stale)
-            sends.append(lambda: client.unsubscribe(stale))
+            sends.append(lambda: client.unsubscribe([self._broker_name(f) for f in stale]))
+        sweep_left = [f for f, _ in filters if self._group is not None and is_data_filter(f)]
+        if sweep_left:
+            # A member killed during a retained sweep left its plain subscriptions in its
+            # session; resumed, they would bring it every message. Drop them (a no-op otherwise).
+            sends.append(lambda: client.unsubscribe(sweep_left))
         if self.session.resumed_unknown:
             logger.warning("resumed a session before its saved filters could be read; checked later")
         with self._lock:  # held so no SUBACK is handled before every mid is known
@@ -336,7 +399,7 @@ class MqttSource:
             if refused:
                 logger.warning("the broker refused one of the bridge's subscriptions: %s", refused)
             if all_acked:  # "connected" means every subscription is in place (DESIGN.md)
-                client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
+                client.publish(self.status_topic, b"online", qos=1, retain=True)
                 self._connected.set()
                 self._on_link_event(LinkEvent(True, None))
             return
@@ -360,7 +423,9 @@ class MqttSource:
         self, topic_filter: str, qos: int, timeout: float, wanted: dict[str, int], clashing: list[str]
     ) -> str | None:
         if not clashing:
-            return self._request(lambda: self.client.subscribe(topic_filter, qos), timeout, "subscribe")
+            return self._request(
+                lambda: self.client.subscribe(self._broker_name(topic_filter), qos), timeout, "subscribe"
+            )
         # Give the filters it overlaps an identifier too, so one copy can be told from another.
         for other in clashing:
             if not self.copies.has(other):
@@ -373,7 +438,9 @@ class MqttSource:
 
     def unsubscribe(self, topic_filter: str, timeout: float = SUBACK_TIMEOUT) -> str | None:
         self.copies.forget(topic_filter)
-        error = self._request(lambda: self.client.unsubscribe(topic_filter), timeout, "unsubscribe")
+        error = self._request(
+            lambda: self.client.unsubscribe(self._broker_name(topic_filter)), timeout, "unsubscribe"
+        )
         if error is None:
             self.session.update(remove=[topic_filter])
         return error

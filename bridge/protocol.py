@@ -38,6 +38,16 @@ KEY_TOPICS_LATEST = "mqtt:topics:latest"
 KEY_SUBSCRIPTIONS = "mqtt:subscriptions"  # hash: filter -> {"qos", "created_at"}
 KEY_HISTORY = "mqtt:history"  # stream; one field, HISTORY_FIELD, holding the message JSON
 KEY_HEARTBEAT = "mqtt:bridge:heartbeat"
+# Bridge group (BRIDGE_GROUP): hash member id -> JSON {pid, host, leader, started_at, counters, …}
+KEY_MEMBERS = "mqtt:bridge:members"
+# The leader lease: JSON {member, pid, host, since, token} with a TTL; renewed only by its holder
+KEY_LEADER = "mqtt:bridge:leader"
+# INCR counter: the fencing token of every new lease is the next number (never reused)
+KEY_LEADER_TOKEN = "mqtt:bridge:leader:token"  # noqa: S105 (a fencing token counter, not a secret)
+# + member id: one member's own heartbeat (string with TTL), as KEY_HEARTBEAT is for one bridge
+KEY_MEMBER_HEARTBEAT_PREFIX = "mqtt:bridge:heartbeat:"
+# hash member id -> JSON topic-index snapshot of that member's share; the leader merges them
+KEY_MEMBER_TOPICS = "mqtt:bridge:member-topics"
 # + a per-process id: the last chunk of messages that bridge process wrote (TTL 1 h), so a chunk
 # sent again after a lost reply is not written twice (bridge/redis_sink.py)
 KEY_APPLIED_PREFIX = "mqtt:bridge:applied:"
@@ -83,6 +93,9 @@ STATS_HISTORY_MINUTES = 24 * 60
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between refreshes
 HEARTBEAT_TTL = 15  # seconds; an older heartbeat means the bridge is down
+LEADER_TTL = 6.0  # seconds a leader lease lasts unless renewed
+LEADER_RENEW_INTERVAL = 2.0  # so a lost leader is replaced within LEADER_TTL + this (< 10 s)
+MEMBER_FORGET_AFTER = 600.0  # a dead member stays listed (with its loss estimate) this long
 
 # --- message types ------------------------------------------------------------------------
 TYPE_MESSAGE = "message_received"

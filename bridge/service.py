@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import redis
 
@@ -22,6 +23,7 @@ from bridge.connection_commands import ConnectionCommands
 from bridge.counters import Counters
 from bridge.dynsec import DynsecClient
 from bridge.errors import InvalidCommand
+from bridge.group_role import GroupRole
 from bridge.housekeeping import Housekeeper
 from bridge.metrics import BridgeCollector, serve
 from bridge.mqtt_source import Item, LinkEvent, MqttSource
@@ -29,6 +31,7 @@ from bridge.pipeline import Writer
 from bridge.redis_sink import RedisSink
 from bridge.retained import RetainedClearer
 from bridge.secret_box import SecretBox
+from bridge.session_adopter import SessionAdopter
 from bridge.status import BrokerStatus
 from bridge.subscription_control import FilterStats, SubscriptionPause
 from bridge.subscriptions import Subscription, SubscriptionSet
@@ -79,6 +82,19 @@ class Bridge:
         self.pauses = SubscriptionPause(self.subscriptions, self.redis, settings.names)
         self.topic_index = TopicIndex(settings.topics_max)
         self.status = BrokerStatus(settings.broker)
+        self.group = (
+            GroupRole(
+                self.redis,
+                settings.group,
+                settings.member,
+                self.started_at,
+                client_id=settings.client_id,
+                on_member_dead=self._adopt_session,
+                names=settings.names,
+            )
+            if settings.group
+            else None
+        )
         self.housekeeper = Housekeeper(
             self.sink,
             self.counters,
@@ -92,6 +108,9 @@ class Bridge:
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
             save_session=self._save_session,
             on_stats_tick=lambda: self.filter_stats.write(self.redis, self.settings.names),
+            group=self.group,
+            sweep_retained=lambda: self.source.sweep_retained(),
+            follow_subscriptions=self._follow_subscriptions,
         )
         self.source = MqttSource(
             settings,
@@ -119,9 +138,11 @@ class Bridge:
             on_forwarded=self.filter_stats.observe,
             on_control=self.dynsec.on_control,
         )
-        processor = CommandProcessor(self.source, self.subscriptions, self.sink, self.counters)
-        processor.register(protocol.CMD_DYNSEC, self.dynsec.handle, background=True)
-        self.commands = CommandListener(self.redis, processor, self.stop_event, backoff=backoff)
+        self.processor = CommandProcessor(
+            self.source, self.subscriptions, self.sink, self.counters, self.group
+        )
+        self.processor.register(protocol.CMD_DYNSEC, self.dynsec.handle, background=True)
+        self.commands = CommandListener(self.redis, self.processor, self.stop_event, backoff=backoff)
         self.connection = ConnectionCommands(
             self.env_settings,
             settings,
@@ -220,6 +241,34 @@ class Bridge:
                     )
         return True
 
+    def _adopt_session(self, member: str, record: dict[str, Any]) -> None:
+        """Leader: take over a dead member's broker session (bridge/session_adopter.py)."""
+        client_id = record.get("client_id")
+        if not isinstance(client_id, str) or not client_id or client_id == self.settings.client_id:
+            return
+        SessionAdopter(self.settings, member, client_id, self.sink).start()
+
+    def _follow_subscriptions(self) -> None:
+        """Bridge group, every member (housekeeping thread): catch up with ``mqtt:subscriptions``,
+        which the leader keeps, in case this member missed a subscribe or unsubscribe command
+        (its command channel was down for a moment, say)."""
+        wanted = {}
+        for topic_filter, record in self.sink.load_subscriptions().items():
+            try:
+                protocol.validate_topic_filter(topic_filter)
+            except InvalidCommand:
+                continue
+            wanted[topic_filter] = Subscription(topic_filter, record["qos"], record["created_at"], "command")
+        held = {s.filter: s.qos for s in self.subscriptions.all() if s.source == "command"}
+        if held == {f: s.qos for f, s in wanted.items()}:
+            return
+        logger.info("following mqtt:subscriptions: %d filters there, %d held here", len(wanted), len(held))
+        before = dict(self.subscriptions.broker_filters())
+        self.subscriptions.replace_commands(wanted)
+        error = self.processor.apply(before)
+        if error:
+            logger.warning("could not follow mqtt:subscriptions: %s (tried again later)", error)
+
     def start(self) -> None:
         logger.info(
             "mqtt-redis-bridge starting: broker %s, Redis %s, topics %s%s",
@@ -227,9 +276,16 @@ class Bridge:
             self.settings.redis.where,
             ", ".join(self.settings.topics) or "(none)",
             # a named bridge says where its names are, for whoever reads Redis next
-            f", name {self.settings.bridge_name} (mqtt:brokers:{self.settings.bridge_name}:…)"
-            if self.settings.bridge_name
-            else "",
+            (
+                f", name {self.settings.bridge_name} (mqtt:brokers:{self.settings.bridge_name}:…)"
+                if self.settings.bridge_name
+                else ""
+            )
+            + (
+                f", bridge group {self.settings.group!r} as member {self.settings.member!r}"
+                if self.group
+                else ""
+            ),
         )
         if self.settings.metrics_port:
             serve(
@@ -271,14 +327,29 @@ class Bridge:
         self.commands.join(min(0.5, left()))
         self.housekeeper.drain_events()
         self.status.apply(LinkEvent(False, "the bridge stopped"))
+        # In a group that goes on, another member leads and says the status: nothing to say here.
+        last = self.group is None or self._leave_group()
         final = RedisSink(_with_timeout(self.redis, 0.5), self.settings.history_maxlen, self.settings.names)
         try:
-            final.announce(protocol.CHANNEL_STATUS, self.status.message())
-            final.clear_heartbeat()  # gone at once, rather than stale in 15 s
+            if last:
+                final.announce(protocol.CHANNEL_STATUS, self.status.message())
+                final.clear_heartbeat()  # gone at once, rather than stale in 15 s
         except redis.RedisError as exc:
             logger.warning("could not publish the final status: %s", type(exc).__name__)
         finally:
             final.client.close()
+        self._log_stopped()
+
+    def _leave_group(self) -> bool:
+        """Free the lease and leave the member list; True when this was the group's last member."""
+        assert self.group is not None
+        try:
+            return self.group.stop()
+        except redis.RedisError as exc:
+            logger.warning("could not leave the bridge group cleanly: %s", type(exc).__name__)
+            return False
+
+    def _log_stopped(self) -> None:
         logger.info(
             "stopped: %d received, %d forwarded, %d dropped",
             self.counters.received,

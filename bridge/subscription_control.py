@@ -132,7 +132,7 @@ class SubscriptionPause:
         assert self.processor is not None, "register() first"
         before = dict(self.subscriptions.broker_filters())
         self.subscriptions.set_paused(topic_filter, paused)
-        error = self.processor.apply_subscriptions(before)
+        error = self.processor.apply(before)
         if error is not None:
             logger.warning("%s of %r: %s", "pause" if paused else "resume", topic_filter, error)
         return error

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from bridge.protocol import KEY_BROKER_REGISTRY, UNNAMED_BROKER, bridge_name_problem, names_for
-from dashboard.store import Store, bridge_health
+from dashboard.store import Store
 
 
 def valid_broker(name: str) -> bool:
@@ -59,7 +59,7 @@ class Brokers:
         latest = store.all_latest()
         status = latest["status"] or {}
         connected = status.get("connected")
-        bridge = bridge_health(store.heartbeat(), now)
+        bridge = store.bridge_health(now)  # with a bridge group's members, when it is one
         return {
             "name": name,
             "bridge": bridge,

@@ -28,7 +28,7 @@ def snapshot(services: Services, broker: str = UNNAMED_BROKER) -> dict[str, Any]
     store = services.store if broker == UNNAMED_BROKER else services.brokers.store(broker)
     try:
         latest = store.all_latest()
-        health = bridge_health(store.heartbeat(), time.time()) | {"redis": True}
+        health = store.bridge_health(time.time()) | {"redis": True}
         messages = store.recent(services.settings.history_on_connect)
     except redis.RedisError as exc:
         # Still connect: the page can show "Redis unreachable", and the relay sends updates later.

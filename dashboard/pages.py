@@ -136,7 +136,7 @@ def health() -> tuple[Response, int]:
         "status": body["status"],
         "worker": body["worker"],
         "redis": body["redis"],
-        "bridge": {"online": body["bridge"]["online"]},
+        "bridge": {"online": body["bridge"]["online"], **_leader_flag(body["bridge"])},
         "broker": {"connected": body["broker"]["connected"]},
         # per broker, the same two yes/no answers (the names are the operators' own labels)
         "brokers": {
@@ -145,6 +145,14 @@ def health() -> tuple[Response, int]:
         },
     }
     return jsonify(terse), 200 if healthy else 503
+
+
+def _leader_flag(bridge: dict[str, Any]) -> dict[str, bool]:
+    """A bridge group: whether a leader is alive (its heartbeat is the group's), and nothing more."""
+    group = bridge.get("group")
+    if not isinstance(group, dict):
+        return {}
+    return {"leader": bool(bridge["online"] and group.get("leader"))}
 
 
 @pages.get("/api/health")

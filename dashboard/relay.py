@@ -249,7 +249,7 @@ class Relay:
         room on a change of state, or when it is due."""
         for broker in self.routers.brokers_watched():
             store = self.store if broker == UNNAMED_BROKER else Store(self.redis, names_for(broker))
-            health = bridge_health(store.heartbeat(), time.time())
+            health = store.bridge_health(time.time())
             last = self._last_online.get(broker)
             due = time.monotonic() - self._last_health_sent.get(broker, float("-inf")) >= HEALTH_EVERY
             if due or health["online"] != last:

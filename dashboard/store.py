@@ -43,7 +43,41 @@ _CHUNK = 500
 SCAN_LIMIT = 50_000
 
 
-def bridge_health(heartbeat: dict[str, Any] | None, now: float) -> dict[str, Any]:
+# What the dashboard shows of each bridge-group member (its record has more).
+MEMBER_FIELDS = (
+    "member",
+    "leader",
+    "alive",
+    "connected",
+    "pid",
+    "host",
+    "started_at",
+    "timestamp",
+    "died_at",
+)
+MEMBER_COUNTERS = ("received", "forwarded", "dropped", "queue_depth")
+
+
+def group_members(raw: dict[Any, Any]) -> list[dict[str, Any]]:
+    """``mqtt:bridge:members`` as a list for the overview: the leader first, then by id."""
+    members = []
+    for value in raw.values():
+        record = loads_object(value)
+        if record is None or not isinstance(record.get("member"), str):
+            continue
+        found = record.get("counters")
+        counters: dict[str, Any] = found if isinstance(found, dict) else {}
+        shown = {k: record.get(k) for k in MEMBER_FIELDS}
+        shown["counters"] = {k: counters.get(k) for k in MEMBER_COUNTERS if isinstance(counters.get(k), int)}
+        lost = record.get("estimated_lost")
+        shown["estimated_lost"] = lost if isinstance(lost, int) else None
+        members.append(shown)
+    return sorted(members, key=lambda m: (not m["leader"], m["member"]))
+
+
+def bridge_health(
+    heartbeat: dict[str, Any] | None, now: float, members: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The ``bridge_health`` event (and /health's ``bridge``) from the heartbeat, if any."""
     if heartbeat is None:
         return {
@@ -70,7 +104,16 @@ def bridge_health(heartbeat: dict[str, Any] | None, now: float) -> dict[str, Any
         "started_at": heartbeat.get("started_at"),
         "broker": heartbeat.get("broker"),
         "counters": counters if isinstance(counters, dict) else {},
+        **_group(heartbeat, members),
     }
+
+
+def _group(heartbeat: dict[str, Any], members: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A bridge group's heartbeat (the leader's) names the group: add who is in it."""
+    name = heartbeat.get("group")
+    if not isinstance(name, str):
+        return {}  # a single bridge: as before
+    return {"group": {"name": name, "leader": heartbeat.get("leader"), "members": members or []}}
 
 
 def history_message(entry_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -126,6 +169,14 @@ class Store:
 
     def heartbeat(self) -> dict[str, Any] | None:
         return loads_object(self.redis.get(self.names.KEY_HEARTBEAT))
+
+    def bridge_health(self, now: float) -> dict[str, Any]:
+        """``bridge_health`` from the heartbeat, with a bridge group's members when there is one."""
+        heartbeat = self.heartbeat()
+        members = None
+        if heartbeat is not None and "group" in heartbeat:
+            members = group_members(self.redis.hgetall(self.names.KEY_MEMBERS))
+        return bridge_health(heartbeat, now, members)
 
     # --- history ---------------------------------------------------------------------------
     def recent(self, count: int) -> list[dict[str, Any]]:

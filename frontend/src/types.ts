@@ -147,6 +147,28 @@ export interface BridgeHealth {
   version?: string | null
   started_at?: number | null
   counters?: Record<string, number> | null
+  group?: BridgeGroup | null
+}
+
+/** A member of a bridge group (BRIDGE_GROUP), from mqtt:bridge:members. */
+export interface BridgeMember {
+  member: string
+  leader?: boolean | null
+  alive?: boolean | null
+  connected?: boolean | null
+  pid?: number | null
+  host?: string | null
+  started_at?: number | null
+  timestamp?: number | null
+  died_at?: number | null
+  estimated_lost?: number | null
+  counters?: Record<string, number> | null
+}
+
+export interface BridgeGroup {
+  name: string
+  leader?: string | null
+  members?: BridgeMember[] | null
 }
 
 export interface Snapshot {

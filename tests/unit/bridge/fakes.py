@@ -15,6 +15,7 @@ class FakeBroker:
         self.published_properties: list[dict[str, Any] | None] = []
         self.subscribed: dict[str, int] = {}
         self.refuse: set[str] = set()
+        self.swept: list[list[str]] = []  # group leader: filters whose retained messages it fetched
 
     def is_connected(self) -> bool:
         return self.connected
@@ -42,4 +43,8 @@ class FakeBroker:
 
     def unsubscribe(self, topic_filter: str, timeout: float = 10.0) -> str | None:
         self.subscribed.pop(topic_filter, None)
+        return None
+
+    def sweep_retained(self, filters: list[str] | None = None) -> str | None:
+        self.swept.append(list(filters or []))
         return None

@@ -197,3 +197,62 @@ def test_liveness_answers_without_login_even_with_no_bridge(client: FlaskClient)
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
     assert client.get("/health").status_code == 503  # the pipeline itself is not healthy
+
+
+def test_a_bridge_group_lists_its_members_and_health_says_a_leader_is_alive(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    from bridge.protocol import KEY_MEMBERS
+
+    set_heartbeat(redis_client, age=1.0, group="g", leader="m2", members=["m1", "m2"])
+    connected_broker(redis_client)
+    redis_client.hset(
+        KEY_MEMBERS,
+        "m1",
+        dumps(
+            {
+                "member": "m1",
+                "leader": False,
+                "alive": False,
+                "estimated_lost": 37,
+                "counters": {"received": 5},
+            }
+        ),
+    )
+    redis_client.hset(
+        KEY_MEMBERS,
+        "m2",
+        dumps(
+            {
+                "member": "m2",
+                "leader": True,
+                "alive": True,
+                "pid": 9,
+                "counters": {"received": 7, "secret": "x"},
+            }
+        ),
+    )
+
+    terse = client.get("/health")
+    assert terse.status_code == 200
+    assert terse.get_json()["bridge"] == {"online": True, "leader": True}
+    assert "m2" not in terse.get_data(as_text=True)  # who leads is behind the login
+
+    group = client.get("/api/health", headers=BEARER).get_json()["bridge"]["group"]
+    assert (group["name"], group["leader"]) == ("g", "m2")
+    assert [(m["member"], m["leader"], m["alive"]) for m in group["members"]] == [
+        ("m2", True, True),
+        ("m1", False, False),
+    ]
+    assert group["members"][1]["estimated_lost"] == 37
+    assert group["members"][0]["counters"] == {"received": 7}
+
+
+def test_the_group_leader_gone_makes_health_degraded(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    set_heartbeat(redis_client, age=40.0, group="g", leader="m2")  # no leader has refreshed it
+    connected_broker(redis_client)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["bridge"] == {"online": False, "leader": False}
