@@ -3,9 +3,11 @@
 Builds the images, starts every service with the demo profile, waits for each healthcheck, then
 proves the data path both ways (MQTT -> Redis -> dashboard API, and a publish from the API back to
 an MQTT subscriber on this machine), that the demo sensors are listed as clients, that Redis and
-the bridge can be restarted under it, and that no container logged a warning. Tears everything down,
-volumes included, whatever happens. Needs a Docker engine that builds with BuildKit, and the ports
-the compose file publishes (1883, 9001, 6379 on 127.0.0.1, 8082) free. Not part of `make test`.
+the bridge can be restarted under it, and that no container logged a warning. Then it adds the
+"multi" and "group" profiles (a second broker with its own named bridge, and a second member of a
+bridge group) and checks each reaches the dashboard on its own. Tears everything down, volumes
+included, whatever happens. Needs a Docker engine that builds with BuildKit, and the ports the
+compose file publishes (1883, 1884, 9001, 6379 on 127.0.0.1, 8082) free. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -55,8 +57,11 @@ COMPOSE = compose_command()
 ENV = {**os.environ, "DOCKER_BUILDKIT": "1", "COMPOSE_DOCKER_CLI_BUILD": "1", "DASHBOARD_TOKEN": TOKEN}
 
 
+PROFILES = ["demo"]  # the second phase adds "multi" and "group"
+
+
 def compose(*args: str, capture: bool = False) -> str:
-    argv = [*COMPOSE, "-p", PROJECT, "--profile", "demo", *args]
+    argv = [*COMPOSE, "-p", PROJECT, *(f for p in PROFILES for f in ("--profile", p)), *args]
     done = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=capture, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"compose-check: `{' '.join(argv)}` failed ({done.returncode})\n{done.stderr or ''}")
@@ -105,12 +110,13 @@ def api(path: str, **kwargs: Any) -> requests.Response:
     return requests.request(method, f"{DASHBOARD}{path}", headers=headers, timeout=10, **kwargs)
 
 
-def mqtt_round_trip(label: str) -> None:
-    """A message published on the host's port 1883 is listed by the dashboard's history API."""
-    topic = f"compose-check/{label}/{uuid.uuid4().hex[:8]}"
+def mqtt_round_trip(label: str, port: int = 1883, api_base: str = "/api") -> str:
+    """A message published on the host's ``port`` is listed by the dashboard's history API (under
+    ``api_base``: /api for the unnamed broker, /api/brokers/<name> for a named one)."""
+    topic = f"compose-check/{label.replace(' ', '-')}/{uuid.uuid4().hex[:8]}"
     payload = f"hello from the host ({label})"
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.connect("127.0.0.1", 1883)
+    client.connect("127.0.0.1", port)
     client.loop_start()
     try:
         client.publish(topic, payload, qos=1).wait_for_publish(10)
@@ -119,11 +125,52 @@ def mqtt_round_trip(label: str) -> None:
         client.loop_stop()
 
     def listed() -> bool:
-        found = api("/api/messages", params={"topic": topic, "limit": 5}).json()["messages"]
+        found = api(f"{api_base}/messages", params={"topic": topic, "limit": 5}).json()["messages"]
         return any(m["payload"] == payload for m in found)
 
-    wait(f"message on {topic} in /api/messages", listed, 60)
+    wait(f"message on {topic} in {api_base}/messages", listed, 60)
     ok(f"MQTT -> Redis -> dashboard API ({label})")
+    return topic
+
+
+def messages_on(topic: str, api_base: str = "/api") -> int:
+    return len(api(f"{api_base}/messages", params={"topic": topic, "limit": 10}).json()["messages"])
+
+
+def more_profiles() -> None:
+    """The "multi" profile (broker b on 1884, its bridge BRIDGE_NAME=b) and the "group" profile
+    (mqtt-bridge and mqtt-bridge-2 as two members of the group "bridges"), started on top."""
+    PROFILES.extend(("multi", "group"))
+    ENV["BRIDGE_GROUP"] = "bridges"
+    compose("up", "-d")
+    services = (*HEALTHY_SERVICES, "mosquitto-b", "mqtt-bridge-b", "mqtt-bridge-2")
+    wait_healthy(services)
+    ok("the multi and group profiles: mosquitto-b, mqtt-bridge-b and mqtt-bridge-2 healthy too")
+
+    def two_members() -> list[str]:
+        group = api("/api/health").json()["bridge"].get("group") or {}
+        alive = [m["member"] for m in group.get("members", []) if m.get("alive", True)]
+        return alive if len(alive) == 2 and group.get("leader") in alive else []
+
+    members = wait("two live members and a leader in /api/health", two_members, 60)
+    ok(f"bridge group 'bridges': members {', '.join(sorted(members))}, one leading")
+    topic = mqtt_round_trip("through the group")
+    time.sleep(2)  # a second copy, if there were one, would be written by now
+    if messages_on(topic) != 1:
+        raise SystemExit(f"compose-check: FAILED: {messages_on(topic)} copies of the group's message")
+    ok("the group forwarded the message exactly once")
+    topic_b = mqtt_round_trip("broker b", port=1884, api_base="/api/brokers/b")
+    if messages_on(topic_b) != 0:
+        raise SystemExit("compose-check: FAILED: broker b's message reached the unnamed broker's history")
+    ok("broker b's message is b's alone")
+
+    def both_brokers() -> dict[str, Any]:
+        brokers = requests.get(f"{DASHBOARD}/health", timeout=10).json().get("brokers", {})
+        wanted = {"online": True, "connected": True}
+        return brokers if brokers.get("default") == wanted and brokers.get("b") == wanted else {}
+
+    wait("/health reporting brokers default and b online", both_brokers, 60)
+    ok("/health reports both brokers online and connected")
 
 
 def publish_back() -> None:
@@ -219,6 +266,7 @@ def main() -> int:
         restart("mqtt-bridge")
         mqtt_round_trip("after a bridge restart")
         demo_clients_listed()
+        more_profiles()
         no_warnings()
         say(f"passed: {checks} checks in {time.monotonic() - started:.0f} s")
         return 0
