@@ -245,6 +245,7 @@ class Housekeeper(threading.Thread):
         )
         if self.group is not None:
             self.group.heartbeat(body, self.topic_index.snapshot(), self.status.message())
+            self.sink.register()  # so dashboards find (and remember) the group's broker too
             return
         self.sink.heartbeat(body, self.status.message())
 

@@ -193,10 +193,17 @@ class RedisSink:
         so dashboards find every bridge (and remember one that stopped)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.names.KEY_HEARTBEAT, protocol.dumps(body), ex=protocol.HEARTBEAT_TTL)
-        pipe.zadd(protocol.KEY_BROKER_REGISTRY, {self.names.broker: time.time()})
+        self._register(pipe)
         if status is not None:
             pipe.set(self.names.KEY_STATUS_LATEST, protocol.dumps(status))
         pipe.execute()
+
+    def register(self) -> None:
+        """Refresh this bridge's registry entry alone (a group member: its heartbeat is its own)."""
+        self._register(self.client)
+
+    def _register(self, client: Any) -> None:
+        client.zadd(protocol.KEY_BROKER_REGISTRY, {self.names.broker: time.time()})
 
     def clear_heartbeat(self) -> None:
         self.client.delete(self.names.KEY_HEARTBEAT)

@@ -449,3 +449,23 @@ def test_a_named_bridge_group_keeps_its_lease_and_members_under_its_own_names(r:
     assert r.hexists("mqtt:brokers:plant-2:bridge:members", "m1")
     assert r.exists("mqtt:brokers:plant-2:bridge:heartbeat") and not r.exists(protocol.KEY_HEARTBEAT)
     assert r.exists("mqtt:brokers:plant-2:broker:status:latest")
+
+
+def test_a_group_registers_its_broker_for_the_dashboards(r: fakeredis.FakeRedis) -> None:
+    names = protocol.Names("plant-2")
+    keeper = Housekeeper(
+        RedisSink(r, 100, names),
+        Counters(),
+        BrokerStatus("localhost:1883"),
+        TopicIndex(),
+        threading.Event(),
+        stats_interval=1,
+        started_at=time.time(),
+        configured_topics=["#"],
+        load_subscriptions=lambda: True,
+        group=GroupRole(r, "g", "m1", 1.0, names=names),
+    )
+
+    keeper.send_heartbeat()
+
+    assert r.zrange(protocol.KEY_BROKER_REGISTRY, 0, -1) == [b"plant-2"]
