@@ -44,25 +44,38 @@ def healthy(port: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(
-    not (REPO / "dashboard" / "static" / "index.html").exists(),
-    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
+# The tests that run the whole script need what it would otherwise build first.
+needs_the_built_project = pytest.mark.skipif(
+    not (REPO / "dashboard" / "static" / "index.html").exists()
+    or not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(),
+    reason="no built frontend or no .venv with the project (run-local.sh would build them first)",
 )
-@pytest.mark.skipif(
-    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
-)
-def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    marker = uuid.uuid4().hex  # inherited by every process the script starts
-    ports = {
-        name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
-    }
-    env = env_with(RUN_DIR=str(tmp_path / "run"), **{k: str(v) for k, v in ports.items()})
-    for name in ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL"):
+# Settings of the environment pytest runs in that would change what the script does.
+CALLERS_SETTINGS = ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL")
+
+
+def start_script(
+    tmp_path: Path, ports: dict[str, int], unset: tuple[str, ...] = CALLERS_SETTINGS, **settings: str
+) -> tuple[subprocess.Popen[bytes], Path, str]:
+    """run-local.sh on ``ports``, with ``settings`` and without ``unset`` from this environment;
+    its output goes to a file. The marker returned is inherited by every process it starts."""
+    marker = uuid.uuid4().hex
+    env = env_with(RUN_DIR=str(tmp_path / "run"), **{k: str(v) for k, v in ports.items()}, **settings)
+    for name in unset:
         env.pop(name, None)
     env["RUN_LOCAL_TEST_MARKER"] = marker
     output = tmp_path / "output.txt"
     with output.open("wb") as out:
         script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    return script, output, marker
+
+
+@needs_the_built_project
+def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    ports = {
+        name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
+    }
+    script, output, marker = start_script(tmp_path, ports)
     try:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
@@ -126,28 +139,17 @@ def free_port_pair() -> int:
     return wait_for(lambda: (p := free_port()) < 65535 and free(p + 1) and p, 5, what="two free ports")
 
 
-@pytest.mark.skipif(
-    not (REPO / "dashboard" / "static" / "index.html").exists(),
-    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
-)
-@pytest.mark.skipif(
-    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
-)
+@needs_the_built_project
 def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp_path: Path) -> None:
-    marker = uuid.uuid4().hex
     ports = {
         "MQTT_BROKER_PORT": free_port_pair(),
         "MQTT_WS_PORT": free_port_pair(),
         "REDIS_PORT": free_port(),
         "DASHBOARD_PORT": free_port(),
     }
-    env = env_with(RUN_DIR=str(tmp_path / "run"), RUN_BROKERS="2", **{k: str(v) for k, v in ports.items()})
-    for name in ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "BRIDGE_NAME"):
-        env.pop(name, None)
-    env["RUN_LOCAL_TEST_MARKER"] = marker
-    output = tmp_path / "output.txt"
-    with output.open("wb") as out:
-        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    script, output, marker = start_script(
+        tmp_path, ports, (*CALLERS_SETTINGS, "BRIDGE_NAME"), RUN_BROKERS="2"
+    )
     try:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
@@ -186,28 +188,18 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
     assert processes_with(marker) == [], output.read_text()[-3000:]
 
 
-@pytest.mark.skipif(
-    not (REPO / "dashboard" / "static" / "index.html").exists(),
-    reason="the frontend is not built (dashboard/static/index.html); run-local.sh would build it first",
-)
-@pytest.mark.skipif(
-    not (REPO / ".venv" / "bin" / "mqtt-dashboard").exists(), reason="no .venv with the project"
-)
+@needs_the_built_project
 def test_run_local_with_dynamic_security_bootstraps_the_bridge_account_and_serves_tenants(
     tmp_path: Path,
 ) -> None:
-    marker = uuid.uuid4().hex
     ports = {
         name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
     }
     run_dir = tmp_path / "run"
-    env = env_with(RUN_DIR=str(run_dir), RUN_DYNSEC="1", **{k: str(v) for k, v in ports.items()})
-    for name in ("DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "CONFIG_SECRET_KEY"):
-        env.pop(name, None)
-    env.update(RUN_LOCAL_TEST_MARKER=marker, DASHBOARD_TOKEN="dynsec-run-token")
-    output = tmp_path / "output.txt"
-    with output.open("wb") as out:
-        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    unset = ("DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "CONFIG_SECRET_KEY")
+    script, output, marker = start_script(
+        tmp_path, ports, unset, RUN_DYNSEC="1", DASHBOARD_TOKEN="dynsec-run-token"
+    )
     try:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         wait_for(lambda: healthy(ports["DASHBOARD_PORT"]), 30, what="the bridge connected as mqtt-bridge")

@@ -6,8 +6,10 @@ import time
 import fakeredis
 import pytest
 
+from bridge import protocol
 from bridge.config import Settings
 from bridge.counters import Counters
+from bridge.group_role import GroupRole
 from bridge.housekeeping import Housekeeper
 from bridge.redis_sink import RedisSink
 from bridge.status import BrokerStatus
@@ -29,10 +31,13 @@ def settings() -> Settings:
     return Settings.from_env({"MQTT_TOPICS": "#", "HISTORY_MAXLEN": "1000"})
 
 
-def make_housekeeper(r: fakeredis.FakeRedis) -> Housekeeper:
-    """A housekeeper over fakeredis with test settings (stats every second, nothing to restore)."""
+def make_housekeeper(
+    r: fakeredis.FakeRedis, group: GroupRole | None = None, names: protocol.Names | None = None
+) -> Housekeeper:
+    """A housekeeper over fakeredis with test settings (stats every second, nothing to restore),
+    a bridge group's member when given its ``group`` role."""
     return Housekeeper(
-        RedisSink(r, 100),
+        RedisSink(r, 100, names),
         Counters(),
         BrokerStatus("localhost:1883"),
         TopicIndex(),
@@ -41,4 +46,5 @@ def make_housekeeper(r: fakeredis.FakeRedis) -> Housekeeper:
         started_at=time.time(),
         configured_topics=["#"],
         load_subscriptions=lambda: True,
+        group=group,
     )

@@ -4,7 +4,6 @@ act-once commands and the member list, over fakeredis."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
@@ -25,9 +24,8 @@ from bridge.housekeeping import Housekeeper
 from bridge.leader_lease import LeaderLease, read_leader
 from bridge.mqtt_source import LinkEvent
 from bridge.redis_sink import RedisSink
-from bridge.status import BrokerStatus
 from bridge.subscriptions import SubscriptionSet
-from bridge.topics import TopicIndex
+from tests.unit.bridge.conftest import make_housekeeper
 from tests.unit.bridge.fakes import FakeBroker
 
 
@@ -179,18 +177,7 @@ def test_release_never_frees_another_members_lease(r: fakeredis.FakeRedis) -> No
 
 
 def _housekeeper(r: fakeredis.FakeRedis, role: GroupRole) -> Housekeeper:
-    return Housekeeper(
-        RedisSink(r, 100),
-        Counters(),
-        BrokerStatus("localhost:1883"),
-        TopicIndex(),
-        threading.Event(),
-        stats_interval=1,
-        started_at=time.time(),
-        configured_topics=["#"],
-        load_subscriptions=lambda: True,
-        group=role,
-    )
+    return make_housekeeper(r, group=role, names=role.names)
 
 
 def test_only_the_leader_announces_and_every_member_keeps_its_heartbeat(r: fakeredis.FakeRedis) -> None:
@@ -453,18 +440,7 @@ def test_a_named_bridge_group_keeps_its_lease_and_members_under_its_own_names(r:
 
 def test_a_group_registers_its_broker_for_the_dashboards(r: fakeredis.FakeRedis) -> None:
     names = protocol.Names("plant-2")
-    keeper = Housekeeper(
-        RedisSink(r, 100, names),
-        Counters(),
-        BrokerStatus("localhost:1883"),
-        TopicIndex(),
-        threading.Event(),
-        stats_interval=1,
-        started_at=time.time(),
-        configured_topics=["#"],
-        load_subscriptions=lambda: True,
-        group=GroupRole(r, "g", "m1", 1.0, names=names),
-    )
+    keeper = _housekeeper(r, GroupRole(r, "g", "m1", 1.0, names=names))
 
     keeper.send_heartbeat()
 
