@@ -90,11 +90,15 @@ class ConnectionCommands:
                 raise InvalidCommand("reset: true takes no other settings")
             self.redis.delete(self.settings.names.KEY_BROKER_SETTINGS)
             return self._switch(self.env_settings, broker_settings.SOURCE_ENVIRONMENT, "reset", command.id)
+        if self.settings.group:
+            # Every member would test the new broker on its own, and one whose test failed would
+            # stay behind while the leader answered "switched": the group would be split.
+            raise InvalidCommand(
+                "a bridge group does not switch brokers at run time (each member would test the "
+                "new settings on its own, and one that failed would stay behind); change the "
+                "members' environment and restart them one by one"
+            )
         candidate = broker_settings.from_command(args, self.settings, self.box)
-        if candidate.group and candidate.protocol != 5:
-            # The same check as at start (bridge/config.py): a group tells its retained sweep
-            # from the shared copies by MQTT 5 subscription identifier.
-            raise InvalidCommand("a bridge group needs MQTT 5; protocol 3.1.1 is refused here")
         record = broker_settings.saved_record(candidate, self.box)  # refuses a password without a key
         found = probe(Endpoint.from_settings(candidate), self.settings.client_id)
         if not found.ok:

@@ -28,8 +28,9 @@ def check_member_id(member: str) -> None:
 
 
 def is_data_filter(topic_filter: str) -> bool:
-    """Data filters are shared in a group; $SYS (stats) and already-shared filters are not."""
-    return not topic_filter.startswith(("$SYS", SHARE_PREFIX))
+    """Data filters are shared in a group; $SYS (stats), $CONTROL (the answers to the leader's own
+    requests, which must all reach it) and already-shared filters are not."""
+    return not topic_filter.startswith(("$SYS", "$CONTROL/", SHARE_PREFIX))
 
 
 def shared(group: str, topic_filter: str) -> str:

@@ -71,6 +71,9 @@ KEY_CONNECTION_HISTORY = "mqtt:bridge:connection:history"
 KEY_SUBSCRIPTIONS_PAUSED = "mqtt:subscriptions:paused"
 # per-filter message counts (JSON object, refreshed by the bridge with the topic list)
 KEY_SUBSCRIPTION_STATS = "mqtt:subscriptions:stats"
+# bridge group only: member id -> that member's own counts (its share), which the leader adds up
+# into KEY_SUBSCRIPTION_STATS
+KEY_SUBSCRIPTION_STATS_MEMBERS = "mqtt:subscriptions:stats:members"
 # + client address: failed dashboard logins, with a TTL (the dashboard's login guard)
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out

@@ -107,7 +107,7 @@ class Bridge:
             load_subscriptions=self._load_subscriptions,
             workers_alive=lambda: self.writer.is_alive() and self.commands.is_alive(),
             save_session=self._save_session,
-            on_stats_tick=lambda: self.filter_stats.write(self.redis, self.settings.names),
+            on_stats_tick=self._write_filter_stats,
             group=self.group,
             sweep_retained=lambda: self.source.sweep_retained(),
             follow_subscriptions=self._follow_subscriptions,
@@ -248,10 +248,18 @@ class Bridge:
             return
         SessionAdopter(self.settings, member, client_id, self.sink).start()
 
+    def _write_filter_stats(self) -> None:
+        if self.group is None:
+            self.filter_stats.write(self.redis, self.settings.names)
+        else:
+            self.filter_stats.write(
+                self.redis, self.settings.names, self.settings.member, self.group.leading()
+            )
+
     def _follow_subscriptions(self) -> None:
-        """Bridge group, every member (housekeeping thread): catch up with ``mqtt:subscriptions``,
-        which the leader keeps, in case this member missed a subscribe or unsubscribe command
-        (its command channel was down for a moment, say)."""
+        """Bridge group, every member (housekeeping thread): catch up with ``mqtt:subscriptions``
+        (which the leader keeps) and the paused filters, in case this member missed a subscribe,
+        unsubscribe, pause or resume command (its command channel was down for a moment, say)."""
         wanted = {}
         for topic_filter, record in self.sink.load_subscriptions().items():
             try:
@@ -260,11 +268,18 @@ class Bridge:
                 continue
             wanted[topic_filter] = Subscription(topic_filter, record["qos"], record["created_at"], "command")
         held = {s.filter: s.qos for s in self.subscriptions.all() if s.source == "command"}
-        if held == {f: s.qos for f, s in wanted.items()}:
-            return
-        logger.info("following mqtt:subscriptions: %d filters there, %d held here", len(wanted), len(held))
         before = dict(self.subscriptions.broker_filters())
-        self.subscriptions.replace_commands(wanted)
+        filters_changed = held != {f: s.qos for f, s in wanted.items()}
+        if filters_changed:
+            logger.info(
+                "following mqtt:subscriptions: %d filters there, %d held here", len(wanted), len(held)
+            )
+            self.subscriptions.replace_commands(wanted)
+        pauses_changed = self.pauses.follow()  # after the filters: one they brought may be paused
+        if pauses_changed:
+            logger.info("following the paused filters in Redis")
+        if not (filters_changed or pauses_changed):
+            return
         error = self.processor.apply(before)
         if error:
             logger.warning("could not follow mqtt:subscriptions: %s (tried again later)", error)

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge import membership, protocol
 from bridge.commands import CommandProcessor
 from bridge.subscriptions import SubscriptionSet
 
@@ -79,9 +79,53 @@ class FilterStats:
         }
         return {"filters": filters, "since": self.since}
 
-    def write(self, client: redis.Redis, names: protocol.Names | None = None) -> None:
-        """Publish the snapshot to KEY_SUBSCRIPTION_STATS (housekeeping thread)."""
-        client.set((names or protocol.Names()).KEY_SUBSCRIPTION_STATS, protocol.dumps(self.snapshot()))
+    def write(
+        self,
+        client: redis.Redis,
+        names: protocol.Names | None = None,
+        member: str | None = None,
+        leading: bool = True,
+    ) -> None:
+        """Publish the snapshot to KEY_SUBSCRIPTION_STATS (housekeeping thread). A bridge group's
+        member counts only its share of the messages: it keeps its snapshot under its ``member``
+        id, and the leader writes the sum of the members'."""
+        names = names or protocol.Names()
+        snapshot = self.snapshot()
+        if member is None:
+            client.set(names.KEY_SUBSCRIPTION_STATS, protocol.dumps(snapshot))
+            return
+        client.hset(names.KEY_SUBSCRIPTION_STATS_MEMBERS, member, protocol.dumps(snapshot))
+        if leading:
+            listed = membership.read_members(client, names)  # the dead for a while, then forgotten
+            shares = [
+                found
+                for key, raw in client.hgetall(names.KEY_SUBSCRIPTION_STATS_MEMBERS).items()
+                if (key.decode() if isinstance(key, bytes) else key) in listed
+                and (found := protocol.loads_object(raw)) is not None
+            ]
+            client.set(names.KEY_SUBSCRIPTION_STATS, protocol.dumps(merged_stats(shares)))
+
+
+def merged_stats(shares: list[dict[str, Any]]) -> dict[str, Any]:
+    """The group's counts from its members' snapshots: messages and bytes added up, the latest
+    message time, and the earliest start."""
+    filters: dict[str, dict[str, Any]] = {}
+    since = [s["since"] for s in shares if isinstance(s.get("since"), int | float)]
+    for share in shares:
+        found = share.get("filters")
+        for topic_filter, stats in (found if isinstance(found, dict) else {}).items():
+            if not isinstance(stats, dict):
+                continue
+            total = filters.setdefault(topic_filter, {"messages": 0, "bytes": 0, "last_message_at": None})
+            for field in ("messages", "bytes"):
+                value = stats.get(field)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    total[field] += value
+            stamp = stats.get("last_message_at")
+            if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                last = total["last_message_at"]
+                total["last_message_at"] = stamp if last is None else max(last, stamp)
+    return {"filters": filters, "since": min(since) if since else None}
 
 
 class SubscriptionPause:
@@ -108,6 +152,19 @@ class SubscriptionPause:
                 self.subscriptions.set_paused(topic_filter, True)
             else:  # unsubscribed since, or gone from MQTT_TOPICS: forget the pause
                 self.redis.hdel(self.paused_key, topic_filter)
+
+    def follow(self) -> bool:
+        """Bridge group, every member: match the paused set kept in Redis, in case this member
+        missed a pause or resume command. True when something changed (then apply the set)."""
+        wanted = set()
+        for raw in self.redis.hkeys(self.paused_key):
+            topic_filter = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            if self.subscriptions.has(topic_filter):
+                wanted.add(topic_filter)
+        held = set(self.subscriptions.paused())
+        for topic_filter in wanted ^ held:
+            self.subscriptions.set_paused(topic_filter, topic_filter in wanted)
+        return wanted != held
 
     def pause(self, command: protocol.Command) -> str | None:
         topic_filter = command.topic

@@ -24,6 +24,7 @@ from bridge.housekeeping import Housekeeper
 from bridge.leader_lease import LeaderLease, read_leader
 from bridge.mqtt_source import LinkEvent
 from bridge.redis_sink import RedisSink
+from bridge.subscription_control import FilterStats, SubscriptionPause
 from bridge.subscriptions import SubscriptionSet
 from tests.unit.bridge.conftest import make_housekeeper
 from tests.unit.bridge.fakes import FakeBroker
@@ -74,6 +75,8 @@ def test_overlapping_topics_are_fine_without_a_group() -> None:
 def test_data_filters_are_shared_and_sys_is_not() -> None:
     assert shared("g", "sensors/#") == "$share/g/sensors/#"
     assert shared("g", "$SYS/#") == "$SYS/#"
+    # the answers to the leader's dynamic-security requests must all reach it, never a share
+    assert shared("g", "$CONTROL/dynamic-security/v1/response") == "$CONTROL/dynamic-security/v1/response"
     assert unshared("g", "$share/g/sensors/#") == "sensors/#"
     assert overlap_sentence("a/+", ["a/b", "c/#"]) is not None
     assert overlap_sentence("a/+", ["c/#", "$SYS/#"]) is None
@@ -387,8 +390,8 @@ def test_the_leaders_retained_sweep_forwards_retained_messages_only() -> None:
     assert [item[3] for item in source._items] == [True, False]
 
 
-def test_a_group_member_refuses_to_switch_to_mqtt_311() -> None:
-    # cmd_configure runs on every member; a group needs MQTT 5, as it does at start.
+def test_a_group_member_refuses_to_switch_brokers_at_run_time() -> None:
+    # cmd_configure runs on every member; each would test on its own and could stay behind.
     settings = Settings.from_env({"BRIDGE_GROUP": "g", "MQTT_CLIENT_ID": "m1"})
     commands = ConnectionCommands(
         settings,
@@ -399,9 +402,9 @@ def test_a_group_member_refuses_to_switch_to_mqtt_311() -> None:
         fakeredis.FakeRedis(),
         None,  # type: ignore[arg-type]
     )
-    switch = protocol.Command(type=protocol.CMD_CONFIGURE, args={"protocol": "3.1.1"})
+    switch = protocol.Command(type=protocol.CMD_CONFIGURE, args={"host": "elsewhere"})
 
-    with pytest.raises(InvalidCommand, match="a bridge group needs MQTT 5"):
+    with pytest.raises(InvalidCommand, match="a bridge group does not switch brokers at run time"):
         commands.configure(switch)
 
 
@@ -445,3 +448,28 @@ def test_a_group_registers_its_broker_for_the_dashboards(r: fakeredis.FakeRedis)
     keeper.send_heartbeat()
 
     assert r.zrange(protocol.KEY_BROKER_REGISTRY, 0, -1) == [b"plant-2"]
+
+
+def test_the_group_shows_the_sum_of_its_members_filter_counts(r: fakeredis.FakeRedis) -> None:
+    # Each member counts only its share of the messages; the leader writes the group's total.
+    subs = SubscriptionSet(("sensors/#",), 0)
+    for member, count in (("a", 3), ("b", 2)):
+        membership.write_member(r, member, {"counters": {}}, [])
+        stats = FilterStats(subs)
+        stats.observe([("sensors/t", b"12", 0, False, float(n), 0, False) for n in range(count)])
+        stats.write(r, protocol.Names(), member, leading=member == "b")
+
+    shown = json.loads(r.get(protocol.KEY_SUBSCRIPTION_STATS))
+    assert shown["filters"] == {"sensors/#": {"messages": 5, "bytes": 10, "last_message_at": 2.0}}
+
+
+def test_a_member_that_missed_a_pause_follows_the_paused_set_in_redis(r: fakeredis.FakeRedis) -> None:
+    subs = SubscriptionSet(("sensors/#", "alerts/#"), 0)
+    pauses = SubscriptionPause(subs, r)
+    r.hset(pauses.paused_key, "alerts/#", "{}")  # paused by a command this member did not hear
+
+    assert pauses.follow() is True
+    assert subs.paused() == {"alerts/#"} and "alerts/#" not in dict(subs.broker_filters())
+    assert pauses.follow() is False  # in step now
+    r.hdel(pauses.paused_key, "alerts/#")  # resumed, also unheard
+    assert pauses.follow() is True and subs.paused() == set()
