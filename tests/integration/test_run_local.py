@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import subprocess
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,11 +56,13 @@ needs_the_built_project = pytest.mark.skipif(
 CALLERS_SETTINGS = ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL")
 
 
-def start_script(
+@contextlib.contextmanager
+def running_script(
     tmp_path: Path, ports: dict[str, int], unset: tuple[str, ...] = CALLERS_SETTINGS, **settings: str
-) -> tuple[subprocess.Popen[bytes], Path, str]:
-    """run-local.sh on ``ports``, with ``settings`` and without ``unset`` from this environment;
-    its output goes to a file. The marker returned is inherited by every process it starts."""
+) -> Iterator[Path]:
+    """run-local.sh on ``ports``, with ``settings`` and without ``unset`` from this environment,
+    its output in the file yielded. When the body is done: Ctrl-C (SIGINT) must stop it (exit 130)
+    and leave no process it started (every one inherits a marker in its environment)."""
     marker = uuid.uuid4().hex
     env = env_with(RUN_DIR=str(tmp_path / "run"), **{k: str(v) for k, v in ports.items()}, **settings)
     for name in unset:
@@ -67,7 +71,15 @@ def start_script(
     output = tmp_path / "output.txt"
     with output.open("wb") as out:
         script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    return script, output, marker
+    try:
+        yield output
+        script.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert script.wait(timeout=30) == 130
+    finally:
+        if script.poll() is None:
+            script.terminate()
+            script.wait(timeout=30)
+    assert processes_with(marker) == [], output.read_text()[-3000:]
 
 
 @needs_the_built_project
@@ -75,8 +87,7 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
     ports = {
         name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
     }
-    script, output, marker = start_script(tmp_path, ports)
-    try:
+    with running_script(tmp_path, ports) as output:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
         assert f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/?token=" in url
@@ -94,13 +105,6 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         ) as health:
             assert json.load(health)["broker"]["connected"] is True
 
-        script.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert script.wait(timeout=30) == 130
-    finally:
-        if script.poll() is None:
-            script.terminate()
-            script.wait(timeout=30)
-    assert processes_with(marker) == [], output.read_text()[-3000:]
     assert "run-local: stopped" in output.read_text()
 
 
@@ -147,10 +151,7 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
         "REDIS_PORT": free_port(),
         "DASHBOARD_PORT": free_port(),
     }
-    script, output, marker = start_script(
-        tmp_path, ports, (*CALLERS_SETTINGS, "BRIDGE_NAME"), RUN_BROKERS="2"
-    )
-    try:
+    with running_script(tmp_path, ports, (*CALLERS_SETTINGS, "BRIDGE_NAME"), RUN_BROKERS="2") as output:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
 
@@ -179,13 +180,6 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
             }
 
         wait_for(both_healthy, 20, what="/health to report both brokers")
-        script.send_signal(signal.SIGINT)
-        assert script.wait(timeout=30) == 130
-    finally:
-        if script.poll() is None:
-            script.terminate()
-            script.wait(timeout=30)
-    assert processes_with(marker) == [], output.read_text()[-3000:]
 
 
 @needs_the_built_project
@@ -197,10 +191,7 @@ def test_run_local_with_dynamic_security_bootstraps_the_bridge_account_and_serve
     }
     run_dir = tmp_path / "run"
     unset = ("DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL", "CONFIG_SECRET_KEY")
-    script, output, marker = start_script(
-        tmp_path, ports, unset, RUN_DYNSEC="1", DASHBOARD_TOKEN="dynsec-run-token"
-    )
-    try:
+    with running_script(tmp_path, ports, unset, RUN_DYNSEC="1", DASHBOARD_TOKEN="dynsec-run-token") as output:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         wait_for(lambda: healthy(ports["DASHBOARD_PORT"]), 30, what="the bridge connected as mqtt-bridge")
         text = output.read_text()
@@ -215,11 +206,3 @@ def test_run_local_with_dynamic_security_bootstraps_the_bridge_account_and_serve
         assert created.status_code == 201 and created.json()["topic"] == "tenants/acme/#", created.text
         listed = requests.get(f"{base}/api/tenants", headers=headers, timeout=20).json()
         assert [t["name"] for t in listed["tenants"]] == ["acme"]
-
-        script.send_signal(signal.SIGINT)
-        assert script.wait(timeout=30) == 130
-    finally:
-        if script.poll() is None:
-            script.terminate()
-            script.wait(timeout=30)
-    assert processes_with(marker) == [], output.read_text()[-3000:]
