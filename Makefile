@@ -77,10 +77,15 @@ dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) fron
 run: venv
 	bash scripts/run-local.sh
 
+# The rings in parallel processes, a test file each at a time (a file's servers are its own, and
+# most of a test's time is spent waiting on them): 3 on this project's 2-core machines took the
+# suite from 9.4 to about 3.5 minutes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
+
 test: WITH_BROWSER = 1
 test: system-deps venv frontend lint
 	cd frontend && npm test --silent
-	$(PYTEST) tests/unit tests/integration tests/e2e
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
 
 # --- the rings, one at a time ------------------------------------------------------------
 test-unit: venv
@@ -97,6 +102,7 @@ lint: venv
 	$(VENV)/bin/ruff check bridge dashboard tests bench scripts
 	$(VENV)/bin/ruff format --check bridge dashboard tests bench scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The docker-compose stack built and run for real (needs a Docker engine with BuildKit; not part
 # of `make test`). Run it before resolving any change to the Dockerfiles or docker-compose.yml.

@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 import paho.mqtt.client as mqtt  # noqa: E402
 import redis  # noqa: E402
 
-from bridge import protocol  # noqa: E402
 from bridge.config import VARIABLES  # noqa: E402
+from bridge.contract import protocol  # noqa: E402
 from tests.helpers import free_port, start_mosquitto, start_redis, wait_for  # noqa: E402
 
 TOPIC = "bench/line"

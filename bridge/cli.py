@@ -17,9 +17,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from bridge import __version__, protocol
-from bridge.config import VARIABLES, EnvReader, RedisSettings, Settings, read_secret_key
-from bridge.errors import ConfigError
+from bridge import __version__
+from bridge.config import VARIABLES, Settings
+from bridge.contract import protocol
+from bridge.contract.env import EnvReader, RedisSettings, read_secret_key
+from bridge.contract.errors import ConfigError
 
 logger = logging.getLogger("bridge")
 
@@ -63,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _seal(env: dict[str, str]) -> int:
     """Print the sealed form of the password on standard input (its one line, without the
     newline), for commands sent from a shell; the password itself is never echoed."""
-    from bridge.secret_box import NO_KEY, SecretBox, seal_for_command
+    from bridge.contract.secret_box import NO_KEY, SecretBox, seal_for_command
 
     try:
-        box = SecretBox.from_setting(read_secret_key(EnvReader(env)))
+        box = SecretBox.from_setting(read_secret_key(EnvReader(env, VARIABLES)))
     except ConfigError as exc:
         print(f"mqtt-redis-bridge: {exc}", file=sys.stderr)
         return 2
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     env = dict(os.environ if environ is None else environ)
     env.update({v.name: getattr(args, v.name) for v in VARIABLES if getattr(args, v.name) is not None})
     if args.command == "secret-key":
-        from bridge.secret_box import generate_key
+        from bridge.contract.secret_box import generate_key
 
         print(generate_key())
         return 0
@@ -121,12 +123,13 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
 
 def _healthcheck(env: dict[str, str]) -> int:
-    from bridge import health, redis_sink
-    from bridge.config import EnvReader, read_bridge_name
-    from bridge.protocol import Names
+    from bridge.config import read_bridge_name
+    from bridge.contract.protocol import Names
+    from bridge.ingest import redis_sink
+    from bridge.insight import health
 
     client = redis_sink.connect(RedisSettings.from_env(env))
-    read = EnvReader(env)
+    read = EnvReader(env, VARIABLES)
     # A named bridge's healthcheck reads that bridge's keys, not the unnamed one's.
     names = Names(read_bridge_name(read))
     if read.text("BRIDGE_GROUP"):  # a group member checks itself, told which by its environment
@@ -141,8 +144,8 @@ def _healthcheck(env: dict[str, str]) -> int:
 def run(settings: Settings) -> int:
     import redis
 
-    from bridge import redis_sink
-    from bridge.server_versions import RedisVersionCheck
+    from bridge.contract.server_versions import RedisVersionCheck
+    from bridge.ingest import redis_sink
     from bridge.service import Bridge
 
     stop = threading.Event()

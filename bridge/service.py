@@ -14,28 +14,30 @@ from typing import Any
 
 import redis
 
-from bridge import broker_settings, protocol, redis_sink, redis_topology
-from bridge.backoff import Backoff
-from bridge.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
-from bridge.commands import CommandListener, CommandProcessor
 from bridge.config import Settings
-from bridge.connection_commands import ConnectionCommands
-from bridge.counters import Counters
-from bridge.dynsec import DynsecClient
-from bridge.errors import InvalidCommand
-from bridge.group_role import GroupRole
-from bridge.housekeeping import Housekeeper
-from bridge.metrics import BridgeCollector, serve
-from bridge.mqtt_source import Item, LinkEvent, MqttSource
-from bridge.pipeline import Writer
-from bridge.redis_sink import RedisSink
-from bridge.retained import RetainedClearer
-from bridge.secret_box import SecretBox
-from bridge.session_adopter import SessionAdopter
-from bridge.status import BrokerStatus
-from bridge.subscription_control import FilterStats, SubscriptionPause
-from bridge.subscriptions import Subscription, SubscriptionSet
-from bridge.topics import TopicIndex
+from bridge.contract import protocol, redis_topology
+from bridge.contract.backoff import Backoff
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.secret_box import SecretBox
+from bridge.control import broker_settings
+from bridge.control.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
+from bridge.control.commands import CommandListener, CommandProcessor
+from bridge.control.connection_commands import ConnectionCommands
+from bridge.control.dynsec import DynsecClient
+from bridge.control.retained import RetainedClearer
+from bridge.control.subscription_control import FilterStats, SubscriptionPause
+from bridge.group.role import GroupRole
+from bridge.group.session_adopter import SessionAdopter
+from bridge.ingest import redis_sink
+from bridge.ingest.counters import Counters
+from bridge.ingest.mqtt_source import Item, LinkEvent, MqttSource
+from bridge.ingest.redis_sink import RedisSink
+from bridge.ingest.subscriptions import Subscription, SubscriptionSet
+from bridge.ingest.writer import Writer
+from bridge.insight.housekeeping import Housekeeper
+from bridge.insight.metrics import BridgeCollector, serve
+from bridge.insight.status import BrokerStatus
+from bridge.insight.topics import TopicIndex
 
 logger = logging.getLogger(__name__)
 

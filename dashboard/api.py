@@ -13,8 +13,8 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.routing import PathConverter
 
-from bridge.errors import InvalidCommand
-from bridge.protocol import (
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import (
     CMD_CLEAR_RETAINED,
     CMD_PAUSE_SUBSCRIPTION,
     CMD_PUBLISH,

@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSessionInterface
 from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bridge.secret_box import SecretBox
+from bridge.contract.secret_box import SecretBox
 from dashboard.api import TopicFilterConverter, api, error
 from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
 from dashboard.broker_api import broker_api

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from flask import Request, g, session
 from werkzeug.datastructures import Headers
 
-from bridge.errors import ConfigError
+from bridge.contract.errors import ConfigError
 from dashboard.config import DashboardSettings
 from dashboard.login_guard import LoginGuard
 from dashboard.sessions import SessionStore

@@ -11,16 +11,17 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge import broker_settings
-from bridge.connection_probe import PROBE_TIMEOUT
-from bridge.errors import InvalidCommand
-from bridge.protocol import (
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import (
     CMD_CONFIGURE,
     CMD_RECONNECT,
     CMD_TEST_CONNECTION,
+    CONNECTION_FIELDS,
+    CONNECTION_HISTORY_MAX,
+    PROBE_TIMEOUT,
     loads_object,
 )
-from bridge.secret_box import NO_KEY, seal_for_command
+from bridge.contract.secret_box import NO_KEY, seal_for_command
 from dashboard.api import BadRequest, error, send_command
 from dashboard.broker_context import current_names
 from dashboard.commands import build_args_command
@@ -47,7 +48,7 @@ def connection() -> Any:
 
 @broker_api.get("/connection/history")
 def connection_history() -> Response:
-    raw = services().redis.lrange(current_names().KEY_CONNECTION_HISTORY, 0, broker_settings.HISTORY_MAX - 1)
+    raw = services().redis.lrange(current_names().KEY_CONNECTION_HISTORY, 0, CONNECTION_HISTORY_MAX - 1)
     return jsonify(switches=[e for e in (loads_object(r) for r in raw) if e is not None])
 
 
@@ -76,9 +77,9 @@ def _settings_args() -> dict[str, Any]:
     body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object of broker settings")
-    unknown = sorted(set(body) - set(broker_settings.FIELDS))
+    unknown = sorted(set(body) - set(CONNECTION_FIELDS))
     if unknown:
-        known = ", ".join(broker_settings.FIELDS)
+        known = ", ".join(CONNECTION_FIELDS)
         raise BadRequest(f"unknown field {unknown[0]!r}; the settings fields are {known}")
     args = dict(body)
     if "password" in args:

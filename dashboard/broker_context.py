@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, abort, g
 
-from bridge.protocol import UNNAMED_BROKER, Names, names_for
+from bridge.contract.protocol import UNNAMED_BROKER, Names, names_for
 from dashboard.brokers import valid_broker
 from dashboard.extensions import services
 from dashboard.store import Store

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from bridge.protocol import KEY_BROKER_REGISTRY, UNNAMED_BROKER, bridge_name_problem, names_for
+from bridge.contract.protocol import KEY_BROKER_REGISTRY, UNNAMED_BROKER, bridge_name_problem, names_for
 from dashboard.store import Store
 
 

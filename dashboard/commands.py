@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from bridge import mqtt5_properties
-from bridge.errors import InvalidCommand
-from bridge.protocol import (
+from bridge.contract import mqtt5_properties
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import (
     CMD_PUBLISH,
     COMMAND_RUN_MAX,
     ENCODING_UTF8,

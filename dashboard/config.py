@@ -1,7 +1,7 @@
 """The dashboard's settings: read once from the environment, validated, frozen.
 
 ``VARIABLES`` lists every ``DASHBOARD_*`` variable (name, default, help) so the docs can be
-checked against it; the Redis variables are the bridge's (``bridge.config.RedisSettings``).
+checked against it; the Redis variables are the bridge's (``bridge.contract.env.RedisSettings``).
 A bad value raises ConfigError naming the variable.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypeVar
 
-from bridge.config import EnvReader, RedisSettings, Variable, read_secret_key
-from bridge.errors import ConfigError
-from bridge.protocol import UNNAMED_BROKER, bridge_name_problem
+from bridge.contract.env import EnvReader, RedisSettings, Variable, read_secret_key
+from bridge.contract.errors import ConfigError
+from bridge.contract.protocol import UNNAMED_BROKER, bridge_name_problem
 from dashboard.host_rules import Network, parse_hosts, parse_networks
 
 T = TypeVar("T")

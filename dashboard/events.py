@@ -11,8 +11,8 @@ import redis
 from flask import request
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
 
-from bridge.errors import InvalidCommand
-from bridge.protocol import UNNAMED_BROKER
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import UNNAMED_BROKER
 from dashboard.auth import TOO_MANY, Check
 from dashboard.brokers import valid_broker
 from dashboard.extensions import Services

@@ -14,9 +14,9 @@ import redis
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
-from bridge import redis_topology
-from bridge.secret_box import SecretBox
-from bridge.server_versions import RedisVersionCheck
+from bridge.contract import redis_topology
+from bridge.contract.secret_box import SecretBox
+from bridge.contract.server_versions import RedisVersionCheck
 from dashboard.auth import Authenticator
 from dashboard.brokers import Brokers
 from dashboard.config import DashboardSettings

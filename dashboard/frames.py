@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.protocol import UNNAMED_BROKER, topic_matches, validate_topic_filter
+from bridge.contract.protocol import UNNAMED_BROKER, topic_matches, validate_topic_filter
 
 EVERYTHING: str | None = None  # the filter key of clients that want every message
 

@@ -55,7 +55,7 @@ def post_worker_init(worker: Any) -> None:
     # Imported here, after the fork and gevent's patching (see the module docstring).
     import redis
 
-    from bridge.server_versions import version_check_of
+    from bridge.contract.server_versions import version_check_of
     from dashboard.extensions import services
 
     found = services(worker.wsgi)

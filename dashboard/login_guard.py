@@ -13,7 +13,7 @@ import logging
 
 import redis
 
-from bridge.protocol import KEY_LOGIN_FAILURES_PREFIX
+from bridge.contract.protocol import KEY_LOGIN_FAILURES_PREFIX
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from flask import (
     send_from_directory,
 )
 
-from bridge.protocol import UNNAMED_BROKER
+from bridge.contract.protocol import UNNAMED_BROKER
 from dashboard.auth import Check
 from dashboard.broker_context import current_broker
 from dashboard.extensions import services

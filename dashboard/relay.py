@@ -19,9 +19,9 @@ from typing import Any
 import redis
 from flask_socketio import SocketIO
 
-from bridge import redis_topology
-from bridge.backoff import Backoff
-from bridge.protocol import (
+from bridge.contract import redis_topology
+from bridge.contract.backoff import Backoff
+from bridge.contract.protocol import (
     CHANNEL_CLIENTS,
     CHANNEL_MESSAGES,
     CHANNEL_SESSION_REVOKED,

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge.errors import ConfigError
+from bridge.contract.errors import ConfigError
 from dashboard.config import VARIABLES, DashboardSettings, ensure_login_token
 
 CONFIG_FILE = Path(__file__).with_name("gunicorn.conf.py")
@@ -58,8 +58,8 @@ def redis_refusal_before_start(settings: DashboardSettings) -> str | None:
     """
     import redis
 
-    from bridge import redis_topology
-    from bridge.server_versions import RedisVersionCheck
+    from bridge.contract import redis_topology
+    from bridge.contract.server_versions import RedisVersionCheck
 
     check = RedisVersionCheck("mqtt-dashboard")
     client = redis_topology.connect(settings.redis, check, socket_connect_timeout=3, socket_timeout=3)

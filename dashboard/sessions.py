@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from bridge.protocol import CHANNEL_SESSION_REVOKED, KEY_DASHBOARD_SESSION_PREFIX, dumps, envelope
+from bridge.contract.protocol import CHANNEL_SESSION_REVOKED, KEY_DASHBOARD_SESSION_PREFIX, dumps, envelope
 
 SESSION_ID_BYTES = 32
 TYPE_SESSION_REVOKED = "session_revoked"

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from flask import Blueprint, jsonify, request
 
-from bridge.protocol import Names, loads_object
+from bridge.contract.protocol import Names, loads_object
 from dashboard.api import error
 from dashboard.broker_context import current_names
 from dashboard.extensions import services

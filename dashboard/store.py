@@ -1,7 +1,7 @@
 """Reads of the bridge's Redis data: latest snapshots, heartbeat, history, subscriptions.
 
 Shared by the REST API, the Socket.IO snapshot and the relay, so all three read the contract
-the same way. Every name comes from ``bridge.protocol``.
+the same way. Every name comes from ``bridge.contract.protocol``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from bridge.protocol import (
+from bridge.contract.protocol import (
     HEARTBEAT_TTL,
     HISTORY_FIELD,
     KEY_CLIENTS_LATEST,

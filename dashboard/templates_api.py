@@ -16,9 +16,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge import mqtt5_properties
-from bridge.errors import InvalidCommand
-from bridge.protocol import (
+from bridge.contract import mqtt5_properties
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import (
     CMD_PUBLISH,
     ENCODING_UTF8,
     ENCODINGS,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bridge.errors import InvalidCommand
+from bridge.contract.errors import InvalidCommand
 
 TENANT_MARK = "tenant:"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

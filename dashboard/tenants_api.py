@@ -14,10 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge.dynsec import DYNSEC_TIMEOUT
-from bridge.errors import InvalidCommand
-from bridge.protocol import CMD_DYNSEC
-from bridge.secret_box import NO_KEY, seal_for_command
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import CMD_DYNSEC, DYNSEC_TIMEOUT
+from bridge.contract.secret_box import NO_KEY, seal_for_command
 from dashboard import tenants
 from dashboard.api import error, send_command
 from dashboard.broker_context import current_names

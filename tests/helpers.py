@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -19,17 +20,56 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-def free_port() -> int:
+# Under pytest-xdist each worker draws ports from its own range of 2,000 (12000-21999 for up to
+# five workers), so no two workers pick the same port between the check and the server's bind. The
+# range sits below Linux's ephemeral ports (32768-60999), and a Redis Cluster node's bus port
+# (+10000) lands in 22000-31999, which no worker draws from.
+_WORKER_PORTS = 2000
+_handed_out: set[int] = set()
+
+
+def worker_port_range() -> range | None:
+    """This xdist worker's own ports, or None when the tests run in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", … when run in parallel
+    if not worker.startswith("gw"):
+        return None
+    low = 12000 + int(worker[2:]) % 5 * _WORKER_PORTS
+    return range(low, low + _WORKER_PORTS)
+
+
+def free_port(also_free: int | None = None) -> int:
+    """A free loopback port (and, with ``also_free``, one whose port + also_free is free too)."""
+    ports = worker_port_range()
+    if ports is None and also_free is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    ports = ports or range(10240, 22000)
+    for _ in range(2000):
+        port = random.choice(ports)
+        if port in _handed_out:
+            continue
+        wanted = [port] if also_free is None else [port, port + also_free]
+        if all(_bindable(p) for p in wanted):
+            _handed_out.add(port)
+            return port
+    raise AssertionError(f"no free port in {ports}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for(

@@ -16,8 +16,8 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from bridge import protocol
-from bridge.stats_history import fine_points
+from bridge.contract import protocol
+from bridge.insight.stats_history import fine_points
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, login, shot
 from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
 

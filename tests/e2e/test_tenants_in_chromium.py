@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bridge.secret_box import generate_key
+from bridge.contract.secret_box import generate_key
 from tests.e2e.conftest import TOKEN, login, shot
 from tests.e2e.test_accessibility import AXE, THEME_KEY, serious
 from tests.helpers import (

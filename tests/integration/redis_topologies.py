@@ -10,9 +10,7 @@ started, also when starting fails half-way.
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,27 +28,11 @@ SENTINEL_DOWN_AFTER_MS = 2000
 MASTER_NAME = "testmaster"
 
 
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def cluster_port() -> int:
     """A free port whose cluster bus port (+10000) is free too, both below the range the kernel
     hands out for port 0 and outgoing connections: those ports stay unbound for a while (a
     cluster created later), and another test's free_port() must not be given one of them."""
-    high = min(55535, _ephemeral_low() - 10001)
-    while True:
-        port = random.randint(10240, high)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-        except OSError:
-            continue
-        return port
+    return free_port(also_free=10000)
 
 
 def _server(workdir: Path, port: int, *extra: str) -> Process:

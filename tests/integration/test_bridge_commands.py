@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import MqttRecorder, Process, wait_for
 from tests.integration.mqtt_client import publish_all
 

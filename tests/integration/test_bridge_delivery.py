@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import BridgeProcess, Process, start_mosquitto, wait_for
 from tests.integration.mqtt_client import publish_all
 from tests.integration.redis_proxy import ReplyDroppingProxy

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import membership, protocol
+from bridge.contract import protocol
+from bridge.group import membership
 from tests.helpers import BridgeProcess, MqttRecorder, Process, wait_for
 from tests.integration.mqtt_client import publish_all
 

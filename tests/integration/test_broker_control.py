@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import protocol
-from bridge.secret_box import SecretBox, generate_key, seal_for_command
+from bridge.contract import protocol
+from bridge.contract.secret_box import SecretBox, generate_key, seal_for_command
 from tests.helpers import MOSQUITTO, Process, free_port, wait_for
 from tests.integration.mqtt_client import publish_all
 

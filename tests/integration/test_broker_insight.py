@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import Process, free_port, wait_for
 from tests.integration.mqtt_client import publish_all
 

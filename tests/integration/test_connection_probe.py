@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bridge import connection_probe
-from bridge.connection_probe import Endpoint, probe
+from bridge.control import connection_probe
+from bridge.control.connection_probe import Endpoint, probe
 from tests.helpers import MOSQUITTO, Process, free_port, wait_for
 
 pytestmark = pytest.mark.integration

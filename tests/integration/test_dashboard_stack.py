@@ -18,7 +18,7 @@ import requests
 import socketio
 import websocket
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import DashboardProcess, Process, start_redis, wait_for
 from tests.integration.browser_client import Browser
 

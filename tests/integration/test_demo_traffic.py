@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from bridge.demo import run_demo
 from tests.helpers import MqttRecorder, ShippedMosquitto, env_with, start_redis, wait_for
 

@@ -15,8 +15,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from bridge import protocol
-from bridge.secret_box import SecretBox, generate_key, seal_for_command
+from bridge.contract import protocol
+from bridge.contract.secret_box import SecretBox, generate_key, seal_for_command
 from dashboard import tenants
 from dashboard.commands import build_args_command, build_command, round_trip
 from tests.helpers import (

@@ -15,7 +15,7 @@ import pytest
 import redis
 import requests
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, start_mosquitto, wait_for
 from tests.integration.browser_client import Browser
 from tests.integration.mqtt_client import publish_all

@@ -12,7 +12,7 @@ import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import MqttRecorder, Process, wait_for
 
 pytestmark = pytest.mark.integration

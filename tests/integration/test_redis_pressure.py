@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import REDIS_SERVER, BridgeProcess, Process, free_port, wait_for
 from tests.integration.mqtt_client import publish_all
 

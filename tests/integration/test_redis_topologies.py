@@ -19,8 +19,9 @@ import pytest
 import redis
 import requests
 
-from bridge import protocol, redis_sink, redis_topology, server_versions
-from bridge.config import RedisSettings
+from bridge.contract import protocol, redis_topology, server_versions
+from bridge.contract.env import RedisSettings
+from bridge.ingest import redis_sink
 from tests.helpers import (
     BridgeProcess,
     DashboardProcess,

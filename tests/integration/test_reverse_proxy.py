@@ -15,7 +15,7 @@ import redis
 import requests
 import websocket
 
-from bridge.protocol import KEY_LOGIN_FAILURES_PREFIX
+from bridge.contract.protocol import KEY_LOGIN_FAILURES_PREFIX
 from tests.helpers import DashboardProcess, Process, start_redis
 
 pytestmark = pytest.mark.integration

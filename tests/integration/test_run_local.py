@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import REPO, env_with, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import redis
 import requests
 import websocket
 
-from bridge.protocol import CHANNEL_MESSAGES, message_json
+from bridge.contract.protocol import CHANNEL_MESSAGES, message_json
 from tests.helpers import DashboardProcess, Process, start_redis, wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from bridge import protocol
+from bridge.contract import protocol
 from tests.helpers import Process, wait_for
 
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge.dynsec import DYNSEC_RESPONSE_TOPIC, DYNSEC_TOPIC
-from bridge.mqtt_source import Item
+from bridge.control.dynsec import DYNSEC_RESPONSE_TOPIC, DYNSEC_TOPIC
+from bridge.ingest.mqtt_source import Item
 
 
 class FakeDynsecBroker:

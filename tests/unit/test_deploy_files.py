@@ -324,3 +324,17 @@ def test_dynsec_bootstrap_script_is_posix_sh_and_passes_shellcheck() -> None:
         [shellcheck, "-s", "sh", script], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_package_lists_every_part_so_images_carry_them() -> None:
+    """The images install a built wheel: a part missing from pyproject.toml would be missing there."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    parts = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for package in ("bridge", "dashboard")
+        for init in (REPO / package).rglob("__init__.py")
+        if "static" not in init.parts
+    }
+    assert parts == listed

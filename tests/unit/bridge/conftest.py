@@ -6,14 +6,14 @@ import time
 import fakeredis
 import pytest
 
-from bridge import protocol
 from bridge.config import Settings
-from bridge.counters import Counters
-from bridge.group_role import GroupRole
-from bridge.housekeeping import Housekeeper
-from bridge.redis_sink import RedisSink
-from bridge.status import BrokerStatus
-from bridge.topics import TopicIndex
+from bridge.contract import protocol
+from bridge.group.role import GroupRole
+from bridge.ingest.counters import Counters
+from bridge.ingest.redis_sink import RedisSink
+from bridge.insight.housekeeping import Housekeeper
+from bridge.insight.status import BrokerStatus
+from bridge.insight.topics import TopicIndex
 
 
 @pytest.fixture

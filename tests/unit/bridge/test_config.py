@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 import redis.connection
 
-from bridge.config import VARIABLES, RedisSettings, Settings
-from bridge.errors import ConfigError
+from bridge.config import VARIABLES, Settings
+from bridge.contract.env import RedisSettings
+from bridge.contract.errors import ConfigError
 
 
 def test_defaults_match_the_design() -> None:
@@ -130,7 +131,7 @@ def test_a_receive_maximum_of_zero_is_refused() -> None:
     import pytest
 
     from bridge.config import Settings
-    from bridge.errors import ConfigError
+    from bridge.contract.errors import ConfigError
 
     with pytest.raises(ConfigError, match="MQTT_RECEIVE_MAXIMUM must be between 1 and 65535"):
         Settings.from_env({"MQTT_RECEIVE_MAXIMUM": "0"})

@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.errors import InvalidCommand
-from bridge.protocol import (
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import (
     HISTORY_FIELD,
     KEY_HEARTBEAT,
     KEY_HISTORY,

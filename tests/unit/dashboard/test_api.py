@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.protocol import (
+from bridge.contract.protocol import (
     CHANNEL_RESULTS,
     CMD_PUBLISH,
     CMD_SUBSCRIBE,

@@ -9,7 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.protocol import CHANNEL_SESSION_REVOKED, KEY_DASHBOARD_SESSION_PREFIX, KEY_LOGIN_FAILURES_PREFIX
+from bridge.contract.protocol import (
+    CHANNEL_SESSION_REVOKED,
+    KEY_DASHBOARD_SESSION_PREFIX,
+    KEY_LOGIN_FAILURES_PREFIX,
+)
 from dashboard.extensions import services
 from tests.helpers import wait_for
 from tests.unit.dashboard.fakes import BEARER, ORIGIN, PASSWORD, TOKEN, received, socket_client

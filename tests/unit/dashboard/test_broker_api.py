@@ -9,9 +9,10 @@ from collections.abc import Callable
 import fakeredis
 from flask import Flask
 
-from bridge import broker_settings, protocol
 from bridge.config import Settings
-from bridge.secret_box import SecretBox, generate_key
+from bridge.contract import protocol
+from bridge.contract.secret_box import SecretBox, generate_key
+from bridge.control import broker_settings
 from tests.unit.dashboard.fakes import BEARER, FakeBridge
 
 KEY = generate_key()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from bridge.errors import InvalidCommand
-from bridge.protocol import CMD_CLEAR_RETAINED, CMD_TEST_CONNECTION, COMMAND_RUN_MAX
+from bridge.contract.errors import InvalidCommand
+from bridge.contract.protocol import CMD_CLEAR_RETAINED, CMD_TEST_CONNECTION, COMMAND_RUN_MAX
 from dashboard.commands import build_args_command, expiry
 
 

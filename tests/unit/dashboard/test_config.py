@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import ConfigError
+from bridge.contract.errors import ConfigError
 from dashboard.config import VARIABLES, DashboardSettings, ensure_login_token
 
 

@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 from flask import Flask
 
-from bridge.protocol import (
+from bridge.contract.protocol import (
     CHANNEL_CLIENTS,
     CHANNEL_MESSAGES,
     CHANNEL_STATS,

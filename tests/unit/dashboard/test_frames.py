@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import InvalidCommand
+from bridge.contract.errors import InvalidCommand
 from dashboard.frames import EVERYTHING, FrameRouter, normalise_filter, room_for
 from tests.unit.dashboard.fakes import message
 

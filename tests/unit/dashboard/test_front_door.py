@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.errors import ConfigError
-from bridge.protocol import KEY_LOGIN_FAILURES_PREFIX
+from bridge.contract.errors import ConfigError
+from bridge.contract.protocol import KEY_LOGIN_FAILURES_PREFIX
 from dashboard.config import DashboardSettings
 from tests.unit.dashboard.fakes import BASE_ENV, TOKEN
 

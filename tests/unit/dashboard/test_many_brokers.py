@@ -11,13 +11,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge import broker_settings, protocol
-from bridge.errors import ConfigError
-from bridge.protocol import CHANNEL_STATUS, Names, dumps, envelope
-from bridge.redis_sink import RedisSink
-from bridge.stats_history import StatsHistory
-from bridge.subscription_control import FilterStats, SubscriptionPause
-from bridge.subscriptions import SubscriptionSet
+from bridge.contract import protocol
+from bridge.contract.errors import ConfigError
+from bridge.contract.protocol import CHANNEL_STATUS, Names, dumps, envelope
+from bridge.control import broker_settings
+from bridge.control.subscription_control import FilterStats, SubscriptionPause
+from bridge.ingest.redis_sink import RedisSink
+from bridge.ingest.subscriptions import SubscriptionSet
+from bridge.insight.stats_history import StatsHistory
 from dashboard.config import DashboardSettings
 from dashboard.extensions import services
 from tests.unit.dashboard.fakes import BASE_ENV, BEARER, FakeBridge, message, received, socket_client

@@ -9,7 +9,7 @@ import fakeredis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.protocol import KEY_STATUS_LATEST, dumps, envelope
+from bridge.contract.protocol import KEY_STATUS_LATEST, dumps, envelope
 from dashboard import create_app
 from dashboard.config import DashboardSettings
 from tests.unit.dashboard.fakes import BASE_ENV, BEARER, set_heartbeat
@@ -202,7 +202,7 @@ def test_liveness_answers_without_login_even_with_no_bridge(client: FlaskClient)
 def test_a_bridge_group_lists_its_members_and_health_says_a_leader_is_alive(
     client: FlaskClient, redis_client: fakeredis.FakeRedis
 ) -> None:
-    from bridge.protocol import KEY_MEMBERS
+    from bridge.contract.protocol import KEY_MEMBERS
 
     set_heartbeat(redis_client, age=1.0, group="g", leader="m2", members=["m1", "m2"])
     connected_broker(redis_client)

@@ -12,8 +12,8 @@ import fakeredis
 import pytest
 from flask import Flask
 
-from bridge.backoff import Backoff
-from bridge.protocol import CHANNEL_MESSAGES, dumps
+from bridge.contract.backoff import Backoff
+from bridge.contract.protocol import CHANNEL_MESSAGES, dumps
 from dashboard.extensions import Services
 from dashboard.relay import Relay
 from tests.unit.dashboard.fakes import TOKEN, message, received, socket_client

@@ -7,7 +7,7 @@ from typing import Any
 import fakeredis
 from flask.testing import FlaskClient
 
-from bridge.protocol import KEY_PUBLISH_HISTORY, KEY_PUBLISH_TEMPLATES
+from bridge.contract.protocol import KEY_PUBLISH_HISTORY, KEY_PUBLISH_TEMPLATES
 from tests.unit.dashboard.fakes import BEARER, FakeBridge
 
 LAMP = {

@@ -8,8 +8,8 @@ import time
 import fakeredis
 from flask.testing import FlaskClient
 
-from bridge import protocol
-from bridge.stats_history import StatsHistory
+from bridge.contract import protocol
+from bridge.insight.stats_history import StatsHistory
 from tests.unit.dashboard.fakes import BEARER
 
 

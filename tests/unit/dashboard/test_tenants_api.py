@@ -13,14 +13,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge import protocol
-from bridge.commands import CommandListener, CommandProcessor
-from bridge.counters import Counters
-from bridge.dynsec import DynsecClient
-from bridge.errors import ConfigError
-from bridge.redis_sink import RedisSink
-from bridge.secret_box import NO_KEY, SecretBox, generate_key
-from bridge.subscriptions import SubscriptionSet
+from bridge.contract import protocol
+from bridge.contract.errors import ConfigError
+from bridge.contract.secret_box import NO_KEY, SecretBox, generate_key
+from bridge.control.commands import CommandListener, CommandProcessor
+from bridge.control.dynsec import DynsecClient
+from bridge.ingest.counters import Counters
+from bridge.ingest.redis_sink import RedisSink
+from bridge.ingest.subscriptions import SubscriptionSet
 from dashboard.config import DashboardSettings
 from tests.unit.dashboard.fakes import BEARER, ORIGIN
 from tests.unit.dynsec_fake import FakeDynsecBroker

@@ -1,0 +1,1 @@
+"""Pieces of the whole-stack benchmarks (bench/fanout.py): load, clients, measuring, reporting."""

@@ -1,0 +1,497 @@
+"""The bridge's one MQTT connection: paho-mqtt 2.x, network loop in paho's own thread.
+
+The paho thread never does Redis I/O. ``on_message`` appends a plain tuple to a bounded deque
+(or counts a drop); connection changes go to the housekeeping thread as events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from bridge.contract.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
+from bridge.ingest.counters import Counters
+from bridge.ingest.dedup import CopyFilter, can_overlap
+from bridge.ingest.fast_publish import FAST_PATH_OK, FastClient
+from bridge.ingest.session import SessionFilters
+from bridge.ingest.subscriptions import SYS_FILTER, is_data_filter, shared
+
+if TYPE_CHECKING:  # the settings sit above the parts; a part only reads them
+    from bridge.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# (topic, payload, qos, retain, timestamp, mid, dup): a plain tuple costs the paho thread less
+# than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
+# what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
+# A message with MQTT 5 properties (rare, and never on the fast path) carries them as an eighth
+# element, so the common message pays nothing for them.
+Item = (
+    tuple[str, bytes, int, bool, float, int, bool]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any]]
+)
+
+SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
+# Group mode: the leader's short plain subscription that fetches retained messages (shared
+# subscribers get none from mosquitto >= 2.0.13). Its own identifier, far above CopyFilter's.
+RETAINED_SWEEP_ID = 268_435_455
+RETAINED_SWEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """A change of the broker connection, for the housekeeping thread."""
+
+    connected: bool
+    reason: str | None
+
+
+class MqttSource:
+    def __init__(
+        self,
+        settings: Settings,
+        counters: Counters,
+        items: deque[Item],
+        queue_maxsize: int,
+        on_link_event: Callable[[LinkEvent], None],
+        wanted_filters: Callable[[], Iterable[tuple[str, int]]],
+        *,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 30.0,
+    ):
+        self.settings = settings
+        self.counters = counters
+        self._items = items
+        self._maxsize = queue_maxsize
+        self._on_link_event = on_link_event
+        self._wanted_filters = wanted_filters
+        self._connected = threading.Event()
+        self._ever_connected = False
+        # What the latest on_connect subscribed, so filters restored later can be told apart.
+        self.connect_filters: set[str] = set()
+        self._suback_waiters: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._connect_pending: set[int] = set()  # SUBACKs the current connection still waits for
+        self.copies = CopyFilter()
+        self._lock = threading.Lock()
+        self.session = SessionFilters()  # what the broker holds in the bridge's session
+        self._accepting = True
+        # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
+        # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
+        self._acked_maxsize = queue_maxsize + settings.receive_maximum
+        self._reconnect_range = (reconnect_min, reconnect_max)
+        self._leaving_reason: str | None = None
+        self._group = settings.group
+        # In a group every member has its own status topic, so one dead member (its will) does
+        # not mark the group offline.
+        self.status_topic = (
+            f"{settings.status_topic}/{settings.member}" if settings.group else settings.status_topic
+        )
+        self.client = self._make_client(reconnect_min, reconnect_max)
+
+    # --- set-up ---------------------------------------------------------------------------
+    def _make_client(self, reconnect_min: float, reconnect_max: float) -> mqtt.Client:
+        s = self.settings
+        protocol = mqtt.MQTTv5 if s.protocol == 5 else mqtt.MQTTv311
+        # A persistent session and acknowledgements sent by the writer once Redis holds a message
+        # (manual_ack): what the bridge has not written, the broker delivers again (at-least-once).
+        client = FastClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=protocol,
+            clean_session=(s.session_expiry == 0) if protocol == mqtt.MQTTv311 else None,
+            manual_ack=True,
+        )
+        if FAST_PATH_OK:  # else stock paho, slower but the same (see bridge/fast_publish.py)
+            client.fast_handler = self._on_publish
+        else:
+            logger.warning("paho-mqtt is not version 2.2.0 as locked: the lean PUBLISH path is off")
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set(
+                ca_certs=s.tls_ca, certfile=s.tls_cert, keyfile=s.tls_key, cert_reqs=ssl.CERT_REQUIRED
+            )
+            client.tls_insecure_set(s.tls_insecure)
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)  # type: ignore[arg-type]
+        # Outgoing only (command publishes); what the broker may queue for the bridge is set by its
+        # max_queued_messages (see docs/mosquitto.md).
+        client.max_inflight_messages_set(100)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_subscribe  # UNSUBACK carries the same (mid, reason codes)
+        client.on_message = self._on_message
+        client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
+        client.enable_logger(logging.getLogger("paho"))
+        return client
+
+    def start(self) -> None:
+        logger.info("connecting to MQTT broker %s as %r", self.settings.broker, self.settings.client_id)
+        s = self.settings
+        if s.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.ReceiveMaximum = s.receive_maximum
+            if s.session_expiry:
+                properties.SessionExpiryInterval = s.session_expiry
+            self.client.connect_async(
+                s.broker_host,
+                s.broker_port,
+                keepalive=s.keepalive,
+                clean_start=s.session_expiry == 0,
+                properties=properties,
+            )
+        else:
+            self.client.connect_async(s.broker_host, s.broker_port, keepalive=s.keepalive)
+        self.client.loop_start()
+
+    def restart(self, settings: Settings | None = None, reason: str | None = None) -> None:
+        """Drop the connection and make a new one (``cmd_reconnect``), with new ``settings`` when
+        given (``cmd_configure``). Called from a command thread; the old client's loop is stopped
+        before the new one starts, so only one connection exists at a time."""
+        old = self.client
+        self._leaving_reason = reason  # what the status says while the new connection is made
+        old.disconnect()
+        old.loop_stop()
+        self._leaving_reason = None
+        with contextlib.suppress(OSError, ValueError):  # a connect that never finished
+            sock = old.socket()
+            if sock is not None:
+                sock.close()
+        self._connected.clear()
+        if settings is not None:
+            self.settings = settings
+            self._acked_maxsize = self._maxsize + settings.receive_maximum
+        self.client = self._make_client(*self._reconnect_range)
+        self.start()
+
+    def pause(self) -> None:
+        """At shutdown: take no more messages (QoS >= 1 ones stay the broker's, for the next
+        start), so the writer can write and acknowledge what it holds before the disconnect."""
+        self._accepting = False
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a QoS >= 1 message (writer thread, after Redis holds it). Sent on a later
+        connection it is harmless: the broker then acknowledges the redelivered copy."""
+        self.client.ack(mid, qos)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say 'offline' on the status topic (the will only fires on an unclean loss), then leave."""
+        if self.is_connected():
+            info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    # --- paho callbacks (paho thread) -------------------------------------------------------
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # The hot path: keep it to a length check and one append.
+        if self._group is not None and not self._group_copy_wanted(msg):
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            return
+        if self.copies.active and not self._first_copy(msg):
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)  # a second copy: the first is acknowledged when written
+            return
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
+        self.counters.received += 1
+        if len(self._items) >= (self._acked_maxsize if msg.qos else self._maxsize):
+            # Dropped; a QoS >= 1 one is not acknowledged, so the broker delivers it again after
+            # the next reconnect.
+            self.counters.dropped_queue += 1
+            return
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
+            topic = msg._topic.decode("utf-8", "replace")
+        properties = from_paho(msg.properties) if msg.properties is not None else None
+        # paho types payload as bytes | bytearray; a received message's is always bytes.
+        if properties is None:
+            self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        else:
+            self._items.append(
+                (topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup, properties)  # type: ignore[arg-type]
+            )
+
+    def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
+        """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
+        message carries no subscription identifier, so there is no second copy to tell apart."""
+        if retain and self._group is not None and not topic.startswith(b"$SYS/"):
+            # A retained message on a shared subscription (mosquitto 2.0.11 sends them to every
+            # member): the leader's retained sweep forwards it once, so this copy is dropped.
+            if qos:
+                self.client.ack(mid, qos)
+            return
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
+        self.counters.received += 1
+        if len(self._items) >= (self._acked_maxsize if qos else self._maxsize):
+            self.counters.dropped_queue += 1
+            return
+        try:
+            text = topic.decode("utf-8")
+        except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
+            text = topic.decode("utf-8", "replace")
+        self._items.append((text, payload, qos, retain, time.time(), mid, dup))
+
+    def _group_copy_wanted(self, msg: mqtt.MQTTMessage) -> bool:
+        """Group mode: retained messages count only from the leader's sweep; the sweep's live
+        (not retained) copies are the shared subscription's to forward."""
+        identifiers = getattr(msg.properties, "SubscriptionIdentifier", None) or ()
+        if RETAINED_SWEEP_ID in identifiers:
+            return bool(msg.retain)
+        return not msg.retain or msg._topic.startswith(b"$SYS/")
+
+    def sweep_retained(self, filters: list[str] | None = None) -> str | None:
+        """Leader, group mode: subscribe the data filters plainly for RETAINED_SWEEP_SECONDS
+        so the broker sends their retained messages once, to this member; then unsubscribe."""
+        if filters is None:
+            filters = [f for f, _ in self._wanted_filters() if is_data_filter(f)]
+        if not filters or not self.is_connected():
+            return None
+        properties = Properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = RETAINED_SWEEP_ID
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+        result, _ = self.client.subscribe([(f, options) for f in filters], properties=properties)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            return f"retained sweep failed: {mqtt.error_string(result)}"
+        logger.info("leader: fetching retained messages for %d filters", len(filters))
+        timer = threading.Timer(RETAINED_SWEEP_SECONDS, self._end_sweep, (filters,))
+        timer.daemon = True
+        timer.start()
+        return None
+
+    def _end_sweep(self, filters: list[str]) -> None:
+        # The plain names only: the member's $share/<group>/… subscriptions stay.
+        if self.is_connected():
+            self.client.unsubscribe(filters)
+
+    def _broker_name(self, topic_filter: str) -> str:
+        return topic_filter if self._group is None else shared(self._group, topic_filter)
+
+    def _first_copy(self, msg: mqtt.MQTTMessage) -> bool:
+        identifiers = getattr(msg.properties, "SubscriptionIdentifier", None)
+        try:
+            return not identifiers or self.copies.is_first_copy(msg.topic, identifiers)
+        except UnicodeDecodeError:
+            return True
+
+    def _subscribe_with_id(self, topic_filter: str, qos: int) -> tuple[Any, int | None]:
+        """SUBSCRIBE one filter under its own MQTT 5 subscription identifier. Only filters that
+        overlap another get one: an identifier in every PUBLISH costs paho's thread parsing time
+        (measured: 0.82 x the bare paho rate fell to 0.58 x with identifiers on a lone filter).
+        Retain handling 1: re-subscribing an existing filter does not replay retained messages."""
+        properties = Properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = self.copies.assign(topic_filter)
+        options = SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        return self.client.subscribe(self._broker_name(topic_filter), options=options, properties=properties)
+
+    def _overlapping(self, filters: list[str]) -> set[str]:
+        if self.settings.protocol != 5:  # over 3.1.1 mosquitto sends one copy by itself
+            return set()
+        return {a for a in filters for b in filters if a != b and can_overlap(a, b)}
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        if rc.is_failure:
+            self._on_link_event(LinkEvent(False, f"broker refused the connection: {rc}"))
+            return
+        if self._ever_connected:
+            self.counters.reconnects += 1
+        self._ever_connected = True
+        filters = [(SYS_FILTER, 0), *self._wanted_filters()]
+        self.connect_filters = {f for f, _ in filters}
+        resumed = bool(getattr(flags, "session_present", False))
+        logger.info(
+            "connected to %s (%s); subscribing to %d filters",
+            self.settings.broker,
+            "resumed session" if resumed else "new session",
+            len(filters),
+        )
+        self.copies.reset()
+        overlapping = self._overlapping([f for f, _ in filters])
+        # Every connect subscribes the whole set again: mosquitto 2.0.11 does not restore a
+        # resumed session's shared subscriptions (fixed in 2.0.12).
+        plain = [(self._broker_name(f), q) for f, q in filters if f not in overlapping]
+        sends: list[Callable[[], tuple[Any, int | None]]] = [lambda: client.subscribe(plain)] if plain else []
+        sends += [partial(self._subscribe_with_id, f, q) for f, q in filters if f in overlapping]
+        stale = self.session.connected(resumed, self.connect_filters)
+        if stale:
+            # The broker kept these from the last run (MQTT_TOPICS changed, or an unsubscribe
+            # command came while the bridge was away): without this they would go on forwarding.
+            logger.info("unsubscribing %d filters the resumed session still held: %s", len(stale), stale)
+            sends.append(lambda: client.unsubscribe([self._broker_name(f) for f in stale]))
+        sweep_left = [f for f, _ in filters if self._group is not None and is_data_filter(f)]
+        if sweep_left:
+            # A member killed during a retained sweep left its plain subscriptions in its
+            # session; resumed, they would bring it every message. Drop them (a no-op otherwise).
+            sends.append(lambda: client.unsubscribe(sweep_left))
+        if self.session.resumed_unknown:
+            logger.warning("resumed a session before its saved filters could be read; checked later")
+        with self._lock:  # held so no SUBACK is handled before every mid is known
+            self._connect_pending.clear()
+            for send in sends:
+                result, mid = send()
+                if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                    self._on_link_event(LinkEvent(False, f"subscribe failed: {mqtt.error_string(result)}"))
+                    return
+                self._connect_pending.add(mid)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._on_link_event(LinkEvent(False, f"cannot reach the broker at {self.settings.broker}"))
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        with self._lock:
+            for event, box in self._suback_waiters.values():
+                box.append(None)
+                event.set()
+            self._suback_waiters.clear()
+        reason = self._leaving_reason or "disconnected by the bridge"
+        if rc.is_failure:
+            reason = self._loss_reason(rc)
+        if was_connected:
+            logger.warning("disconnected from %s: %s", self.settings.broker, reason)
+        self._on_link_event(LinkEvent(False, reason))
+
+    def _loss_reason(self, rc: ReasonCode) -> str:
+        # paho reports a closed socket or a missed keepalive as "Unspecified error": say what it means.
+        if rc.value == 0x80:
+            return f"lost the connection to {self.settings.broker} (the broker closed it or went quiet)"
+        return f"the broker at {self.settings.broker} ended the connection: {rc}"
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], props: Any
+    ) -> None:
+        with self._lock:
+            waiter = self._suback_waiters.pop(mid, None)
+            connect_ack = mid in self._connect_pending
+            self._connect_pending.discard(mid)
+            all_acked = connect_ack and not self._connect_pending
+        if connect_ack:
+            refused = [str(code) for code in reason_codes if code.is_failure]
+            if refused:
+                logger.warning("the broker refused one of the bridge's subscriptions: %s", refused)
+            if all_acked:  # "connected" means every subscription is in place (DESIGN.md)
+                client.publish(self.status_topic, b"online", qos=1, retain=True)
+                self._connected.set()
+                self._on_link_event(LinkEvent(True, None))
+            return
+        if waiter is None:
+            return
+        event, box = waiter
+        box.append(reason_codes)
+        event.set()
+
+    # --- used by the command thread ---------------------------------------------------------
+    def subscribe(self, topic_filter: str, qos: int, timeout: float = SUBACK_TIMEOUT) -> str | None:
+        """Subscribe and wait for the SUBACK; None on success, else why it failed."""
+        wanted = {SYS_FILTER: 0, **dict(self._wanted_filters())}
+        clashing = [f for f in wanted if f != topic_filter and f in self._overlapping([f, topic_filter])]
+        error = self._subscribe(topic_filter, qos, timeout, wanted, clashing)
+        if error is None:
+            self.session.update(add=[topic_filter, *clashing])
+        return error
+
+    def _subscribe(
+        self, topic_filter: str, qos: int, timeout: float, wanted: dict[str, int], clashing: list[str]
+    ) -> str | None:
+        if not clashing:
+            return self._request(
+                lambda: self.client.subscribe(self._broker_name(topic_filter), qos), timeout, "subscribe"
+            )
+        # Give the filters it overlaps an identifier too, so one copy can be told from another.
+        for other in clashing:
+            if not self.copies.has(other):
+                error = self._request(
+                    partial(self._subscribe_with_id, other, wanted[other]), timeout, "subscribe"
+                )
+                if error is not None:
+                    return error
+        return self._request(partial(self._subscribe_with_id, topic_filter, qos), timeout, "subscribe")
+
+    def unsubscribe(self, topic_filter: str, timeout: float = SUBACK_TIMEOUT) -> str | None:
+        self.copies.forget(topic_filter)
+        error = self._request(
+            lambda: self.client.unsubscribe(self._broker_name(topic_filter)), timeout, "unsubscribe"
+        )
+        if error is None:
+            self.session.update(remove=[topic_filter])
+        return error
+
+    def _request(self, send: Callable[[], tuple[Any, int | None]], timeout: float, what: str) -> str | None:
+        event = threading.Event()
+        box: list[Any] = []
+        with self._lock:
+            result, mid = send()
+            if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return f"{what} failed: {mqtt.error_string(result)}"
+            self._suback_waiters[mid] = (event, box)
+        if not event.wait(timeout):
+            with self._lock:
+                self._suback_waiters.pop(mid, None)
+            return f"the broker did not acknowledge the {what} within {timeout:g} s"
+        codes = box[0] if box else None
+        if codes is None:
+            return f"the connection to the broker was lost before the {what} was acknowledged"
+        # "No subscription existed" (MQTT 5) means the unsubscribe's goal is already met.
+        refused = [code for code in codes if code.is_failure and code.value != 0x11]
+        if refused:
+            return f"the broker refused the {what}: {refused[0]}"
+        return None
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        timeout: float,
+        properties: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success.
+        ``properties`` are MQTT 5 ones already checked (bridge/mqtt5_properties.py)."""
+        if properties and self.settings.protocol != 5:
+            return NEEDS_MQTT5
+        if not self.is_connected():
+            return f"the broker at {self.settings.broker} is not connected; nothing was published"
+        packed = to_paho(properties or {})
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return f"publish failed: {mqtt.error_string(info.rc)}"
+        if qos == 0:
+            return None
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            return f"publish failed: {exc}"
+        if not info.is_published():
+            return f"the broker did not acknowledge the publish within {timeout:g} s"
+        return None
