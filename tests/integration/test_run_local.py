@@ -56,6 +56,10 @@ needs_the_built_project = pytest.mark.skipif(
 CALLERS_SETTINGS = ("DASHBOARD_TOKEN", "DASHBOARD_PASSWORD", "DASHBOARD_AUTH", "REDIS_URL")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def running_script(
     tmp_path: Path, ports: dict[str, int], unset: tuple[str, ...] = CALLERS_SETTINGS, **settings: str
@@ -70,7 +74,15 @@ def running_script(
     env["RUN_LOCAL_TEST_MARKER"] = marker
     output = tmp_path / "output.txt"
     with output.open("wb") as out:
-        script = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        # As from a terminal: Ctrl-C acts. (A pytest-xdist worker ignores SIGINT, and bash cannot
+        # trap a signal that was ignored when it started.)
+        script = subprocess.Popen(
+            ["bash", str(SCRIPT)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
+        )
     try:
         yield output
         script.send_signal(signal.SIGINT)  # what Ctrl-C sends
