@@ -124,7 +124,12 @@ class Bridge:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
         )
-        self.dynsec = DynsecClient(self.source, self.box)
+        self.dynsec = DynsecClient(
+            self.source,
+            self.box,
+            broker_name=settings.names.broker,
+            own_username=lambda: self.source.settings.username,  # follows a switch of settings
+        )
         self.writer = Writer(
             self.items,
             self.sink,

@@ -21,6 +21,7 @@ from bridge.contract.protocol import (
     CMD_RESUME_SUBSCRIPTION,
     CMD_SUBSCRIBE,
     CMD_UNSUBSCRIBE,
+    OUTCOME_UNKNOWN,
     dumps,
     validate_topic_filter,
 )
@@ -68,7 +69,7 @@ def login() -> Any:
     auth = services().auth
     if not auth.enabled:
         return jsonify(authenticated=True)
-    body = _json_object()
+    body = json_object()
     check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
     if check is Check.BLOCKED:
         return error(TOO_MANY, 429)
@@ -208,17 +209,17 @@ def subscriptions() -> Response:
 
 @api.post("/subscriptions")
 def subscribe() -> Any:
-    return _command(CMD_SUBSCRIBE, _json_object(), topic_field="filter")
+    return _command(CMD_SUBSCRIBE, json_object(), topic_field="filter")
 
 
 @api.post("/subscriptions/pause")
 def pause_subscription() -> Any:
-    return _command(CMD_PAUSE_SUBSCRIPTION, _json_object(), topic_field="filter")
+    return _command(CMD_PAUSE_SUBSCRIPTION, json_object(), topic_field="filter")
 
 
 @api.post("/subscriptions/resume")
 def resume_subscription() -> Any:
-    return _command(CMD_RESUME_SUBSCRIPTION, _json_object(), topic_field="filter")
+    return _command(CMD_RESUME_SUBSCRIPTION, json_object(), topic_field="filter")
 
 
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
@@ -234,12 +235,12 @@ def unsubscribe(topic_filter: str) -> Any:
 def clear_retained() -> Any:
     """Clear the retained message of a topic, or those the bridge knows under a filter (paced:
     up to 500 at 100 a second, so the wait is longer than for other commands)."""
-    return send_command(build_command(CMD_CLEAR_RETAINED, _json_object(), "filter"), timeout=CLEAR_WAIT)
+    return send_command(build_command(CMD_CLEAR_RETAINED, json_object(), "filter"), timeout=CLEAR_WAIT)
 
 
 @api.post("/publish")
 def publish() -> Any:
-    return _command(CMD_PUBLISH, _json_object(), topic_field="topic")
+    return _command(CMD_PUBLISH, json_object(), topic_field="topic")
 
 
 def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
@@ -248,8 +249,9 @@ def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
 
 
 def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
-    """The HTTP answer to one command: the bridge's ``command_result`` (200, or 400 when it
-    refused), or 504 when it did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
+    """The HTTP answer to one command: the bridge's ``command_result`` (200; 400 when it refused;
+    504 when its outcome is unknown: it may have happened, the answer's ``error`` says why), or 504
+    when the bridge did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
     found = services()
     kind = body["type"]
     try:
@@ -266,6 +268,17 @@ def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
     if result.get("ok") is True:
         found.metrics.commands.labels("ok").inc()
         return jsonify(result)
+    return failed_answer(result)
+
+
+def failed_answer(result: dict[str, Any]) -> tuple[Response, int]:
+    """A ``command_result`` with ``ok: false`` as the HTTP answer: 400 for a refusal, 504 when the
+    outcome is unknown (a publish sent but never acknowledged may still arrive: not an error the
+    user may simply retry)."""
+    found = services()
+    if result.get("outcome") == OUTCOME_UNKNOWN:
+        found.metrics.commands.labels("unknown").inc()
+        return jsonify(result | {"error": result.get("error") or "the outcome is unknown"}), 504
     found.metrics.commands.labels("refused").inc()
     return jsonify(result | {"error": result.get("error") or "the bridge refused the command"}), 400
 
@@ -279,7 +292,9 @@ def _stream_id_ok(text: str) -> bool:
     return all(part < 2**64 for part in parts) and any(parts)
 
 
-def _json_object() -> dict[str, Any]:
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object, or BadRequest in words (every route that reads one uses
+    this, so broken, non-object or too deeply nested JSON is a 400 everywhere, never a 500)."""
     # silent=True: a wrong Content-Type or broken JSON gets our own words, not Werkzeug's page.
     try:
         body = request.get_json(silent=True, force=True)

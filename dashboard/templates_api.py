@@ -26,7 +26,7 @@ from bridge.contract.protocol import (
     decode_payload,
     dumps,
     loads_object,
-    validate_topic_name,
+    validate_publish_topic,
 )
 from dashboard.api import error
 from dashboard.broker_context import current_names
@@ -42,6 +42,7 @@ HISTORY_MAX = 50  # the last N publishes kept
 NAME_MAX = 100
 TEMPLATE_PAYLOAD_MAX = 256 * 1024
 HISTORY_PAYLOAD_MAX = 16 * 1024  # a larger payload is recorded by its size only
+HISTORY_PROPERTIES_MAX = 16 * 1024  # properties (as JSON) larger than this are recorded by size only
 # POST /api/publish and POST /api/brokers/<name>/publish (app.py registers the API twice)
 PUBLISH_ENDPOINTS = ("api.publish", "broker_api.publish")
 
@@ -56,7 +57,7 @@ def _template_from(body: dict[str, Any], now: float, existing: dict[str, Any] | 
         raise TemplateError("name is missing: give the template a name")
     if len(name) > NAME_MAX:
         raise TemplateError(f"name is longer than {NAME_MAX} characters")
-    topic = validate_topic_name(body.get("topic"))  # InvalidCommand: the bridge's own words
+    topic = validate_publish_topic(body.get("topic"))  # InvalidCommand: the bridge's own words
     payload = body.get("payload", "")
     if payload is None:
         payload = ""
@@ -196,7 +197,7 @@ def _record(fields: dict[str, Any], answer: Any, status: int, template_name: str
         "encoding": fields.get("encoding", ENCODING_UTF8) if fields.get("encoding") in ENCODINGS else None,
         "qos": qos if qos in (0, 1, 2) and not isinstance(qos, bool) else None,
         "retain": retain if isinstance(retain, bool) else None,
-        "properties": fields.get("properties") if isinstance(fields.get("properties"), dict) else {},
+        **_recorded_properties(fields.get("properties")),
         "template": template_name,
         "ok": status == 200 and isinstance(answer, dict) and answer.get("ok") is True,
         "status": status,
@@ -207,6 +208,17 @@ def _record(fields: dict[str, Any], answer: Any, status: int, template_name: str
     pipe.lpush(key, dumps(entry))
     pipe.ltrim(key, 0, HISTORY_MAX - 1)
     pipe.execute()
+
+
+def _recorded_properties(properties: Any) -> dict[str, Any]:
+    """``properties`` as the history keeps them: whole up to HISTORY_PROPERTIES_MAX bytes of JSON,
+    else only their size, like a large payload (a refused publish may carry megabytes of them)."""
+    if not isinstance(properties, dict):
+        return {"properties": {}}
+    size = len(dumps(properties).encode("utf-8"))
+    if size > HISTORY_PROPERTIES_MAX:
+        return {"properties": None, "properties_bytes": size}
+    return {"properties": properties}
 
 
 @templates_api.after_app_request

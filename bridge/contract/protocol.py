@@ -78,6 +78,8 @@ KEY_SUBSCRIPTION_STATS_MEMBERS = "mqtt:subscriptions:stats:members"
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
 KEY_DASHBOARD_SESSION_PREFIX = "mqtt:dashboard:session:"
+# + a hash of who asked (session, token or address): connection tests in the current minute
+KEY_CONNECTION_TESTS_PREFIX = "mqtt:dashboard:connection-tests:"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,
@@ -177,6 +179,8 @@ CONNECTION_FIELDS = (
     "keepalive",
 )
 CONNECTION_HISTORY_MAX = 50  # switches kept in KEY_CONNECTION_HISTORY
+# A command_result's ``outcome`` when it failed but may have taken effect all the same.
+OUTCOME_UNKNOWN = "unknown"
 # The broker's control topics (dynamic security): never forwarded to Redis, since a request may
 # carry a password in clear.
 CONTROL_PREFIX = "$CONTROL/"
@@ -273,6 +277,20 @@ def validate_topic_name(topic: object) -> str:
     return topic
 
 
+def validate_publish_topic(topic: object) -> str:
+    """A topic a command may publish to (cmd_publish, the dashboard, a template): a topic name that
+    does not start with '$'. Such topics are the broker's: $SYS its statistics, $CONTROL its
+    administration (a publish there would bypass cmd_dynsec's checks)."""
+    topic = validate_topic_name(topic)
+    if topic.startswith("$"):
+        raise InvalidCommand(
+            f"topic {_show(topic)} starts with '$': topics starting with '$' belong to the broker "
+            "($SYS for its statistics, $CONTROL for its administration), so the bridge does not "
+            "publish to them on anyone's behalf"
+        )
+    return topic
+
+
 def validate_topic_filter(topic_filter: object) -> str:
     """A subscription filter: '+' fills a whole level, '#' a whole last level."""
     topic_filter = _topic_text(topic_filter, "topic filter")
@@ -365,9 +383,15 @@ class Command:
         if self.type not in COMMAND_TYPES:
             raise InvalidCommand(f"unknown command type {self.type!r}")
         if self.type == CMD_PUBLISH:
-            validate_topic_name(self.topic)
+            validate_publish_topic(self.topic)
         elif self.type in FILTER_COMMANDS:
             validate_topic_filter(self.topic)
+        if self.type == CMD_CLEAR_RETAINED and self.topic.startswith("$"):
+            # A clear publishes an empty retained message: the same rule as for a publish.
+            raise InvalidCommand(
+                f"topic filter {_show(self.topic)} starts with '$': retained messages on the broker's "
+                "own topics ($SYS, $CONTROL) are not the bridge's to clear"
+            )
         if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
             raise InvalidCommand("qos must be 0, 1 or 2")
         if len(self.payload) > MAX_PAYLOAD_BYTES:
@@ -501,12 +525,17 @@ def command_result(
     ok: bool,
     error: str | None,
     result: Mapping[str, Any] | None = None,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     """The answer to one command. A command that returns data puts it in ``result`` (an object,
-    documented per command in docs/channels.md); absent when it returns none."""
+    documented per command in docs/channels.md); absent when it returns none. ``outcome`` is
+    OUTCOME_UNKNOWN for a failed command that may have taken effect all the same (a publish sent
+    but never acknowledged); absent otherwise, where ``ok: false`` means it did not."""
     answer = envelope(TYPE_RESULT, id=command_id, command=command, ok=ok, error=None if ok else error)
     if result is not None:
         answer["result"] = dict(result)
+    if outcome is not None and not ok:
+        answer["outcome"] = outcome
     return answer
 
 
@@ -569,6 +598,7 @@ GLOBAL_NAMES = frozenset(
         "CHANNEL_SESSION_REVOKED",
         "KEY_LOGIN_FAILURES_PREFIX",
         "KEY_DASHBOARD_SESSION_PREFIX",
+        "KEY_CONNECTION_TESTS_PREFIX",
         "KEY_PUBLISH_TEMPLATES",
         "KEY_BROKER_REGISTRY",
     }

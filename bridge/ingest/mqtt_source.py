@@ -25,9 +25,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge.contract.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
+from bridge.ingest import outgoing
 from bridge.ingest.counters import Counters
 from bridge.ingest.dedup import CopyFilter, can_overlap
 from bridge.ingest.fast_publish import FAST_PATH_OK, FastClient
+from bridge.ingest.outgoing import OUTGOING_OK, OutgoingClient, UnknownOutcome, Withdrawn
 from bridge.ingest.session import SessionFilters
 from bridge.ingest.subscriptions import SYS_FILTER, is_data_filter, shared
 
@@ -51,6 +53,11 @@ SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see comman
 # subscribers get none from mosquitto >= 2.0.13). Its own identifier, far above CopyFilter's.
 RETAINED_SWEEP_ID = 268_435_455
 RETAINED_SWEEP_SECONDS = 5.0
+
+
+class BridgeClient(FastClient, OutgoingClient):
+    """paho's Client with the lean PUBLISH path (fast_publish.py) and publishes it can take back
+    (outgoing.py)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class MqttSource:
         self._acked_maxsize = queue_maxsize + settings.receive_maximum
         self._reconnect_range = (reconnect_min, reconnect_max)
         self._leaving_reason: str | None = None
+        self._links_lost = 0  # counts connection losses, so a publish waiting for its PUBACK can tell
+        self._broker_max_packet: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK)
         self._group = settings.group
         # In a group every member has its own status topic, so one dead member (its will) does
         # not mark the group offline.
@@ -109,7 +118,7 @@ class MqttSource:
         protocol = mqtt.MQTTv5 if s.protocol == 5 else mqtt.MQTTv311
         # A persistent session and acknowledgements sent by the writer once Redis holds a message
         # (manual_ack): what the bridge has not written, the broker delivers again (at-least-once).
-        client = FastClient(
+        client = BridgeClient(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             protocol=protocol,
@@ -120,6 +129,11 @@ class MqttSource:
             client.fast_handler = self._on_publish
         else:
             logger.warning("paho-mqtt is not version 2.2.0 as locked: the lean PUBLISH path is off")
+        if not OUTGOING_OK:
+            logger.warning(
+                "paho-mqtt is not version 2.2.0 as locked: a publish the broker does not acknowledge in "
+                "time is answered 'unknown', and refusals in PUBACK are not read"
+            )
         if s.username:
             client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -317,6 +331,12 @@ class MqttSource:
         return {a for a in filters for b in filters if a != b and can_overlap(a, b)}
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        # Before paho's own resend loop (it runs after this callback): nothing an earlier connection
+        # left is sent again; its commands were answered, or are told the connection was lost.
+        dropped = outgoing.drop_stale(client)
+        if dropped:
+            logger.info("dropped %d unacknowledged publishes of the last connection (never resent)", dropped)
+        self._broker_max_packet = getattr(props, "MaximumPacketSize", None) if props is not None else None
         if rc.is_failure:
             self._on_link_event(LinkEvent(False, f"broker refused the connection: {rc}"))
             return
@@ -369,6 +389,7 @@ class MqttSource:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._links_lost += 1
         with self._lock:
             for event, box in self._suback_waiters.values():
                 box.append(None)
@@ -476,22 +497,69 @@ class MqttSource:
         timeout: float,
         properties: Mapping[str, Any] | None = None,
     ) -> str | None:
-        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success.
-        ``properties`` are MQTT 5 ones already checked (bridge/mqtt5_properties.py)."""
+        """Publish; for QoS > 0 wait for the broker's acknowledgement. None on success, else why
+        not, in words; an ``UnknownOutcome`` when it may have reached the broker all the same.
+        ``properties`` are MQTT 5 ones already checked (bridge/mqtt5_properties.py).
+
+        A publish that is not acknowledged in time is taken back from paho (outgoing.py): it is
+        never sent later, and the answer says whether it may already have been delivered."""
         if properties and self.settings.protocol != 5:
             return NEEDS_MQTT5
         if not self.is_connected():
             return f"the broker at {self.settings.broker} is not connected; nothing was published"
         packed = to_paho(properties or {})
-        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
+        too_big = self._too_big(topic, len(payload), qos, packed)
+        if too_big:
+            return too_big
+        client, lost_before = self.client, self._links_lost
+        info = client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            return f"publish failed: {mqtt.error_string(info.rc)}"
+            if qos:
+                outgoing.withdraw(client, info)  # else paho would send it after the next connect
+            return f"publish failed: {mqtt.error_string(info.rc)}; nothing was published"
         if qos == 0:
             return None
-        try:
-            info.wait_for_publish(timeout)
-        except (RuntimeError, ValueError) as exc:
-            return f"publish failed: {exc}"
-        if not info.is_published():
-            return f"the broker did not acknowledge the publish within {timeout:g} s"
-        return None
+        acknowledged = outgoing.wait_acknowledged(info, timeout, lambda: self._links_lost != lost_before)
+        withdrawn = Withdrawn.ACKNOWLEDGED if acknowledged else outgoing.withdraw(client, info)
+        if withdrawn is Withdrawn.ACKNOWLEDGED:
+            refused = outgoing.refusal(client, info)
+            return None if refused is None else f"the broker refused the publish: {refused}"
+        why = (
+            "the connection to the broker was lost before it acknowledged the publish"
+            if self._links_lost != lost_before
+            else f"the broker did not acknowledge the publish within {timeout:g} s"
+        )
+        if withdrawn is Withdrawn.NOT_SENT:
+            return f"{why}; it was never sent, and the bridge will not send it later"
+        return UnknownOutcome(
+            f"{why}; it had already been sent, so it may still reach subscribers "
+            "(the bridge will not send it again)"
+        )
+
+    def max_packet_size(self) -> tuple[int, str] | None:
+        """The largest packet the broker takes, and where that figure comes from; None = no limit
+        known but MQTT's own."""
+        limits = []
+        if self._broker_max_packet:
+            limits.append(
+                (self._broker_max_packet, "the maximum packet size it announced when the bridge connected")
+            )
+        if self.settings.max_packet_size:
+            limits.append((self.settings.max_packet_size, "MQTT_MAX_PACKET_SIZE"))
+        return min(limits) if limits else None
+
+    def _too_big(self, topic: str, payload_size: int, qos: int, packed: Properties | None) -> str | None:
+        """Why a publish would exceed the broker's maximum packet size, or None. Sent anyway, the
+        broker would drop the connection (mosquitto does), so it is refused before it is sent."""
+        limit = self.max_packet_size()
+        if limit is None:
+            return None
+        size = outgoing.publish_packet_size(
+            topic.encode("utf-8"), payload_size, qos, packed, self.settings.protocol == 5
+        )
+        if size <= limit[0]:
+            return None
+        return (
+            f"the message is {size:,} bytes as an MQTT packet, and the broker at {self.settings.broker} "
+            f"takes at most {limit[0]:,} ({limit[1]}); nothing was published"
+        )

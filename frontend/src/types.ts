@@ -188,6 +188,8 @@ export interface CommandResult {
   command?: string
   ok?: boolean
   error?: string | null
+  /** "unknown" when it failed but may have happened all the same (a publish sent, never acknowledged). */
+  outcome?: string
   [key: string]: unknown
 }
 

@@ -11,7 +11,7 @@ from flask import Flask
 
 from bridge.config import Settings
 from bridge.contract import protocol
-from bridge.contract.secret_box import SecretBox, generate_key
+from bridge.contract.secret_box import SecretBox, connection_binding, generate_key
 from bridge.control import broker_settings
 from tests.unit.dashboard.fakes import BEARER, FakeBridge
 
@@ -49,7 +49,8 @@ def test_a_test_sends_the_password_sealed_and_waits_for_the_bridge(
     (sent,) = bridge.received
     assert sent["type"] == "cmd_test_connection" and (sent["host"], sent["port"]) == ("10.0.0.5", 1884)
     assert set(sent["password"]) == {"sealed"} and "pa55" not in json.dumps(sent)
-    assert SecretBox([KEY]).open(sent["password"]["sealed"]) == "pa55"
+    where = connection_binding("10.0.0.5", 1884, "bob", False, False)
+    assert SecretBox([KEY]).open(sent["password"]["sealed"], where) == "pa55"
 
 
 def test_without_a_key_a_password_is_refused_before_anything_is_sent(

@@ -147,12 +147,15 @@ def test_deleting_a_tenant_deletes_its_accounts_then_group_then_role(
 
 def test_the_broker_refusal_is_shown_in_its_own_words(api: FlaskClient, broker: FakeDynsecBroker) -> None:
     api.post("/api/tenants", json={"name": "acme"}, headers=HEADERS)
+    api.post("/api/tenants/acme/accounts", json={"username": "dev1"}, headers=HEADERS)
 
     again = api.post("/api/tenants", json={"name": "acme"}, headers=HEADERS)
+    taken = api.post("/api/tenants/acme/accounts", json={"username": "dev1"}, headers=HEADERS)
     no_tenant = api.post("/api/tenants/ghost/accounts", json={"username": "dev9"}, headers=HEADERS)
 
-    assert again.status_code == 400
-    assert again.json["error"] == "the broker refused createRole: Role already exists"
+    assert (again.status_code, again.json["error"]) == (409, "tenant 'acme' exists already")
+    assert taken.status_code == 400
+    assert taken.json["error"] == "the broker refused createClient: Client already exists"
     assert no_tenant.status_code == 400
     assert no_tenant.json["error"] == "the broker refused addGroupClient: Group not found"
     assert "dev9" not in broker.clients  # the half-made account was removed again
