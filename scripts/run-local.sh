@@ -163,11 +163,15 @@ render_conf() {
     mkdir -p "$data"
     local source=mosquitto/mosquitto.conf extra=()
     if ((n == 1)); then source=$source_conf extra=(${dynsec_args[@]+"${dynsec_args[@]}"}); fi
+    # Loopback only. A websockets listener ignores the address of its listener line in mosquitto
+    # 2.0 (libwebsockets binds every interface, IPv4 and IPv6) unless it is told to use IPv4 only:
+    # "socket_domain ipv4" makes it bind 127.0.0.1 (checked with ss; bind_interface is ignored
+    # there). An anonymous broker must never be reachable from the network.
     sed -e "s|^listener 1883\$|listener $mqtt 127.0.0.1|" \
-        -e "s|^listener 9001\$|listener $ws 127.0.0.1|" \
+        -e "s|^listener 9001\$|listener $ws 127.0.0.1\nsocket_domain ipv4|" \
         -e "s|^persistence_location .*\$|persistence_location $data|" \
         ${extra[@]+"${extra[@]}"} "$source" >"$conf"
-    for line in "listener $mqtt 127.0.0.1" "listener $ws 127.0.0.1" "persistence_location $data"; do
+    for line in "listener $mqtt 127.0.0.1" "listener $ws 127.0.0.1" "socket_domain ipv4" "persistence_location $data"; do
         grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
             "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
     done
