@@ -53,7 +53,7 @@ def publish(
     return command(r, channels, type="cmd_publish", topic=topic, payload=payload, qos=qos, **extra)
 
 
-class frozen:  # noqa: N801 (used as a statement: with frozen(broker): ...)
+class frozen:
     """The broker stopped with SIGSTOP: its sockets stay open, it reads and answers nothing."""
 
     def __init__(self, broker: Process):
@@ -157,8 +157,8 @@ def persistent_broker(workdir: Path) -> Iterator[Process]:
     data.mkdir()
     proc = start_mosquitto(
         workdir,
-        extra=f"persistence true\npersistence_location {data}/\nautosave_on_changes true\nautosave_interval 1\n"
-        + AS_ME,
+        extra=f"persistence true\npersistence_location {data}/\n"
+        "autosave_on_changes true\nautosave_interval 1\n" + AS_ME,
     )
     yield proc
     proc.stop()
@@ -288,7 +288,8 @@ def test_a_publish_above_the_maximum_packet_size_from_connack_is_refused_before_
     assert fits["ok"] is True and marker["ok"] is True
     assert too_big["ok"] is False and too_big.get("outcome") is None
     assert too_big["error"] == (
-        f"the message is 2,001 bytes as an MQTT packet, and the broker at 127.0.0.1:{small_packets_broker.port} "
+        "the message is 2,001 bytes as an MQTT packet, and the broker at "
+        f"127.0.0.1:{small_packets_broker.port} "
         "takes at most 2,000 (the maximum packet size it announced when the bridge connected); "
         "nothing was published"
     )

@@ -212,7 +212,10 @@ def test_the_cli_seals_a_password_for_an_account_of_a_named_bridge() -> None:
     )
 
     sealed = json.loads(done.stdout)
-    assert open_command_secret(SecretBox([key]), sealed, "password", account_binding("plant-2", "dev-1")) == SECRET
+    assert (
+        open_command_secret(SecretBox([key]), sealed, "password", account_binding("plant-2", "dev-1"))
+        == SECRET
+    )
 
 
 def test_the_cli_says_what_a_seal_is_for_when_not_told() -> None:

@@ -67,7 +67,11 @@ def test_a_sealed_password_is_opened_and_null_means_none() -> None:
         ({"tls_ca": "/no/such/ca.pem"}, BOX, "tls_ca: this bridge takes no file paths from commands"),
         ({"colour": "red"}, BOX, "unknown field 'colour'"),
         ({"username": None, "password": sealed_for("x", user=None)}, BOX, "a password needs a username"),
-        ({"username": "alice\r\nFAKE LOG LINE"}, BOX, "username must not contain control characters (found U+000D)"),
+        (
+            {"username": "alice\r\nFAKE LOG LINE"},
+            BOX,
+            "username must not contain control characters (found U+000D)",
+        ),
         ({"host": "broker\x00.local"}, BOX, "host must not contain control characters (found U+0000)"),
         ({"password": sealed_for("pw\nwith a newline")}, BOX, "password must not contain control characters"),
         ({"tls_ca": "ca\n.pem"}, BOX, "tls_ca must not contain control characters"),
@@ -90,7 +94,12 @@ def test_described_settings_never_hold_the_password() -> None:
 def test_saved_settings_hold_the_password_sealed_and_come_back_on_load() -> None:
     r = fakeredis.FakeRedis()
     wanted = broker_settings.from_command(
-        {"host": "other", "port": 1884, "username": "bob", "password": sealed_for("pw", "other", 1884, "bob")},
+        {
+            "host": "other",
+            "port": 1884,
+            "username": "bob",
+            "password": sealed_for("pw", "other", 1884, "bob"),
+        },
         LIVE,
         BOX,
     )
@@ -147,17 +156,29 @@ def test_the_live_password_stays_only_while_tls_stays_as_it_is() -> None:
     assert broker_settings.from_command({"tls": True}, LIVE, BOX).password is None
 
 
-def test_saved_settings_changed_in_redis_do_not_take_the_password_along(caplog: pytest.LogCaptureFixture) -> None:
+def test_saved_settings_changed_in_redis_do_not_take_the_password_along(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Whoever can write Redis changes the host of the saved settings: the next start must not
     send the saved password there. The settings are ignored as a whole (the environment's used)."""
     r = fakeredis.FakeRedis()
     saved = broker_settings.from_command(
-        {"host": "other", "port": 1884, "username": "bob", "password": sealed_for("pw-b", "other", 1884, "bob")},
+        {
+            "host": "other",
+            "port": 1884,
+            "username": "bob",
+            "password": sealed_for("pw-b", "other", 1884, "bob"),
+        },
         LIVE,
         BOX,
     )
     record = json.loads(broker_settings.saved_record(saved, BOX))
-    for field, value in (("host", "attacker.example"), ("port", 4444), ("username", "mallory"), ("tls", True)):
+    for field, value in (
+        ("host", "attacker.example"),
+        ("port", 4444),
+        ("username", "mallory"),
+        ("tls", True),
+    ):
         r.set(protocol.KEY_BROKER_SETTINGS, json.dumps({**record, field: value}))
         assert broker_settings.load_saved(r, LIVE, BOX) is None, field
     assert "sealed for another destination" in caplog.text and "pw-b" not in caplog.text
@@ -181,5 +202,5 @@ def test_tls_files_come_only_from_config_tls_dir(tmp_path: pytest.TempPathFactor
     for escape in (str(outside), "../secret.key", "link.pem", "/etc/passwd", "/no/such/file"):
         with pytest.raises(InvalidCommand, match="tls_ca must name a file inside CONFIG_TLS_DIR"):
             broker_settings.from_command({"tls_ca": escape}, live, BOX)
-    with pytest.raises(InvalidCommand, match="tls_ca: no file 'missing.pem' in CONFIG_TLS_DIR"):
+    with pytest.raises(InvalidCommand, match=r"tls_ca: no file 'missing\.pem' in CONFIG_TLS_DIR"):
         broker_settings.from_command({"tls_ca": "missing.pem"}, live, BOX)

@@ -109,7 +109,11 @@ def test_a_password_that_is_not_sealed_with_the_key_is_refused_and_nothing_is_se
 ) -> None:
     client = DynsecClient(broker, box, timeout=0.5)
     broker.deliver = client.on_control
-    sealed = seal_for_command(BOX, "hunter2-secret", account_binding("default", "u")) if password is None else password
+    sealed = (
+        seal_for_command(BOX, "hunter2-secret", account_binding("default", "u"))
+        if password is None
+        else password
+    )
     command = protocol.Command(
         type=protocol.CMD_DYNSEC,
         args={"dynsec": {"command": "setClientPassword", "username": "u", "password": sealed}},
@@ -189,7 +193,9 @@ def test_a_broker_that_never_answers_gets_a_sentence_naming_the_plugin(
     assert answer.error is not None and "did not answer" in answer.error
     assert "dynamic security plugin" in answer.error
     # The broker took the command (PUBACK): it may have been carried out, and the answer says so.
-    assert isinstance(answer.error, UnknownOutcome) and "whether it was carried out is unknown" in answer.error
+    assert (
+        isinstance(answer.error, UnknownOutcome) and "whether it was carried out is unknown" in answer.error
+    )
 
 
 def test_a_disconnected_broker_is_said_at_once(dynsec: DynsecClient, broker: FakeDynsecBroker) -> None:
@@ -355,12 +361,18 @@ def test_no_command_can_change_the_bridges_own_account(
     guarded: DynsecClient, broker: FakeDynsecBroker, request_body: dict[str, Any]
 ) -> None:
     if "password" in request_body:
-        request_body = {**request_body, "password": seal_for_command(BOX, "new", account_binding("default", OWN))}
+        request_body = {
+            **request_body,
+            "password": seal_for_command(BOX, "new", account_binding("default", OWN)),
+        }
     before = json.dumps([broker.clients, broker.roles, broker.groups], sort_keys=True)
 
     answer = guarded.handle(_dynsec(request_body))
 
-    assert answer.error is not None and f"the bridge connects to the broker with the account {OWN!r}" in answer.error
+    assert (
+        answer.error is not None
+        and f"the bridge connects to the broker with the account {OWN!r}" in answer.error
+    )
     assert json.dumps([broker.clients, broker.roles, broker.groups], sort_keys=True) == before
     sent = [json.loads(p)["commands"][0]["command"] for p in broker.requests]
     assert request_body["command"] not in sent  # at most the lookups (getClient, getGroup) went out
