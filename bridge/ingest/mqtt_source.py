@@ -514,8 +514,8 @@ class MqttSource:
         client, lost_before = self.client, self._links_lost
         info = client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            if qos:
-                outgoing.withdraw(client, info)  # else paho would send it after the next connect
+            if qos and info.rc == mqtt.MQTT_ERR_NO_CONN:
+                outgoing.withdraw(client, info)  # paho kept it, to send after the next connect
             return f"publish failed: {mqtt.error_string(info.rc)}; nothing was published"
         if qos == 0:
             return None

@@ -117,6 +117,7 @@ class OutgoingClient(mqtt.Client):
         # Held while paho writes to the socket, so a packet cannot leave while it is withdrawn.
         self._write_lock = threading.RLock()
         self._refusals: dict[mqtt.MQTTMessageInfo, ReasonCode] = {}
+        self._refusals_lock = threading.Lock()  # set by paho's thread, read by command threads
 
     # --- paho's methods, wrapped ----------------------------------------------------------
     def _packet_write(self) -> MQTTErrorCode:
@@ -144,14 +145,16 @@ class OutgoingClient(mqtt.Client):
         message = self._out_messages.get(mid)
         if message is None:
             return
-        if len(self._refusals) >= _REFUSALS_KEPT:
-            self._refusals.pop(next(iter(self._refusals)))
-        self._refusals.setdefault(message.info, reason)
+        with self._refusals_lock:
+            if len(self._refusals) >= _REFUSALS_KEPT:
+                self._refusals.pop(next(iter(self._refusals)))
+            self._refusals.setdefault(message.info, reason)
 
     # --- used by the bridge -----------------------------------------------------------------
     def refusal(self, info: mqtt.MQTTMessageInfo) -> ReasonCode | None:
         """The broker's refusal of an acknowledged publish (a reason code >= 0x80), if it was one."""
-        return self._refusals.pop(info, None)
+        with self._refusals_lock:
+            return self._refusals.pop(info, None)
 
     def withdraw(self, info: mqtt.MQTTMessageInfo) -> Withdrawn:
         """Take a QoS 1/2 publish back from paho: it is not sent again, on this connection or any
@@ -167,7 +170,7 @@ class OutgoingClient(mqtt.Client):
                 return Withdrawn.MAYBE_SENT
             with self._write_lock:  # paho's network thread cannot write meanwhile
                 del self._out_messages[info.mid]
-                self._refusals.pop(info, None)
+                self.refusal(info)  # forgotten with it
                 if message.state in _COUNTED:
                     self._inflight_messages -= 1
                 sent = self._take_back_packet(info.mid, message)
@@ -198,7 +201,7 @@ def drop_stale(client: mqtt.Client) -> int:
     dropped = client.drop_out_messages()  # public API
     if isinstance(client, OutgoingClient):
         for message in dropped:
-            client._refusals.pop(message.info, None)
+            client.refusal(message.info)  # forgotten with it
     return len(dropped)
 
 

@@ -85,16 +85,24 @@ def set_heartbeat(client: Any, age: float = 1.0, **fields: Any) -> None:
 class FakeBridge:
     """Answers commands on the command channel as the bridge would, from a thread.
 
-    ``refuse`` makes every valid command fail with that error; ``silent`` listens but never
-    answers (a hung bridge). ``received`` holds the command bodies as sent.
+    ``refuse`` makes every valid command fail with that error (``outcome``, if given, says it may
+    have happened all the same); ``silent`` listens but never answers (a hung bridge).
+    ``received`` holds the command bodies as sent.
     """
 
     def __init__(
-        self, client: Any, *, refuse: str | None = None, silent: bool = False, names: Names | None = None
+        self,
+        client: Any,
+        *,
+        refuse: str | None = None,
+        silent: bool = False,
+        names: Names | None = None,
+        outcome: str | None = None,
     ):
         self.client = client
         self.names = names or Names()  # a named bridge listens on its own command channel
         self.refuse = refuse
+        self.outcome = outcome
         self.silent = silent
         self.received: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -121,7 +129,9 @@ class FakeBridge:
                 continue
             try:
                 command = parse_command(item["data"])
-                result = command_result(command.id, command.type, self.refuse is None, self.refuse)
+                result = command_result(
+                    command.id, command.type, self.refuse is None, self.refuse, outcome=self.outcome
+                )
             except InvalidCommand as exc:
                 result = command_result(exc.command_id, exc.command, False, str(exc))
             self.client.publish(self.names.CHANNEL_RESULTS, dumps(result))
