@@ -286,6 +286,7 @@ class Stack:
     """One dynsec broker, Redis, the real bridge and the dashboard's app (in this process), shared
     by the tests below: each uses names of its own, so they do not disturb one another."""
 
+    broker: DynsecMosquitto
     bridge: BridgeProcess
     redis: redis.Redis
     dashboard: FlaskClient
@@ -318,7 +319,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         client = redis.Redis(port=redis_proc.port, socket_timeout=10, decode_responses=True)
         app = create_app(settings, redis_client=client, start_relay=False)
-        yield Stack(bridge, client, app.test_client())
+        yield Stack(broker, bridge, client, app.test_client())
         client.close()
     finally:
         bridge.kill()
@@ -411,3 +412,33 @@ def test_a_tenant_half_made_when_its_bridge_died_can_be_finished_or_deleted(stac
     roles = dynsec_ok(text_redis, tenants.LIST_ROLES)["result"]["data"]["roles"]
     assert "tenant:gone" not in roles and "tenant:half" in roles
     assert again.status_code == 404
+
+
+def test_a_subscription_the_broker_refuses_is_a_failure_in_its_words(stack: Stack) -> None:
+    """SUBACK's reason code (issue 21, defect 13), on MQTT 5: a role of the bridge's account denies
+    one filter (set up with mosquitto_ctrl: the bridge itself refuses to change its own account).
+    The filters start with '$' so that the bridge's own '#' does not cover them (a covered filter
+    is not subscribed on the broker at all)."""
+    since = stack.bridge.status()["since"]  # type: ignore[index]
+    stack.broker.ctrl("createRole", "no-secrets")
+    stack.broker.ctrl("addRoleACL", "no-secrets", "subscribeLiteral", "$private/#", "deny", "10")
+    stack.broker.ctrl("addClientRole", DYNSEC_BRIDGE_USER, "no-secrets", "10")
+    # The plugin drops a client whose roles change; the bridge is back once its status says so.
+    wait_for(
+        lambda: (status := stack.bridge.status()) and status["connected"] and status["since"] != since,
+        20,
+        what="the bridge to reconnect with its new role",
+    )
+
+    def subscribe(topic_filter: str) -> dict[str, Any]:
+        body = build_command(protocol.CMD_SUBSCRIBE, {"filter": topic_filter}, "filter")
+        return round_trip(stack.redis, body, 10)
+
+    try:
+        refused, allowed = subscribe("$private/#"), subscribe("$public/#")
+    finally:
+        stack.broker.ctrl("removeClientRole", DYNSEC_BRIDGE_USER, "no-secrets")
+
+    assert (refused["ok"], refused["error"]) == (False, "the broker refused the subscribe: Not authorized")
+    assert not stack.redis.hexists(protocol.KEY_SUBSCRIPTIONS, "$private/#")  # forgotten, not retried
+    assert allowed["ok"] is True
