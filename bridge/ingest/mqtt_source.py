@@ -29,7 +29,7 @@ from bridge.ingest import outgoing
 from bridge.ingest.counters import Counters
 from bridge.ingest.dedup import CopyFilter, can_overlap
 from bridge.ingest.fast_publish import FAST_PATH_OK, FastClient
-from bridge.ingest.outgoing import OUTGOING_OK, OutgoingClient, UnknownOutcome, Withdrawn
+from bridge.ingest.outgoing import OUTGOING_OK, OutgoingClient
 from bridge.ingest.session import SessionFilters
 from bridge.ingest.subscriptions import SYS_FILTER, is_data_filter, shared
 
@@ -508,32 +508,20 @@ class MqttSource:
         if not self.is_connected():
             return f"the broker at {self.settings.broker} is not connected; nothing was published"
         packed = to_paho(properties or {})
-        too_big = self._too_big(topic, len(payload), qos, packed)
-        if too_big:
-            return too_big
-        client, lost_before = self.client, self._links_lost
-        info = client.publish(topic, payload, qos=qos, retain=retain, properties=packed)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            if qos and info.rc == mqtt.MQTT_ERR_NO_CONN:
-                outgoing.withdraw(client, info)  # paho kept it, to send after the next connect
-            return f"publish failed: {mqtt.error_string(info.rc)}; nothing was published"
-        if qos == 0:
-            return None
-        acknowledged = outgoing.wait_acknowledged(info, timeout, lambda: self._links_lost != lost_before)
-        withdrawn = Withdrawn.ACKNOWLEDGED if acknowledged else outgoing.withdraw(client, info)
-        if withdrawn is Withdrawn.ACKNOWLEDGED:
-            refused = outgoing.refusal(client, info)
-            return None if refused is None else f"the broker refused the publish: {refused}"
-        why = (
-            "the connection to the broker was lost before it acknowledged the publish"
-            if self._links_lost != lost_before
-            else f"the broker did not acknowledge the publish within {timeout:g} s"
-        )
-        if withdrawn is Withdrawn.NOT_SENT:
-            return f"{why}; it was never sent, and the bridge will not send it later"
-        return UnknownOutcome(
-            f"{why}; it had already been sent, so it may still reach subscribers "
-            "(the bridge will not send it again)"
+        limit = self.max_packet_size()
+        if limit is not None:
+            size = outgoing.publish_packet_size(
+                topic.encode("utf-8"), len(payload), qos, packed, self.settings.protocol == 5
+            )
+            if size > limit[0]:
+                # Sent anyway, the broker would drop the connection (mosquitto does).
+                return (
+                    f"the message is {size:,} bytes as an MQTT packet, and the broker at "
+                    f"{self.settings.broker} takes at most {limit[0]:,} ({limit[1]}); nothing was published"
+                )
+        lost_before = self._links_lost
+        return outgoing.send(
+            self.client, topic, payload, qos, retain, packed, timeout, lambda: self._links_lost != lost_before
         )
 
     def max_packet_size(self) -> tuple[int, str] | None:
@@ -547,19 +535,3 @@ class MqttSource:
         if self.settings.max_packet_size:
             limits.append((self.settings.max_packet_size, "MQTT_MAX_PACKET_SIZE"))
         return min(limits) if limits else None
-
-    def _too_big(self, topic: str, payload_size: int, qos: int, packed: Properties | None) -> str | None:
-        """Why a publish would exceed the broker's maximum packet size, or None. Sent anyway, the
-        broker would drop the connection (mosquitto does), so it is refused before it is sent."""
-        limit = self.max_packet_size()
-        if limit is None:
-            return None
-        size = outgoing.publish_packet_size(
-            topic.encode("utf-8"), payload_size, qos, packed, self.settings.protocol == 5
-        )
-        if size <= limit[0]:
-            return None
-        return (
-            f"the message is {size:,} bytes as an MQTT packet, and the broker at {self.settings.broker} "
-            f"takes at most {limit[0]:,} ({limit[1]}); nothing was published"
-        )

@@ -216,6 +216,45 @@ def refusal(client: mqtt.Client, info: mqtt.MQTTMessageInfo) -> ReasonCode | Non
     return client.refusal(info) if isinstance(client, OutgoingClient) else None
 
 
+def send(
+    client: mqtt.Client,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    properties: Properties | None,
+    timeout: float,
+    link_lost: Callable[[], bool],
+) -> str | None:
+    """Publish and, for QoS > 0, wait up to ``timeout`` for the broker's acknowledgement (or until
+    ``link_lost()``). None on success; else why not, in words: an ``UnknownOutcome`` when it may
+    have reached the broker all the same. One not acknowledged in time is withdrawn: never sent
+    later."""
+    info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        if qos and info.rc == mqtt.MQTT_ERR_NO_CONN:
+            withdraw(client, info)  # paho kept it, to send after the next connect
+        return f"publish failed: {mqtt.error_string(info.rc)}; nothing was published"
+    if qos == 0:
+        return None
+    acknowledged = wait_acknowledged(info, timeout, link_lost)
+    withdrawn = Withdrawn.ACKNOWLEDGED if acknowledged else withdraw(client, info)
+    if withdrawn is Withdrawn.ACKNOWLEDGED:
+        refused = refusal(client, info)
+        return None if refused is None else f"the broker refused the publish: {refused}"
+    why = (
+        "the connection to the broker was lost before it acknowledged the publish"
+        if link_lost()
+        else f"the broker did not acknowledge the publish within {timeout:g} s"
+    )
+    if withdrawn is Withdrawn.NOT_SENT:
+        return f"{why}; it was never sent, and the bridge will not send it later"
+    return UnknownOutcome(
+        f"{why}; it had already been sent, so it may still reach subscribers "
+        "(the bridge will not send it again)"
+    )
+
+
 def wait_acknowledged(info: mqtt.MQTTMessageInfo, timeout: float, link_lost: Callable[[], bool]) -> bool:
     """Wait for the broker's acknowledgement of ``info`` for up to ``timeout`` seconds, or until
     ``link_lost()`` says the connection went; True when it came."""
