@@ -54,10 +54,11 @@ $(STAMP): pyproject.toml $(LOCK) | python-venv-support
 
 # What running needs, and no more: `make run` on a fresh clone skips the test and lint tools.
 $(RUN_STAMP): pyproject.toml $(LOCK) | python-venv-support
+	@echo "make run: installing the Python packages into $(VENV) (first run only)"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
-	PYTHONWARNINGS='ignore:Editable installation' \
-	  $(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e .
+	@$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
+	@PYTHONWARNINGS='ignore:Editable installation' \
+	  $(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -c $(LOCK) -e .
 	@touch $(RUN_STAMP)
 
 # Refresh the lock on purpose: resolve pyproject.toml's ranges afresh and record every version.

@@ -136,7 +136,7 @@ if $need_frontend; then
         "versions: install a current Node.js (nodejs.org, NodeSource or nvm) and run this again."
     say "building the frontend into dashboard/static (first run only)"
     # Only what building needs (make test installs the test tools and runs the type check).
-    (cd frontend && npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null) \
+    (cd frontend && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null) \
         || die "building the frontend failed (see above)"
 fi
 
