@@ -61,9 +61,9 @@ class LinkEvent:
     reason: str | None
 
 
-
 def _expected_after_disconnect(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Client is not connected")
+
 
 class MqttSource:
     def __init__(
