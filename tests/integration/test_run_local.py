@@ -134,6 +134,10 @@ def test_run_local_starts_everything_on_loopback_only_and_ctrl_c_stops_everythin
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
         assert f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/?token=" in url
+        # The address once, last, on its own: the programs' logs go to their files.
+        lines = [line for line in output.read_text().splitlines() if line.strip()]
+        assert lines[-1] == url and sum("token=" in line for line in lines) == 1, lines
+        assert (tmp_path / "run" / "logs" / "bridge.log").exists()
         # mosquitto 2.0 binds a websockets listener to every interface unless told otherwise
         assert_loopback_only(ports)
 
@@ -150,7 +154,12 @@ def test_run_local_starts_everything_on_loopback_only_and_ctrl_c_stops_everythin
         ) as health:
             assert json.load(health)["broker"]["connected"] is True
 
-    assert "run-local: stopped" in output.read_text()
+    text = output.read_text()
+    assert "run-local: stopped" in text
+    assert "ERROR" not in text and "Traceback" not in text, text[-3000:]  # Ctrl-C stops quietly
+    for log in ("bridge.log", "dashboard.log"):
+        logged = (tmp_path / "run" / "logs" / log).read_text()
+        assert " ERROR " not in logged and "Traceback" not in logged, logged[-3000:]
 
 
 @pytest.mark.skipif(
