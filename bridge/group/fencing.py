@@ -31,9 +31,9 @@ return 1
 
 
 class FencedAnnouncer:
-    def __init__(self, client: redis.Redis, names: protocol.Names | None = None):
+    def __init__(self, client: redis.Redis, names: protocol.Names):
         self._script = client.register_script(_FENCED_ANNOUNCE)
-        self.names = names or protocol.Names()
+        self.names = names
         self.refused = 0  # writes refused because a later leader had written
 
     def announce(self, channel: str, message: Mapping[str, Any], token: int, publish: bool = True) -> bool:

@@ -51,12 +51,11 @@ class LeaderLease:
         *,
         ttl: float = protocol.LEADER_TTL,
         margin: float = 1.0,
+        names: protocol.Names,
         clock: Callable[[], float] = time.monotonic,
-        names: protocol.Names | None = None,
     ):
         self.client = client
         self.member = member
-        names = names or protocol.Names()
         self.key, self.token_key = names.KEY_LEADER, names.KEY_LEADER_TOKEN
         self.ttl = ttl
         self.margin = min(margin, ttl / 3)
@@ -127,5 +126,5 @@ class LeaderLease:
             self._release(keys=[self.key], args=[value])
 
 
-def read_leader(client: redis.Redis, names: protocol.Names | None = None) -> dict[str, Any] | None:
-    return protocol.loads_object(client.get((names or protocol.Names()).KEY_LEADER))
+def read_leader(client: redis.Redis, names: protocol.Names) -> dict[str, Any] | None:
+    return protocol.loads_object(client.get(names.KEY_LEADER))

@@ -29,12 +29,11 @@ COUNTER_NAMES = (
     "commands_failed",
 )
 
+# Every function takes the bridge's names, with no default: one that forgot them would read and
+# write another broker's (the unnamed bridge's) keys, as the session adopter once did.
 
-# The unnamed bridge's names (no BRIDGE_NAME); a named bridge's group passes its own.
-UNNAMED = protocol.Names()
 
-
-def member_heartbeat_key(member: str, names: protocol.Names = UNNAMED) -> str:
+def member_heartbeat_key(member: str, names: protocol.Names) -> str:
     return names.KEY_MEMBER_HEARTBEAT_PREFIX + member
 
 
@@ -42,7 +41,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-def read_members(client: redis.Redis, names: protocol.Names = UNNAMED) -> dict[str, dict[str, Any]]:
+def read_members(client: redis.Redis, names: protocol.Names) -> dict[str, dict[str, Any]]:
     members = {}
     for key, value in client.hgetall(names.KEY_MEMBERS).items():
         record = protocol.loads_object(value)
@@ -56,7 +55,7 @@ def write_member(
     member: str,
     record: Mapping[str, Any],
     topics: list[Any] | None,
-    names: protocol.Names = UNNAMED,
+    names: protocol.Names,
 ) -> None:
     """This member's heartbeat and record (and, when given, its share of the topic index)."""
     text = protocol.dumps(record)
@@ -68,7 +67,7 @@ def write_member(
     pipe.execute()
 
 
-def forget_member(client: redis.Redis, member: str, names: protocol.Names = UNNAMED) -> None:
+def forget_member(client: redis.Redis, member: str, names: protocol.Names) -> None:
     pipe = client.pipeline(transaction=False)
     pipe.delete(member_heartbeat_key(member, names))
     pipe.hdel(names.KEY_MEMBERS, member)
@@ -76,7 +75,7 @@ def forget_member(client: redis.Redis, member: str, names: protocol.Names = UNNA
     pipe.execute()
 
 
-def prune(client: redis.Redis, now: float, names: protocol.Names = UNNAMED) -> list[str]:
+def prune(client: redis.Redis, now: float, names: protocol.Names) -> list[str]:
     """Leader only. A member whose heartbeat key is gone is marked dead, once, with an estimate
     of what it lost: the QoS 0 messages it held in its queue at its last heartbeat (QoS 1/2
     ones stay the broker's for its session). Dead for MEMBER_FORGET_AFTER: removed.
@@ -113,7 +112,7 @@ def group_counters(members: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return total
 
 
-def merged_topics(client: redis.Redis, limit: int, names: protocol.Names = UNNAMED) -> list[dict[str, Any]]:
+def merged_topics(client: redis.Redis, limit: int, names: protocol.Names) -> list[dict[str, Any]]:
     """Leader only: every member's share of the topic index as one index (most recent first)."""
     merged: dict[str, dict[str, Any]] = {}
     for raw in client.hvals(names.KEY_MEMBER_TOPICS):

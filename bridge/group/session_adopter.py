@@ -45,7 +45,9 @@ class SessionAdopter(threading.Thread):
         self.settings = settings
         self.member = member
         self.client_id = client_id
-        self.sink = RedisSink(sink.client, sink.history_maxlen)  # its own chunk marks
+        # Its own chunk marks, under the bridge's own names (a named bridge's group drains into
+        # mqtt:brokers:<name>:…, never into the unnamed broker's history and channel).
+        self.sink = RedisSink(sink.client, sink.history_maxlen, sink.names)
         self.items: deque[tuple[str, bytes, int, bool, float, int, bool]] = deque()
         self.connected = threading.Event()
         self.ended = threading.Event()

@@ -33,7 +33,7 @@ def _leader(r: redis.Redis) -> str | None:
 
 
 def _members(r: redis.Redis) -> dict[str, dict[str, Any]]:
-    return membership.read_members(r)
+    return membership.read_members(r, protocol.Names())
 
 
 def _member_received(r: redis.Redis, member: str) -> int:
@@ -327,3 +327,52 @@ def test_the_leader_takes_over_a_dead_members_session_so_nothing_is_stranded(
         lambda: len([m for m in _history(r) if m["topic"].startswith("data/back/")]) == 400, 15, what="all"
     )
     wait_for(lambda: _member_received(r, victim) > 0, 15, what="the returned member to take a share")
+
+
+def test_a_named_groups_leader_adopts_a_dead_members_session_into_its_own_names(
+    make_bridge: Any, mosquitto: Process, r: redis.Redis
+) -> None:
+    # BRIDGE_NAME=b2: every message, also those the leader drains from the dead member's session,
+    # lands under mqtt:brokers:b2:…; the unnamed names (another broker's dashboard) get nothing.
+    b2 = protocol.Names("b2")
+    unnamed = r.pubsub(ignore_subscribe_messages=True)
+    unnamed.subscribe(protocol.CHANNEL_MESSAGES)
+    members = {
+        name: make_bridge(**GROUP, BRIDGE_NAME="b2", MQTT_CLIENT_ID=name).start(wait_connected=False)
+        for name in ("n1", "n2")
+    }
+    wait_for(
+        lambda: (
+            len(membership.read_members(r, b2)) == 2
+            and all(m.get("connected") for m in membership.read_members(r, b2).values())
+        ),
+        20,
+        what="both named members connected",
+    )
+    wait_for(lambda: (protocol.loads_object(r.get(b2.KEY_LEADER)) or {}).get("member"), 10, what="a leader")
+    leader = protocol.loads_object(r.get(b2.KEY_LEADER))["member"]  # type: ignore[index]
+    (victim,) = set(members) - {leader}
+    import threading
+
+    total = 2000
+    flood = threading.Thread(
+        target=publish_all, args=(mosquitto.port, [(f"data/{i % 9}", str(i).encode()) for i in range(total)])
+    )
+    flood.start()
+    wait_for(lambda: r.xlen(b2.KEY_HISTORY) > 100, 20, what="the flood under b2's names")
+    members[victim].kill()  # kill -9, mid-flood
+    flood.join(60)
+
+    def b2_payloads() -> set[str]:
+        return {json.loads(fields[b"data"])["payload"] for _, fields in r.xrange(b2.KEY_HISTORY)}
+
+    wait_for(
+        lambda: (membership.read_members(r, b2).get(victim) or {}).get("session_released"),
+        40,
+        what="the leader to take over the dead member's session",
+    )
+    wait_for(lambda: len(b2_payloads()) == total, 15, what=f"all {total} QoS 1 messages under b2's names")
+    assert membership.read_members(r, b2)[victim]["adopted"] > 0  # the drained share was there
+    assert r.xlen(protocol.KEY_HISTORY) == 0
+    assert not r.exists(protocol.KEY_MEMBERS)
+    assert unnamed.get_message(timeout=0.5) is None  # nothing published on the unnamed channel
