@@ -376,3 +376,32 @@ def test_a_named_groups_leader_adopts_a_dead_members_session_into_its_own_names(
     assert r.xlen(protocol.KEY_HISTORY) == 0
     assert not r.exists(protocol.KEY_MEMBERS)
     assert unnamed.get_message(timeout=0.5) is None  # nothing published on the unnamed channel
+
+
+def test_stats_and_status_go_on_after_redis_restarts_empty(
+    make_bridge: Any, redis_server: Process, r: redis.Redis
+) -> None:
+    # A group that has seen leaders come and go: the fencing token counter is at 13.
+    r.set(protocol.KEY_LEADER_TOKEN, 13)
+    _start_group(make_bridge, r)
+    wait_for(lambda: r.exists(protocol.KEY_STATS_LATEST), 10, what="the first stats")
+    stale = r.get(protocol.KEY_STATS_LATEST)
+    redis_server.restart()  # no persistence: Redis comes back empty, the counter with it
+    # The leader's stats write in flight lands after the restart, with the leader's token; its
+    # renewal fails next, and the new lease's token must still be larger than that one.
+    r.set(protocol.KEY_STATS_LATEST, stale)
+
+    def stats_by_the_leader() -> float | None:
+        lease = protocol.loads_object(r.get(protocol.KEY_LEADER))
+        stats = protocol.loads_object(r.get(protocol.KEY_STATS_LATEST))
+        if not lease or not stats or stats.get("leader_token") != lease.get("token"):
+            return None
+        return float(stats["timestamp"])
+
+    first = wait_for(stats_by_the_leader, 25, what="stats written by the leader after the restart")
+    wait_for(lambda: (stats_by_the_leader() or 0) > first, 10, what="the stats to keep coming (not frozen)")
+    wait_for(
+        lambda: (protocol.loads_object(r.get(protocol.KEY_STATUS_LATEST)) or {}).get("connected"),
+        10,
+        what="the status restored",
+    )
