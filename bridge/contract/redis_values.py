@@ -67,6 +67,7 @@ class Rejections:
     def report(self, where: str, problem: str) -> None:
         """``where``: the key (and field) it was read from; ``problem``: what was wrong, in words,
         never the value itself (it may be huge, or hold something not meant for a log)."""
+        where = where[:200]  # a key or field name may be long: the log line stays short
         with self._lock:
             self.count += 1
             first = where not in self._logged and len(self._logged) < _LOGGED_PLACES_MAX

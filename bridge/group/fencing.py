@@ -20,7 +20,6 @@ from bridge.contract import protocol
 from bridge.contract.redis_values import REJECTED
 from bridge.group.lease import TOKEN_HORIZON
 
-
 # 0: refused (a later leader wrote); 1: written; 2: written over a token no lease issued.
 _FENCED_ANNOUNCE = """
 local current = redis.call('GET', KEYS[1])

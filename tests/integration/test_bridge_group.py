@@ -405,3 +405,37 @@ def test_stats_and_status_go_on_after_redis_restarts_empty(
         10,
         what="the status restored",
     )
+
+
+def test_damaged_values_in_redis_neither_stop_nor_freeze_the_group(make_bridge: Any, r: redis.Redis) -> None:
+    # What a hostile review left in Redis: a 400-digit uptime, a bad last_seen in a member's share
+    # of the topic index, a leader lease without a TTL, and a :latest key with a huge token.
+    r.set(
+        protocol.KEY_STATS_LATEST,
+        '{"type":"stats_update","timestamp":1718000000.0,"data":{"uptime_seconds":' + "9" * 400 + "}}",
+    )
+    r.set(protocol.KEY_CLIENTS_LATEST, '{"type":"clients_update","clients":[]}')
+    r.hset(protocol.KEY_MEMBER_TOPICS, "ghost", '[{"topic":"data/x","messages":1,"last_seen":"yesterday"}]')
+    r.set(protocol.KEY_LEADER, '{"member":"ghost","token":5}')
+    r.set(protocol.KEY_TOPICS_LATEST, '{"type":"topics_update","topics":[],"leader_token":' + "9" * 400 + "}")
+    members = {
+        name: make_bridge(**GROUP, MQTT_CLIENT_ID=name).start(wait_connected=False) for name in ("m1", "m2")
+    }
+    wait_for(lambda: _leader(r) in members, 20, what="a member to lead once the ghost's lease ran out")
+
+    def topics_by_the_leader() -> bool:
+        lease = protocol.loads_object(r.get(protocol.KEY_LEADER)) or {}
+        topics = protocol.loads_object(r.get(protocol.KEY_TOPICS_LATEST)) or {}
+        return topics.get("leader_token") == lease.get("token") and any(
+            t["topic"] == "data/x" for t in topics.get("topics", [])
+        )
+
+    wait_for(topics_by_the_leader, 20, what="the merged topic index written by the leader")
+    heartbeat = wait_for(
+        lambda: protocol.loads_object(r.get(protocol.KEY_HEARTBEAT)), 10, what="the group's heartbeat"
+    )
+    assert heartbeat["counters"]["redis_values_rejected"] >= 2  # each damaged value, counted
+    for member in members.values():
+        member.assert_alive()
+    log = "".join(m.output() for m in members.values())
+    assert "ignored a bad value in Redis" in log and "Traceback" not in log

@@ -329,15 +329,20 @@ def test_healthcheck_checks_the_member_it_is_told(r: fakeredis.FakeRedis) -> Non
     membership.write_member(r, "a", {"timestamp": time.time(), "connected": True, "pid": 7}, None, UNNAMED)
     membership.write_member(r, "b", {"timestamp": time.time(), "connected": False, "pid": 8}, None, UNNAMED)
     r.set(protocol.KEY_LEADER, protocol.dumps({"member": "a", "token": 1}))
-    healthy, line = health.check_member(r, "a")
+    healthy, line = health.check_member(r, "a", UNNAMED)
     assert healthy and "the leader" in line
-    healthy, line = health.check_member(r, "b")
+    healthy, line = health.check_member(r, "b", UNNAMED)
     assert not healthy and "not connected" in line
-    healthy, line = health.check_member(r, "c")
+    healthy, line = health.check_member(r, "c", UNNAMED)
     assert not healthy and "no heartbeat" in line
+    # A member whose clock is 60 s behind: its heartbeat was just written (Redis's TTL says so).
     old = time.time() - 60
     membership.write_member(r, "a", {"timestamp": old, "connected": True}, None, UNNAMED)
-    assert health.check_member(r, "a")[0] is False
+    assert health.check_member(r, "a", UNNAMED)[0] is True
+    # One left without a TTL is judged by its stamp against Redis's clock.
+    r.persist(membership.member_heartbeat_key("a", UNNAMED))
+    healthy, line = health.check_member(r, "a", UNNAMED)
+    assert not healthy and "60 s old" in line
 
 
 # --- the MQTT side in group mode ----------------------------------------------------------------
