@@ -22,8 +22,10 @@ from bridge.contract.redis_values import unix_time
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """One heartbeat key as read: ``body`` is None when the key is absent or unreadable (then
-    ``problem`` says why, in words); ``age`` in seconds is None when it cannot be told."""
+    """One heartbeat key as read: ``body`` is None when the key is absent or not a JSON object;
+    ``problem`` says, in words, why a heartbeat that is there cannot vouch for its bridge (then
+    ``body`` may still hold the rest of what it says); ``age`` in seconds is None when it cannot
+    be told."""
 
     body: dict[str, Any] | None
     age: float | None
@@ -55,8 +57,10 @@ def read_heartbeat(client: Any, key: str) -> Heartbeat:
     body = loads_object(raw)
     if body is None:
         return Heartbeat(None, None, "the heartbeat is not a JSON object")
+    if unix_time(body.get("timestamp")) is None:  # a bridge always stamps it: this is damage
+        return Heartbeat(body, None, "the heartbeat's timestamp is not a time in Unix seconds")
     ttl = pttl if isinstance(pttl, int) else -1
-    return Heartbeat(body, age_of(ttl, body.get("timestamp"), lambda: redis_now(client)))
+    return Heartbeat(body, age_of(ttl, body["timestamp"], lambda: redis_now(client)))
 
 
 def age_of(pttl_ms: int, stamp: Any, now: Callable[[], float]) -> float | None:

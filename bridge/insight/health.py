@@ -41,7 +41,7 @@ def heartbeat_body(
 
 def _stale(heartbeat: Heartbeat) -> str | None:
     """Why a present heartbeat does not vouch for its bridge, or None."""
-    if heartbeat.body is None:
+    if heartbeat.problem is not None:
         return heartbeat.problem
     if heartbeat.age is None:
         return "its age cannot be told (no TTL and no usable timestamp)"

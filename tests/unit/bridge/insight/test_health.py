@@ -53,8 +53,9 @@ def test_a_heartbeat_stamped_by_a_clock_ahead_is_not_negative(r: fakeredis.FakeR
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        (b'{"timestamp": ' + b"9" * 400 + b"}", "age cannot be told"),
-        (b'{"timestamp": "yesterday"}', "age cannot be told"),
+        (b'{"timestamp": ' + b"9" * 400 + b"}", "timestamp is not a time"),
+        (b'{"timestamp": "yesterday"}', "timestamp is not a time"),
+        (b'{"timestamp": 1e999}', "timestamp is not a time"),
         (b"[1, 2]", "not a JSON object"),
         (b"\xff\xfe not text", "not a JSON object"),
     ],
