@@ -30,7 +30,6 @@ from bridge.insight.housekeeping import Housekeeper
 from tests.unit.bridge.conftest import make_housekeeper
 from tests.unit.bridge.fakes import FakeBroker
 
-
 UNNAMED = protocol.Names()  # the unnamed bridge's names
 
 
