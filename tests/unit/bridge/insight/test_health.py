@@ -98,3 +98,32 @@ def test_status_records_each_transition() -> None:
     assert (message["connected"], message["reason"], message["since"]) == (False, "connection lost", 20.0)
     assert (message["last_connected_at"], message["last_disconnected_at"]) == (10.0, 20.0)
     assert message["broker"] == "b:1"
+
+
+def test_a_bridge_whose_clock_is_60_s_behind_passes_its_healthcheck(r: fakeredis.FakeRedis) -> None:
+    import threading
+
+    from bridge.ingest.counters import Counters
+    from bridge.ingest.redis_sink import RedisSink
+    from bridge.insight.housekeeping import Housekeeper
+    from bridge.insight.topics import TopicIndex
+
+    status = BrokerStatus("mq:1883")
+    status.apply(LinkEvent(True, None))
+    keeper = Housekeeper(
+        RedisSink(r, 100, UNNAMED),
+        Counters(),
+        status,
+        TopicIndex(),
+        threading.Event(),
+        stats_interval=1,
+        started_at=time.time(),
+        configured_topics=["#"],
+        load_subscriptions=lambda: True,
+        clock=lambda: time.time() - 60,  # this host's clock, injected: a minute slow
+    )
+    keeper.send_heartbeat()
+    stamped = protocol.loads_object(r.get(protocol.KEY_HEARTBEAT))
+    assert stamped is not None and time.time() - stamped["timestamp"] > 59
+    healthy, line = health.check(r, UNNAMED)
+    assert healthy, line
