@@ -130,6 +130,7 @@ test-compose: venv
 bench: system-deps venv
 	$(PY) bench/throughput.py
 	$(PY) bench/fanout.py
+	$(PY) bench/group_failover.py
 
 clean:
 	rm -rf $(VENV) .run dashboard/static frontend/node_modules test-artifacts

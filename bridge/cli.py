@@ -209,6 +209,6 @@ def run(settings: Settings) -> int:
         return 1
     bridge = Bridge(settings, client)
     bridge.start()
-    stop.wait()
+    code = bridge.supervise(stop)
     bridge.stop()
-    return 1 if version_check.refusal else 0
+    return code or (1 if version_check.refusal else 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 import redis
@@ -28,7 +27,7 @@ def snapshot(services: Services, broker: str = UNNAMED_BROKER) -> dict[str, Any]
     store = services.store if broker == UNNAMED_BROKER else services.brokers.store(broker)
     try:
         latest = store.all_latest()
-        health = store.bridge_health(time.time()) | {"redis": True}
+        health = store.bridge_health() | {"redis": True}
         messages = store.recent(services.settings.history_on_connect)
     except redis.RedisError as exc:
         # Still connect: the page can show "Redis unreachable", and the relay sends updates later.
@@ -36,7 +35,7 @@ def snapshot(services: Services, broker: str = UNNAMED_BROKER) -> dict[str, Any]
             "snapshot without data: Redis at %s is not reachable (%s)", services.settings.redis.where, exc
         )
         latest = {"status": None, "stats": None, "clients": None, "topics": None}
-        health = bridge_health(None, time.time()) | {"redis": False}
+        health = bridge_health(None, None) | {"redis": False}
         messages = []
     return base | latest | {"bridge": health, "messages": messages}
 
@@ -60,6 +59,9 @@ def register_events(services: Services) -> None:
         # no frame of the old broker can arrive after the switch.
         broker = _broker_asked(auth)
         services.relay.ensure_started()
+        # Read before the socket is registered anywhere: should it fail, nothing is left behind
+        # (a router kept for a socket that never connected would buffer for nobody for ever).
+        first = snapshot(services, broker)
         sid = _sid()
         session_key = services.auth.session_store_key()
         if session_key is not None:
@@ -68,7 +70,7 @@ def register_events(services: Services) -> None:
         join_room(broker_room(broker))
         join_room(room_for(EVERYTHING, broker))
         metrics.socket_clients.set(routers.client_count)
-        emit("snapshot", snapshot(services, broker))
+        emit("snapshot", first)
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:

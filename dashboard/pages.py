@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from flask import (
 from bridge.contract.protocol import UNNAMED_BROKER
 from dashboard.auth import Check
 from dashboard.broker_context import current_broker
+from dashboard.brokers import broker_loss
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
 from dashboard.store import bridge_health
@@ -88,8 +88,8 @@ def live() -> tuple[Response, int]:
 def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
     """The whole chain's state (Redis, each expected bridge's heartbeat, its broker) and whether it
     is healthy: every broker the dashboard expects (DASHBOARD_BROKERS, else every bridge that ever
-    registered, else the unnamed one) has a live bridge connected to its broker. ``only``: that one
-    broker's report (/api/brokers/<name>/health)."""
+    registered, else the unnamed one) has a live bridge connected to its broker, and no broker is
+    dropping messages. ``only``: that one broker's report (/api/brokers/<name>/health)."""
     found = services()
     redis_ok = found.store.ping()
     reports: dict[str, dict[str, Any]] = {}
@@ -102,9 +102,13 @@ def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
     if not reports:
         names = [only] if only is not None else list(found.settings.brokers or [UNNAMED_BROKER])
         offline = {"connected": None, "broker": None}
-        reports = {n: {"bridge": bridge_health(None, time.time()), "broker": offline} for n in names}
+        reports = {
+            n: {"bridge": bridge_health(None, None), "broker": offline, "loss": broker_loss(None)}
+            for n in names
+        }
     healthy = redis_ok and all(
-        r["bridge"]["online"] and r["broker"]["connected"] is True for r in reports.values()
+        r["bridge"]["online"] and r["broker"]["connected"] is True and not r["loss"]["dropping"]
+        for r in reports.values()
     )
     # The top-level bridge and broker are the first expected broker's (the unnamed one in a
     # single-broker setup, exactly as before); with several, they say whether all are up.
@@ -115,16 +119,41 @@ def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
         bridge["online"] = all(r["bridge"]["online"] for r in reports.values())
         connected = [r["broker"]["connected"] for r in reports.values()]
         broker["connected"] = all(c is True for c in connected) if None not in connected else None
+    broker["dropping"] = any(r["loss"]["dropping"] for r in reports.values())
     body = {
         "status": "ok" if healthy else "degraded",
+        "problems": _problems(redis_ok, reports),
         "worker": os.getpid(),
         "redis": redis_ok,
         "bridge": bridge,
         "broker": broker,
-        "brokers": {n: {"bridge": r["bridge"], "broker": r["broker"]} for n, r in reports.items()},
+        "brokers": {
+            n: {"bridge": r["bridge"], "broker": r["broker"], "loss": r["loss"]} for n, r in reports.items()
+        },
         "socket_clients": found.routers.client_count,
     }
     return body, healthy
+
+
+def _problems(redis_ok: bool, reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Why the chain is degraded, one sentence per problem (empty when it is healthy)."""
+    if not redis_ok:
+        return [f"Redis at {services().settings.redis.where} is not reachable"]
+    found = []
+    for name, report in reports.items():
+        bridge, loss = report["bridge"], report["loss"]
+        if bridge.get("problem"):
+            found.append(f"{name}: the bridge's heartbeat cannot be read: {bridge['problem']}")
+        elif not bridge["online"]:
+            found.append(f"{name}: the bridge is offline (no fresh heartbeat)")
+        elif report["broker"]["connected"] is not True:
+            found.append(f"{name}: the bridge is not connected to its broker")
+        if loss["dropping"]:
+            found.append(
+                f"{name}: the broker is dropping messages ({loss['last_minute'] or 0:,} in the last "
+                "minute): a subscriber's queue, perhaps the bridge's, is full; see docs/operations.md"
+            )
+    return found
 
 
 @pages.get("/health")
@@ -137,10 +166,14 @@ def health() -> tuple[Response, int]:
         "worker": body["worker"],
         "redis": body["redis"],
         "bridge": {"online": body["bridge"]["online"], **_leader_flag(body["bridge"])},
-        "broker": {"connected": body["broker"]["connected"]},
-        # per broker, the same two yes/no answers (the names are the operators' own labels)
+        "broker": {"connected": body["broker"]["connected"], "dropping": body["broker"]["dropping"]},
+        # per broker, the same yes/no answers (the names are the operators' own labels)
         "brokers": {
-            name: {"online": b["bridge"]["online"], "connected": b["broker"]["connected"]}
+            name: {
+                "online": b["bridge"]["online"],
+                "connected": b["broker"]["connected"],
+                "dropping": b["loss"]["dropping"],
+            }
             for name, b in body["brokers"].items()
         },
     }

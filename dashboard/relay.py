@@ -149,7 +149,7 @@ class Relay:
                         self.backoff.cap,
                     )
                     for broker in self.routers.brokers_watched():
-                        self._send_health(broker, bridge_health(None, time.time()) | {"redis": False})
+                        self._send_health(broker, bridge_health(None, None) | {"redis": False})
                 self._sleep(self.backoff.next_delay())
             except Exception:
                 # A bug must not end relaying for good: log it with its traceback, start over.
@@ -249,7 +249,12 @@ class Relay:
         room on a change of state, or when it is due."""
         for broker in self.routers.brokers_watched():
             store = self.store if broker == UNNAMED_BROKER else Store(self.redis, names_for(broker))
-            health = store.bridge_health(time.time())
+            try:
+                health = store.bridge_health()
+            except redis.ResponseError as exc:
+                # One broker's damaged keys: that broker is unreadable; the relay, and every
+                # other broker's viewers, carry on (it once restarted twice a second instead).
+                health = bridge_health(None, None, problem=f"its keys in Redis cannot be read ({exc})")
             last = self._last_online.get(broker)
             due = time.monotonic() - self._last_health_sent.get(broker, float("-inf")) >= HEALTH_EVERY
             if due or health["online"] != last:

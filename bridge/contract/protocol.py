@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.contract.errors import InvalidCommand
+from bridge.contract.redis_values import unix_time
 
 CONTRACT_VERSION = 1
 
@@ -556,7 +557,8 @@ def parse_subscription_record(raw: bytes | str) -> dict[str, Any]:
     created = record.get("created_at")
     return {
         "qos": qos if qos in (0, 1, 2) and not isinstance(qos, bool) else 0,
-        "created_at": created if isinstance(created, int | float) else None,
+        # a time, or none: a huge or infinite number would end up in JSON no browser can parse
+        "created_at": unix_time(created),
     }
 
 

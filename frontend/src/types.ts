@@ -78,6 +78,8 @@ export interface StatsData {
   messages_sent?: number | null
   messages_stored?: number | null
   publish_dropped?: number | null
+  /** How much publish_dropped rose over the last minute (loss at the broker, by the bridge). */
+  publish_dropped_recent?: number | null
   bytes_received?: number | null
   bytes_sent?: number | null
   subscriptions?: number | null
@@ -90,6 +92,7 @@ export interface StatsData {
     messages_sent_per_s?: number | null
     bytes_received_per_s?: number | null
     bytes_sent_per_s?: number | null
+    publish_dropped_per_s?: number | null
   } | null
 }
 
@@ -143,6 +146,8 @@ export interface TopicsMessage {
 export interface BridgeHealth {
   online?: boolean | null
   heartbeat_age?: number | null
+  /** The heartbeat is in Redis but cannot be read (damaged): why, in words. */
+  problem?: string | null
   pid?: number | null
   version?: string | null
   started_at?: number | null

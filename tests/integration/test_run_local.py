@@ -234,8 +234,8 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
             except OSError:
                 return False
             return body["brokers"] == {
-                "default": {"online": True, "connected": True},
-                "broker-2": {"online": True, "connected": True},
+                "default": {"online": True, "connected": True, "dropping": False},
+                "broker-2": {"online": True, "connected": True, "dropping": False},
             }
 
         wait_for(both_healthy, 20, what="/health to report both brokers")

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from bridge.contract.errors import InvalidCommand
 from bridge.contract.protocol import (
+    HEARTBEAT_TTL,
     HISTORY_FIELD,
     KEY_HEARTBEAT,
     KEY_HISTORY,
@@ -68,6 +69,9 @@ def add_history(client: Any, topic: str, payload: bytes = b"x") -> str:
 
 
 def set_heartbeat(client: Any, age: float = 1.0, **fields: Any) -> None:
+    """A heartbeat written ``age`` seconds ago, as Redis then holds it: with the rest of its
+    TTL while it would still live; an older one is kept without a TTL (as if set by hand), so
+    readers judge it by its stamp against Redis's clock."""
     body = {
         "type": "heartbeat",
         "timestamp": time.time() - age,
@@ -79,7 +83,8 @@ def set_heartbeat(client: Any, age: float = 1.0, **fields: Any) -> None:
         "topics": ["#"],
         **fields,
     }
-    client.set(KEY_HEARTBEAT, dumps(body), ex=15)
+    left = HEARTBEAT_TTL - age
+    client.set(KEY_HEARTBEAT, dumps(body), px=int(left * 1000) if left > 0 else None)
 
 
 class FakeBridge:
