@@ -235,7 +235,7 @@ def test_a_login_on_one_worker_holds_on_every_worker(dashboard: DashboardProcess
 
     states = per_worker(dashboard.url, session_state)
 
-    assert all(state == {"authenticated": True, "auth": "token"} for state in states.values())
+    assert all(state["authenticated"] is True and state["auth"] == "token" for state in states.values())
 
 
 def test_logout_closes_that_sessions_open_sockets_on_every_worker(dashboard: DashboardProcess) -> None:
