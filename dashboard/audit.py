@@ -45,6 +45,7 @@ SAFE_FIELDS = (
     "keepalive",
     "reset",
 )
+PASSWORD_GIVEN = "(given)"  # noqa: S105 - what the trail says instead of a password
 _TEXT_MAX = 300  # characters of one field or error kept; the rest is cut
 _SCAN_MAX = AUDIT_MAXLEN * 2  # a filtered read never walks more than the whole trail
 COMMAND_LINE = Principal("(command line)", "admin", named=False)
@@ -73,7 +74,7 @@ def safe_detail(body: Any, view_args: Mapping[str, Any] | None = None) -> dict[s
             if name in body and (body[name] is None or isinstance(body[name], str | int | float | bool)):
                 detail[name] = _short(body[name])
         if "password" in body:
-            detail["password"] = "(given)" if body["password"] else "(none)"
+            detail["password"] = PASSWORD_GIVEN if body["password"] else "(none)"
         if isinstance(body.get("payload"), str):
             detail["payload_chars"] = len(body["payload"])
     return detail

@@ -81,9 +81,13 @@ class SessionStore:
                 )
 
     def revoke_user(self, username: str) -> None:
-        """Tell every worker to close the sockets of ``username`` (their sessions already ended:
-        the user's stamp changed, or the user is gone)."""
-        self.redis.publish(CHANNEL_SESSION_REVOKED, dumps(envelope(TYPE_USER_REVOKED, user=username)))
+        announce_user_revoked(self.redis, username)
+
+
+def announce_user_revoked(client: redis.Redis, username: str) -> None:
+    """Tell every worker to close the sockets of ``username`` (their sessions already ended: the
+    user's stamp changed, or the user is gone)."""
+    client.publish(CHANNEL_SESSION_REVOKED, dumps(envelope(TYPE_USER_REVOKED, user=username)))
 
 
 class SocketSessions:

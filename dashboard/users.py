@@ -149,7 +149,7 @@ class UserStore:
             raise UserProblem(f"a user named {username!r} already exists")
         return user
 
-    def update(self, name: object, **changes: Any) -> User:
+    def update(self, name: object, /, **changes: Any) -> User:
         """Change any of ``role``, ``tenant``, ``broker``, ``password``, ``disabled``; returns the
         new record. Every change draws a new stamp, ending the user's sessions."""
         username = check_username(name)
