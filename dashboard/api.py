@@ -63,7 +63,11 @@ def error(message: str, status: int) -> tuple[Response, int]:
 def session_state() -> Response:
     found = services()
     principal = found.auth.principal(request)
-    body: dict[str, Any] = {"authenticated": principal is not None, "auth": found.auth.mode}
+    body: dict[str, Any] = {
+        "authenticated": principal is not None,
+        "auth": found.auth.mode,
+        "users": found.users.any(),  # which login form to offer first
+    }
     if principal is not None:
         body["user"] = principal_view(principal, found.settings.tenant_prefix)
     return jsonify(body)

@@ -129,6 +129,10 @@ class UserStore:
             return None
         return User.from_json(self.redis.hget(KEY_DASHBOARD_USERS, name))
 
+    def any(self) -> bool:
+        """Whether any named user exists (the login page then offers the user form first)."""
+        return bool(self.redis.hlen(KEY_DASHBOARD_USERS))
+
     def all(self) -> list[User]:
         raw: dict[str, str] = self.redis.hgetall(KEY_DASHBOARD_USERS)  # type: ignore[assignment]
         found = (User.from_json(value) for value in raw.values())

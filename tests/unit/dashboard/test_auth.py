@@ -29,7 +29,7 @@ def test_the_session_route_tells_the_ui_what_to_show(client: FlaskClient) -> Non
     response = client.get("/api/session")
 
     assert response.status_code == 200
-    assert response.get_json() == {"authenticated": False, "auth": "token"}
+    assert response.get_json() == {"authenticated": False, "auth": "token", "users": False}
 
 
 def test_api_routes_need_a_login(client: FlaskClient) -> None:
