@@ -52,8 +52,8 @@ RULES: dict[str, Rule] = {
     "GET /health": _open("the health check"),
     "GET /health/live": _open("the liveness check"),
     "GET /api/session": _open("the session"),
-    "POST /api/login": Rule(None, "logging in", Tenancy.SAME, audit="login"),
-    "POST /api/logout": Rule(None, "logging out", Tenancy.SAME, audit="logout"),
+    "POST /api/login": Rule(None, "logging in", Tenancy.SAME, audit="login", per_broker=False),
+    "POST /api/logout": Rule(None, "logging out", Tenancy.SAME, audit="logout", per_broker=False),
     "POST /api/session/password": Rule(
         VIEWER, "changing your password", Tenancy.SAME, "password_change", per_broker=False
     ),
@@ -177,7 +177,7 @@ def decide(principal: Principal | None, rule: Rule, broker: str, prefix: str) ->
     if not principal.at_least(rule.role):
         return Refusal(
             403,
-            f"{rule.what} needs the {rule.role} role or higher; {principal.name} is a {principal.role}",
+            f"{rule.what} needs the {rule.role} role or higher; {principal.name} is {a_role(principal.role)}",
         )
     if principal.broker is not None and rule.per_broker and broker != principal.broker:
         return Refusal(403, f"{principal.name} may use broker {principal.broker!r} only")
@@ -185,6 +185,11 @@ def decide(principal: Principal | None, rule: Rule, broker: str, prefix: str) ->
         scope = tenant_filter(prefix, principal.tenant)
         return Refusal(403, f"{rule.what} is not open to tenant users: {principal.name} sees {scope} only")
     return None
+
+
+def a_role(role: str) -> str:
+    """"a viewer", "an operator", "an admin"."""
+    return ("an " if role[:1] in "aeiou" else "a ") + role
 
 
 def tenant_filter(prefix: str, tenant: str) -> str:

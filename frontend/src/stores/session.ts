@@ -34,9 +34,14 @@ export const canAdminister = computed(() => hasRole('admin'))
 /** Reactive: the tenant's topic filter when the user is a tenant's, else null. */
 export const tenantTopic = computed(() => session.user?.topic ?? null)
 
+/** "a viewer", "an operator", "an admin". */
+export function aRole(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`
+}
+
 /** The words the page shows where a control is off for this role. */
 export function roleNote(what: string, needed: Role): string {
-  const who = session.user ? `${session.user.name} is a ${session.user.role}` : 'your role is lower'
+  const who = session.user ? `${session.user.name} is ${aRole(session.user.role)}` : 'your role is lower'
   return `${what} needs the ${needed} role or higher; ${who}. Ask an admin for the ${needed} role.`
 }
 

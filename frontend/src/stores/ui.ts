@@ -16,9 +16,9 @@ export const VIEWS = [
   { id: 'connection', label: 'Connection', icon: '⇄', role: 'viewer', tenants: false },
   { id: 'tenants', label: 'Tenants', icon: '⊞', role: 'viewer', tenants: false },
   { id: 'brokers', label: 'All brokers', icon: '⊞', role: 'viewer', tenants: false },
-  { id: 'users', label: 'Users', icon: '☺', role: 'admin', tenants: false },
-  { id: 'audit', label: 'Audit trail', icon: '☰', role: 'admin', tenants: false },
-  { id: 'account', label: 'My account', icon: '⚿', role: 'viewer', tenants: true },
+  { id: 'users', label: 'Users', icon: '⊚', role: 'admin', tenants: false },
+  { id: 'audit', label: 'Audit trail', icon: '⊟', role: 'admin', tenants: false },
+  { id: 'account', label: 'My account', icon: '◉', role: 'viewer', tenants: true },
 ] as const satisfies readonly { id: string; label: string; icon: string; role: Role; tenants: boolean }[]
 
 export type ViewId = (typeof VIEWS)[number]['id']
