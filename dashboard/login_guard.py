@@ -58,5 +58,5 @@ class LoginGuard:
             return
         if count == self.limit:
             logger.warning(
-                "%d failed logins for %s; refusing it for up to %d s", count, self._key(address), self.window
+                "%d failed logins (%s); refusing more for up to %d s", count, self._key(address), self.window
             )

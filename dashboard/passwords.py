@@ -16,7 +16,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 SCHEME = "scrypt"
 SALT_BYTES = 16
@@ -115,8 +115,3 @@ def _parse(stored: object) -> tuple[int, int, int, bytes, bytes] | None:
     if not (2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16 and salt and key):
         return None
     return n, r, p, salt, key
-
-
-def describe(stored: Any) -> str:
-    """What the API says about a stored hash: never the hash itself."""
-    return "set" if _parse(stored) is not None else "not set"

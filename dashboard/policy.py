@@ -188,7 +188,7 @@ def decide(principal: Principal | None, rule: Rule, broker: str, prefix: str) ->
 
 
 def a_role(role: str) -> str:
-    """"a viewer", "an operator", "an admin"."""
+    """The role with its article: a viewer, an operator, an admin."""
     return ("an " if role[:1] in "aeiou" else "a ") + role
 
 
