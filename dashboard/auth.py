@@ -111,7 +111,7 @@ class Authenticator:
         """A named user's login: counted against the address and the user name alike."""
         if not username or not password:
             return Check.NONE, None
-        name = username if isinstance(username, str) else repr(username)
+        name = (username if isinstance(username, str) else repr(username))[:200]  # a bounded Redis key
         if self.guard.blocked(address) or (self.user_guard is not None and self.user_guard.blocked(name)):
             return Check.BLOCKED, None
         user = self.users.verify(username, password)
@@ -119,7 +119,7 @@ class Authenticator:
             return Check.OK, user
         self.guard.failed(address)
         if self.user_guard is not None:
-            self.user_guard.failed(name[:200])
+            self.user_guard.failed(name)
         return Check.WRONG, None
 
     # --- sessions ---------------------------------------------------------------------------
