@@ -221,6 +221,14 @@ class TopicScope:
         levels = self._levels
         return topic.split("/")[: len(levels)] == levels
 
+    def on_path(self, topic: object) -> bool:
+        """``topic`` is the tenant's, or one of the levels above it (``tenants``), which a topic
+        tree must show to lead there; a tree's other branches are not."""
+        if not isinstance(topic, str):
+            return False
+        levels = topic.split("/")
+        return self.allows_topic(topic) or levels == self._levels[: len(levels)]
+
     def contains(self, topic_filter: str) -> bool:
         """Every topic ``topic_filter`` can match is the tenant's: its first levels are the
         tenant's own, spelled out (a wildcard there could reach another tenant)."""
