@@ -25,11 +25,13 @@ from bridge.contract.protocol import (
     dumps,
     validate_topic_filter,
 )
-from dashboard.auth import TOO_MANY, Check
-from dashboard.broker_context import current_names, current_store
+from dashboard.access import check_command_scope, current_scope, principal_view
+from dashboard.auth import TOO_MANY, TOO_MANY_FOR_USER, Check
+from dashboard.broker_context import current_broker, current_names, current_store
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 from dashboard.store import STREAM_ID
+from dashboard.tenant_view import scoped_clients, scoped_subscriptions, scoped_topics
 
 logger = logging.getLogger(__name__)
 
@@ -60,23 +62,41 @@ def error(message: str, status: int) -> tuple[Response, int]:
 # --- session ------------------------------------------------------------------------------------
 @api.get("/session")
 def session_state() -> Response:
-    auth = services().auth
-    return jsonify(authenticated=auth.request_allowed(request), auth=auth.mode)
+    found = services()
+    principal = found.auth.principal(request)
+    body: dict[str, Any] = {
+        "authenticated": principal is not None,
+        "auth": found.auth.mode,
+        "users": found.users.any(),  # which login form to offer first
+    }
+    if principal is not None:
+        body["user"] = principal_view(principal, found.settings.tenant_prefix)
+    return jsonify(body)
 
 
 @api.post("/login")
 def login() -> Any:
-    auth = services().auth
+    """``{"username", "password"}`` for a named user; ``{"token"}`` or ``{"password"}`` alone for
+    the bootstrap admin (DASHBOARD_TOKEN / DASHBOARD_PASSWORD)."""
+    found = services()
+    auth = found.auth
     if not auth.enabled:
         return jsonify(authenticated=True)
     body = json_object()
-    check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
+    user = None
+    if "username" in body:
+        check, user = auth.authenticate_user(body.get("username"), body.get("password"), request.remote_addr)
+    else:
+        check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
     if check is Check.BLOCKED:
-        return error(TOO_MANY, 429)
+        blocked_user = "username" in body and not auth.guard.blocked(request.remote_addr)
+        return error(TOO_MANY_FOR_USER if blocked_user else TOO_MANY, 429)
     if check is Check.OK:
-        auth.log_in()
-        return jsonify(authenticated=True)
-    return error("wrong token or password", 401)
+        auth.log_in(user)
+        principal = auth.principal(request)
+        view = principal_view(principal, found.settings.tenant_prefix) if principal else None
+        return jsonify(authenticated=True, user=view)
+    return error("wrong user name or password" if "username" in body else "wrong token or password", 401)
 
 
 @api.post("/logout")
@@ -105,21 +125,34 @@ def broker_stats() -> Any:
 
 @api.get("/clients")
 def clients() -> Any:
-    return _latest("clients", "client list")
+    scope = current_scope()
+    if scope is None:
+        return _latest("clients", "client list")
+    message = current_store().latest("clients")
+    if message is None:
+        return error("no client list yet: the bridge has not published any", 503)
+    accounts = services().tenant_accounts.accounts(current_broker(), scope.tenant, wait=True)
+    return jsonify(scoped_clients(message, accounts))
 
 
 @api.get("/topics")
 def topics() -> Any:
-    return _latest("topics", "topic list")
+    scope = current_scope()
+    if scope is None:
+        return _latest("topics", "topic list")
+    message = current_store().latest("topics")
+    if message is None:
+        return error("no topic list yet: the bridge has not published any", 503)
+    return jsonify(scoped_topics(message, scope))
 
 
 # --- history ------------------------------------------------------------------------------------
 @api.get("/messages")
 def messages() -> Response:
     topic_filter = _topic_filter_arg()
-    limit = _int_arg("limit", 100, 1, 1000)
+    limit = int_arg("limit", 100, 1, 1000)
     before = request.args.get("before") or None
-    if before is not None and not _stream_id_ok(before):
+    if before is not None and not stream_id_ok(before):
         raise BadRequest("before must be a stream id such as 1718000000000-0 (use next_before)")
     found, next_before = current_store().page(topic_filter, limit, before)
     return jsonify(messages=found, next_before=next_before)
@@ -128,7 +161,7 @@ def messages() -> Response:
 @api.get("/export")
 def export() -> Response:
     topic_filter = _topic_filter_arg()
-    limit = _int_arg("limit", EXPORT_DEFAULT, 1, EXPORT_MAX)
+    limit = int_arg("limit", EXPORT_DEFAULT, 1, EXPORT_MAX)
     kind = request.args.get("format", "ndjson")
     if kind not in ("ndjson", "csv"):
         raise BadRequest("format must be ndjson or csv")
@@ -165,7 +198,7 @@ def _until_redis_fails(rows: Iterator[dict[str, Any]], where: str) -> Iterator[d
         }
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """A value for a spreadsheet: text starting with = + - @ (or a tab/CR) would run as a formula
     when the file is opened, so it is prefixed with an apostrophe, as OWASP advises."""
     if value is None:
@@ -193,7 +226,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
             # id INCOMPLETE, and the reason where the payload goes: visible in any spreadsheet
             writer.writerow(["INCOMPLETE", row["timestamp"], "", "", "", "", row["error"]])
             continue
-        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(row.get(column)) for column in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:  # send in chunks of tens of kilobytes, not line by line
             yield buffer.getvalue()
             buffer.seek(0)
@@ -204,7 +237,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 # --- commands -----------------------------------------------------------------------------------
 @api.get("/subscriptions")
 def subscriptions() -> Response:
-    return jsonify(subscriptions=current_store().subscriptions())
+    return jsonify(subscriptions=scoped_subscriptions(current_store().subscriptions(), current_scope()))
 
 
 @api.post("/subscriptions")
@@ -224,6 +257,9 @@ def resume_subscription() -> Any:
 
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
 def unsubscribe(topic_filter: str) -> Any:
+    scope = current_scope()
+    if scope is not None:
+        scope.check_filter(topic_filter, "unsubscribe")
     if current_store().is_config_only(topic_filter):
         raise BadRequest(
             f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
@@ -254,6 +290,7 @@ def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
     when the bridge did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
     found = services()
     kind = body["type"]
+    check_command_scope(body)  # a tenant user's command stays inside the tenant's topics
     try:
         result = round_trip(
             found.redis,
@@ -284,7 +321,7 @@ def failed_answer(result: dict[str, Any]) -> tuple[Response, int]:
 
 
 # --- input ------------------------------------------------------------------------------------
-def _stream_id_ok(text: str) -> bool:
+def stream_id_ok(text: str) -> bool:
     """A stream id Redis accepts as an exclusive end: both parts within 64 bits, not 0-0."""
     if not STREAM_ID.match(text):
         return False
@@ -308,13 +345,15 @@ def json_object() -> dict[str, Any]:
 
 
 def _topic_filter_arg() -> str | None:
+    """The ``topic`` filter of a read; a tenant user's is narrowed to the tenant's topics (no
+    filter means all of them) or refused when it reaches outside."""
     raw = request.args.get("topic", "")
-    if raw in ("", "#"):
-        return None
-    return validate_topic_filter(raw)
+    topic_filter = None if raw in ("", "#") else validate_topic_filter(raw)
+    scope = current_scope()
+    return topic_filter if scope is None else scope.narrow(topic_filter)
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

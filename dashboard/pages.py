@@ -19,11 +19,14 @@ from flask import (
 )
 
 from bridge.contract.protocol import UNNAMED_BROKER
+from dashboard.access import current_principal
+from dashboard.audit import outcome_of
 from dashboard.auth import Check
 from dashboard.broker_context import current_broker
 from dashboard.brokers import broker_loss
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
+from dashboard.policy import BOOTSTRAP
 from dashboard.store import bridge_health
 
 pages = Blueprint("pages", __name__)
@@ -53,10 +56,20 @@ def index() -> Any:
             # let that page lock the user's address out; not counting it would make it a free
             # guess. So it is neither checked nor counted.
             return redirect("/?login=unchecked", code=303)
-        if auth.authenticate([token], request.remote_addr) is Check.OK:
+        found = services()
+        check = auth.authenticate([token], request.remote_addr)
+        if check is Check.OK:
             auth.log_in()
-            return redirect("/", code=303)
-        return redirect("/?login=failed", code=303)
+        status = {Check.OK: 200, Check.BLOCKED: 429}.get(check, 401)
+        found.audit.record(
+            "login",
+            BOOTSTRAP if check is Check.OK else None,
+            outcome_of(status),
+            user="(login link)",
+            status=status,
+            address=request.remote_addr,
+        )
+        return redirect("/" if check is Check.OK else "/?login=failed", code=303)
     static = Path(current_app.static_folder or STATIC_DIR)
     if (static / "index.html").is_file():
         response = send_from_directory(static, "index.html", max_age=0)
@@ -204,9 +217,18 @@ def broker_health() -> tuple[Response, int]:
 
 @pages.get("/api/brokers")
 def brokers_overview() -> Response:
-    """The broker switcher's list and the "all brokers" overview (login required)."""
+    """The broker switcher's list and the "all brokers" overview (login required). A user held
+    to one broker sees that one only; a tenant user only whether it is up (its rates and client
+    counts are the broker's, not the tenant's)."""
     found = services()
-    return jsonify(brokers=found.brokers.overview(), expected=found.brokers.expected())
+    rows, expected = found.brokers.overview(), found.brokers.expected()
+    principal = current_principal()
+    if principal is not None and principal.broker is not None:
+        rows = [row for row in rows if row["name"] == principal.broker]
+        expected = [name for name in expected if name == principal.broker]
+    if principal is not None and principal.tenant is not None:
+        rows = [{key: row[key] for key in ("name", "online", "connected", "expected")} for row in rows]
+    return jsonify(brokers=rows, expected=expected)
 
 
 @pages.get("/metrics")

@@ -28,6 +28,7 @@ from bridge.contract.protocol import (
     loads_object,
     validate_publish_topic,
 )
+from dashboard.access import check_command_scope, current_scope
 from dashboard.api import error
 from dashboard.broker_context import current_names
 from dashboard.commands import NoAnswer, build_command, round_trip
@@ -92,12 +93,25 @@ def _template_from(body: dict[str, Any], now: float, existing: dict[str, Any] | 
 
 def _all_templates() -> list[dict[str, Any]]:
     raw = services().redis.hgetall(KEY_PUBLISH_TEMPLATES)
-    found = [t for t in (loads_object(v) for v in raw.values()) if t is not None]
+    found = [t for t in (loads_object(v) for v in raw.values()) if t is not None and _in_scope(t)]
     return sorted(found, key=lambda t: (str(t.get("name", "")).casefold(), str(t.get("id"))))
 
 
 def _template(template_id: str) -> dict[str, Any] | None:
-    return loads_object(services().redis.hget(KEY_PUBLISH_TEMPLATES, template_id))
+    """The template, if there is one this user may see (a tenant user: one for their topics)."""
+    template = loads_object(services().redis.hget(KEY_PUBLISH_TEMPLATES, template_id))
+    return template if template is not None and _in_scope(template) else None
+
+
+def _in_scope(template: dict[str, Any]) -> bool:
+    scope = current_scope()
+    return scope is None or scope.allows_topic(template.get("topic"))
+
+
+def _check_scope(template: dict[str, Any]) -> None:
+    scope = current_scope()
+    if scope is not None:
+        scope.check_topic(template["topic"], "save templates")
 
 
 def _body() -> dict[str, Any]:
@@ -121,6 +135,7 @@ def create_template() -> Any:
     if client.hlen(KEY_PUBLISH_TEMPLATES) >= TEMPLATES_MAX:
         raise TemplateError(f"there are already {TEMPLATES_MAX} templates: delete one first")
     template = _template_from(_body(), time.time(), None)
+    _check_scope(template)
     client.hset(KEY_PUBLISH_TEMPLATES, template["id"], dumps(template))
     return jsonify(template), 201
 
@@ -131,13 +146,14 @@ def update_template(template_id: str) -> Any:
     if existing is None:
         return error(f"no template {template_id!r}", 404)
     template = _template_from(_body(), time.time(), existing)
+    _check_scope(template)
     services().redis.hset(KEY_PUBLISH_TEMPLATES, template_id, dumps(template))
     return jsonify(template)
 
 
 @templates_api.delete("/templates/<template_id>")
 def delete_template(template_id: str) -> Any:
-    if not services().redis.hdel(KEY_PUBLISH_TEMPLATES, template_id):
+    if _template(template_id) is None or not services().redis.hdel(KEY_PUBLISH_TEMPLATES, template_id):
         return error(f"no template {template_id!r}", 404)
     return jsonify(deleted=template_id)
 
@@ -159,6 +175,7 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
         body = build_command(CMD_PUBLISH, fields)
     except InvalidCommand as exc:
         return {"ok": False, "error": str(exc)}, 400
+    check_command_scope(body)
     try:
         result = round_trip(found.redis, body, found.settings.command_timeout, current_names())
     except NoAnswer as exc:
@@ -175,7 +192,11 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @templates_api.get("/history")
 def publish_history() -> Response:
     raw = services().redis.lrange(current_names().KEY_PUBLISH_HISTORY, 0, HISTORY_MAX - 1)
-    return jsonify(publishes=[e for e in (loads_object(r) for r in raw) if e is not None], limit=HISTORY_MAX)
+    scope = current_scope()
+    found = [e for e in (loads_object(r) for r in raw) if e is not None]
+    if scope is not None:
+        found = [e for e in found if scope.allows_topic(e.get("topic"))]
+    return jsonify(publishes=found, limit=HISTORY_MAX)
 
 
 @templates_api.delete("/history")

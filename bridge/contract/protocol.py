@@ -81,6 +81,14 @@ KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 KEY_DASHBOARD_SESSION_PREFIX = "mqtt:dashboard:session:"
 # + a hash of who asked (session, token or address): connection tests in the current minute
 KEY_CONNECTION_TESTS_PREFIX = "mqtt:dashboard:connection-tests:"
+# + a user name: failed dashboard logins as that user, from any address, with a TTL
+KEY_USER_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:user-login-failures:"
+# hash: user name -> JSON {username, role, tenant, broker, disabled, password (scrypt hash), stamp, …}
+KEY_DASHBOARD_USERS = "mqtt:dashboard:users"
+# stream: the audit trail (who did what, when), trimmed to about AUDIT_MAXLEN entries
+KEY_AUDIT = "mqtt:dashboard:audit"
+# JSON {tenant: [account user names]} as the broker's dynamic security last listed them, with a TTL
+KEY_TENANT_ACCOUNTS = "mqtt:dashboard:tenant-accounts"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,
@@ -592,15 +600,18 @@ UNNAMED_BROKER = "default"
 BRIDGE_NAME_MAX = 32
 _BRIDGE_NAME = re.compile(r"[a-z0-9-]{1,32}")
 # Names that belong to the dashboard (or to every broker at once), never to one bridge: its
-# logins and sessions, the registry itself, and the publish templates (a template is a saved
-# topic and payload, worth running on any broker; the publish history records what went to one
-# broker, so it is per broker).
+# logins, users, sessions and audit trail, the registry itself, and the publish templates (a
+# template is a saved topic and payload, worth running on any broker; the publish history records
+# what went to one broker, so it is per broker, as is the list of a broker's tenant accounts).
 GLOBAL_NAMES = frozenset(
     {
         "CHANNEL_SESSION_REVOKED",
         "KEY_LOGIN_FAILURES_PREFIX",
         "KEY_DASHBOARD_SESSION_PREFIX",
         "KEY_CONNECTION_TESTS_PREFIX",
+        "KEY_USER_LOGIN_FAILURES_PREFIX",
+        "KEY_DASHBOARD_USERS",
+        "KEY_AUDIT",
         "KEY_PUBLISH_TEMPLATES",
         "KEY_BROKER_REGISTRY",
     }

@@ -23,6 +23,7 @@ from bridge.contract.protocol import (
     parse_command,
 )
 from dashboard.extensions import services
+from dashboard.passwords import PasswordHasher
 
 TOKEN = "unit-test-token"
 PASSWORD = "unit-test-password"
@@ -36,6 +37,24 @@ BASE_ENV = {
     "DASHBOARD_HISTORY_ON_CONNECT": "3",
 }
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SAME_ORIGIN = {"Origin": ORIGIN}
+# Real scrypt, at a cost a unit test can afford (the default takes ~0.1 s per hash).
+FAST_HASHER = PasswordHasher(n=2**4, r=1, p=1)
+USER_PASSWORD = "correct horse battery"
+
+
+def add_user(app: Flask, name: str, role: str, tenant: str | None = None, broker: str | None = None) -> None:
+    services(app).users.add(name, USER_PASSWORD, role, tenant, broker)
+
+
+def log_in_as(app: Flask, name: str, password: str = USER_PASSWORD, **environ: Any) -> FlaskClient:
+    """A test client with a session of ``name`` (``environ``: e.g. REMOTE_ADDR)."""
+    client = app.test_client()
+    if environ:
+        client.environ_base.update(environ)
+    response = client.post("/api/login", json={"username": name, "password": password}, headers=SAME_ORIGIN)
+    assert response.status_code == 200, response.get_json()
+    return client
 
 
 def socket_client(app: Flask, flask_client: FlaskClient | None = None, **options: Any) -> Any:

@@ -131,7 +131,8 @@ def test_healthcheck_reads_the_named_bridges_heartbeat() -> None:
 
 
 # The dashboard's own names that are per broker on purpose (what was done *to* one broker).
-DASHBOARD_NAMES_PER_BROKER = {"KEY_PUBLISH_HISTORY"}
+# A broker's tenant accounts are that broker's dynamic security's.
+DASHBOARD_NAMES_PER_BROKER = {"KEY_PUBLISH_HISTORY", "KEY_TENANT_ACCOUNTS"}
 
 
 def test_a_dashboard_name_is_a_deliberate_choice() -> None:
