@@ -21,9 +21,11 @@ import paho.mqtt.client as mqtt
 import redis
 
 from bridge.contract import protocol
+from tests.mosquitto_bin import DYNSEC_PLUGIN, MOSQUITTO, MOSQUITTO_VERSION, mosquitto_env, tool
+
+__all__ = ["DYNSEC_PLUGIN", "MOSQUITTO", "MOSQUITTO_VERSION", "mosquitto_env", "tool"]  # for the rings
 
 REPO = Path(__file__).resolve().parent.parent
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -97,15 +99,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Process:
     """A server binary on a loopback port; stop() kills it, restart() brings it back on the same port."""
 
-    def __init__(self, argv: list[str], port: int, log: Path):
+    def __init__(self, argv: list[str], port: int, log: Path, env: dict[str, str] | None = None):
         self.argv = argv
         self.port = port
         self.log = log
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         wait_for(lambda: port_open(self.port) or self._died(), timeout, what=f"{self.argv[0]} on {self.port}")
         if self._died():
             raise AssertionError(f"{self.argv[0]} exited: {self.log.read_text()[-2000:]}")
@@ -152,6 +155,7 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra: str = "") -> 
         [MOSQUITTO, "-c", str(mosquitto_config(port, workdir, extra))],
         port,
         workdir / f"mosquitto-{port}.log",
+        mosquitto_env(),
     )
     proc.start()
     return proc
@@ -237,7 +241,9 @@ class ShippedMosquitto(Process):
                 source.read_text(), mqtt_port=port, ws_port=self.ws_port, data_dir=data_dir, paths=paths
             )
         )
-        super().__init__([MOSQUITTO, "-c", str(conf)], port, workdir / f"mosquitto-{port}.log")
+        super().__init__(
+            [MOSQUITTO, "-c", str(conf)], port, workdir / f"mosquitto-{port}.log", mosquitto_env()
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
@@ -476,8 +482,7 @@ class BridgeProcess:
 # --- a broker with the dynamic security plugin (mosquitto/mosquitto.dynsec.conf) --------------
 
 MOSQUITTO_DYNSEC_CONF = REPO / "mosquitto" / "mosquitto.dynsec.conf"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's path
-MOSQUITTO_CTRL = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
+MOSQUITTO_CTRL = tool("mosquitto_ctrl")
 DYNSEC_BRIDGE_USER = "mqtt-bridge"
 DYNSEC_BRIDGE_PASSWORD = "bridge-test-password"  # a throwaway test broker's
 
@@ -499,6 +504,7 @@ class DynsecMosquitto(ShippedMosquitto):
             ],
             check=True,
             capture_output=True,
+            env=mosquitto_env(),
         )
         super().__init__(
             workdir,
@@ -534,5 +540,6 @@ class DynsecMosquitto(ShippedMosquitto):
             capture_output=True,
             text=True,
             timeout=15,
+            env=mosquitto_env(),
         )
         return done.stdout

@@ -5,7 +5,6 @@ Screenshots land in test-artifacts/e2e/ (look at them: would a newcomer understa
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
@@ -15,6 +14,7 @@ from playwright.sync_api import Page, expect
 from bridge.demo import run_demo
 from tests.e2e.conftest import TOKEN, login, shot
 from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
+from tests.mosquitto_bin import run_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ XSS_SCRIPT = "<script>window.__pwned = 1; alert(2)</script>"
 
 
 def mosquitto_pub(port: int, topic: str, message: str) -> None:
-    subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic, "-m", message], check=True, timeout=10)
+    run_tool("mosquitto_pub", "-p", str(port), "-t", topic, "-m", message, timeout=10)
 
 
 @pytest.fixture(scope="module")

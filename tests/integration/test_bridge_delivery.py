@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from bridge.contract import protocol
-from tests.helpers import BridgeProcess, Process, start_mosquitto, wait_for
+from tests.helpers import BridgeProcess, Process, mosquitto_env, start_mosquitto, tool, wait_for
 from tests.integration.mqtt_client import publish_all
 from tests.integration.redis_proxy import ReplyDroppingProxy
 
@@ -93,7 +93,9 @@ def test_qos1_messages_survive_a_kill_9_of_the_bridge_mid_flood(
     second = BridgeProcess(workdir, broker.port, redis_server.port, **settings)
     lines = "".join(f"{i}\n" for i in range(total)).encode()
     publisher = subprocess.Popen(
-        ["mosquitto_pub", "-p", str(broker.port), "-t", "flood/x", "-q", "1", "-l"], stdin=subprocess.PIPE
+        [tool("mosquitto_pub"), "-p", str(broker.port), "-t", "flood/x", "-q", "1", "-l"],
+        stdin=subprocess.PIPE,
+        env=mosquitto_env(),
     )
     try:
         assert publisher.stdin is not None

@@ -31,6 +31,7 @@ from tests.helpers import (
     Process,
     ShippedMosquitto,
     env_with,
+    mosquitto_env,
     wait_for,
 )
 
@@ -239,7 +240,7 @@ def test_the_compose_bootstrap_script_gives_the_bridge_an_account_that_bridges_a
     config_file = tmp_path / "dynamic-security.json"
     conf = tmp_path / "bootstrap.conf"
     conf.write_text(f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {config_file}\n")
-    env = env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-1")
+    env = mosquitto_env(env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-1"))
     script = str(REPO / "mosquitto" / "dynsec-bootstrap.sh")
     first = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
