@@ -20,6 +20,7 @@ from bridge.contract.backoff import Backoff
 from bridge.contract.errors import InvalidCommand
 from bridge.contract.secret_box import SecretBox
 from bridge.control import broker_settings
+from bridge.control.broker_confirmation import BrokerConfirmation
 from bridge.control.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
 from bridge.control.commands import CommandListener, CommandProcessor
 from bridge.control.connection_commands import ConnectionCommands
@@ -125,6 +126,16 @@ class Bridge:
             reconnect_max=reconnect_max,
         )
         self.dynsec = DynsecClient(self.source, self.box)
+        # Which listed clients the broker confirms (mosquitto 2.1's dynamic-security plugin). The
+        # plugin has no anonymous admin, so a bridge without a user name has nobody to ask.
+        self.confirmation = BrokerConfirmation(
+            self.dynsec,
+            self.housekeeper.confirmed,
+            lambda: self.source.is_connected() and bool(self.settings.username),
+            lambda: self.group is None or self.group.leading(),
+            self.stop_event,
+        )
+        self.housekeeper.confirmation = self.confirmation
         self.writer = Writer(
             self.items,
             self.sink,
@@ -322,6 +333,7 @@ class Bridge:
         self.commands.start()
         self.housekeeper.start()  # after the threads its heartbeat vouches for
         self.source.start()
+        self.confirmation.start()
 
     def stop(self, timeout: float = 4.0) -> None:
         """Stop cleanly: leave the broker, flush what is queued, say 'disconnected' last."""

@@ -197,6 +197,12 @@ def _check_tls(endpoint: Endpoint, deadline: float) -> None:
         try:
             with context.wrap_socket(raw, server_hostname=endpoint.host):
                 pass
+        except ssl.SSLEOFError:
+            # mosquitto 2.1 spots a TLS hello on a plain listener and closes the connection (2.0
+            # resets it, below): either way the other side is not speaking TLS.
+            raise _TlsFailed(
+                "the server closed the connection during the handshake (not a TLS listener?)"
+            ) from None
         except ssl.SSLError as exc:
             raise _TlsFailed(_tls_reason(exc)) from None
         except (ConnectionResetError, BrokenPipeError):

@@ -2,7 +2,7 @@
 where the broker itself confirms an entry (``insight/live_connections.py``).
 
 With ``log_dest topic`` mosquitto publishes a line per connect and disconnect, worded differently
-by 2.0 and 2.1 (recordings of both: ``tests/unit/bridge/insight/mosquitto_logs/``)::
+by 2.0 and 2.1 (recordings of both: ``tests/unit/bridge/insight/mosquitto_recordings/``)::
 
     New client connected from 10.0.0.5:52144 as sensor-1 (p2, c1, k60, u'alice').     2.0 and 2.1
     New bridge connected from 10.0.0.6:40112 as edge.to-main (p4, c1, k60).           2.0 and 2.1

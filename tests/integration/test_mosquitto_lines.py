@@ -13,7 +13,7 @@ import redis
 from bridge.contract import protocol
 from bridge.insight.clients import ClientTracker
 from tests.helpers import MOSQUITTO_VERSION, Process, free_port, start_mosquitto, wait_for
-from tests.mosquitto_log_scenario import EXPECTED, V5, V311, connect, play, read_packet, takeover_notice
+from tests.mosquitto_recordings import EXPECTED, V5, V311, connect, play, read_packet, takeover_notice
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The client list from mosquitto's log lines: recordings of real 2.0.11 and 2.1.2 brokers playing
-the same scenario (tests/mosquitto_log_scenario.py), every wording either version has, odd ids."""
+the same scenario (tests/mosquitto_recordings.py), every wording either version has, odd ids."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from bridge.insight.clients import ClientTracker
-from tests.mosquitto_log_scenario import EXPECTED
+from tests.mosquitto_recordings import EXPECTED
 
 LOG = "$SYS/broker/log/N"
-RECORDINGS = sorted((Path(__file__).parent / "mosquitto_logs").glob("*.json"))
+RECORDINGS = sorted((Path(__file__).parent / "mosquitto_recordings").glob("log-*.json"))
 
 
 def _log(tracker: ClientTracker, line: str, now: float = 1.0) -> bool:
@@ -29,7 +29,7 @@ def test_there_are_recordings_of_both_broker_lines() -> None:
     assert {"2.0", "2.1"} <= versions
 
 
-@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
+@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem.removeprefix("log-") for p in RECORDINGS])
 def test_each_recorded_step_leaves_the_list_the_scenario_expects(path: Path) -> None:
     recording = _recording(path)
     tracker = ClientTracker()
@@ -41,7 +41,7 @@ def test_each_recorded_step_leaves_the_list_the_scenario_expects(path: Path) -> 
         assert listed == EXPECTED[step["name"]], f"{recording['mosquitto']}: after {step['name']!r}"
 
 
-@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
+@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem.removeprefix("log-") for p in RECORDINGS])
 def test_a_bridge_is_listed_as_one(path: Path) -> None:
     step = next(s for s in _recording(path)["steps"] if s["name"] == "another broker's bridge connects")
     tracker = ClientTracker()

@@ -1,15 +1,15 @@
-"""One scripted session against a real broker, recording what it logs on ``$SYS/broker/log/#``.
+"""What a real broker says, recorded: its log lines for one scripted session, and its
+dynamic-security plugin's ``listClients`` answer. The client list is built from both, and mosquitto
+2.0 and 2.1 differ in each.
 
-The client list (``bridge/insight/clients.py``) is built from these lines, and mosquitto 2.0 and
-2.1 word them differently. Every way a client comes and goes is played here with raw MQTT packets
-(so nothing but the step itself happens on the wire), and the lines each step caused are kept:
-
-- ``tests/unit/bridge/insight/mosquitto_logs/<version>.json`` are recordings of this scenario on
-  Debian's 2.0.11 and on 2.1.2; rerun ``python -m tests.mosquitto_log_scenario`` (with
-  ``MOSQUITTO_BIN`` for the other line) to record them again;
-- ``tests/integration/test_client_log_lines.py`` plays it live against the broker under test.
-
+The session plays every way a client comes and goes with raw MQTT packets (so nothing but the step
+itself happens on the wire) and keeps the lines on ``$SYS/broker/log/#`` each step caused.
 ``EXPECTED`` is what the client list must hold after each step, the same for every version.
+
+- ``tests/unit/bridge/insight/mosquitto_recordings/{log,list-clients}-<version>.json`` were
+  recorded on Debian's 2.0.11 and on 2.1.2: ``python -m tests.mosquitto_recordings`` (with
+  ``MOSQUITTO_BIN`` for the other line) records them again;
+- ``tests/integration/test_mosquitto_lines.py`` plays the session live on the broker under test.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 LOG_TOPIC = "$SYS/broker/log/#"
-RECORDINGS = Path(__file__).resolve().parent / "unit" / "bridge" / "insight" / "mosquitto_logs"
+RECORDINGS = Path(__file__).resolve().parent / "unit" / "bridge" / "insight" / "mosquitto_recordings"
 V31, V311, V5 = 3, 4, 5  # the protocol level byte of CONNECT
 DISCONNECT_SESSION_TAKEN_OVER = 0x8E
 
@@ -50,13 +50,19 @@ def _packet(kind: int, body: bytes) -> bytes:
 
 
 def connect(
-    port: int, client_id: str, level: int, keepalive: int = 60, username: str | None = None
+    port: int,
+    client_id: str,
+    level: int,
+    keepalive: int = 60,
+    username: str | None = None,
+    password: str | None = None,
 ) -> socket.socket:
     """A connected client that sends nothing by itself (no pings: it misses its keepalive)."""
     name = b"\x00\x06MQIsdp" if level == V31 else b"\x00\x04MQTT"
-    flags = 0x02 | (0x80 if username is not None else 0)  # clean session / clean start
+    # clean session / clean start, and the user name and password flags
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
     header = name + bytes([level, flags]) + struct.pack("!H", keepalive) + (b"\x00" if level == V5 else b"")
-    payload = _utf8(client_id) + (_utf8(username) if username is not None else b"")
+    payload = _utf8(client_id) + b"".join(_utf8(v) for v in (username, password) if v is not None)
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(_packet(0x10, header + payload))
     connack = read_packet(sock)
@@ -264,18 +270,64 @@ def record(workdir: Path) -> dict[str, Any]:
         broker.stop()
     return {
         "mosquitto": VERSION_TEXT,
-        "recorded_with": "python -m tests.mosquitto_log_scenario (tests/mosquitto_log_scenario.py)",
+        "recorded_with": "python -m tests.mosquitto_recordings",
         "steps": [{"name": s.name, "lines": s.lines, **({"note": s.note} if s.note else {})} for s in steps],
     }
 
 
+def record_list_clients(workdir: Path) -> dict[str, Any]:
+    """The plugin's ``listClients`` (verbose) answer while two clients of one account are connected."""
+    from tests.helpers import DYNSEC_BRIDGE_PASSWORD, DYNSEC_BRIDGE_USER, DynsecMosquitto
+    from tests.mosquitto_bin import VERSION_TEXT
+
+    broker = DynsecMosquitto(workdir)
+    broker.start()
+    devices: list[socket.socket] = []
+    answers: list[dict[str, Any]] = []
+    answered = threading.Event()
+    admin = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="recorder", protocol=mqtt.MQTTv5)
+    try:
+        broker.ctrl("createClient", "sensor-user", "-p", "sensor-password")
+        devices = [connect(broker.port, name, V311, username="sensor-user", password="sensor-password")
+                   for name in ("sensor-a", "sensor-b")]  # fmt: skip
+        admin.username_pw_set(DYNSEC_BRIDGE_USER, DYNSEC_BRIDGE_PASSWORD)
+        admin.on_message = lambda client, userdata, message: (
+            answers.append(json.loads(message.payload)),
+            answered.set(),
+        )
+        subscribed = threading.Event()
+        admin.on_subscribe = lambda *args: subscribed.set()
+        admin.connect("127.0.0.1", broker.port)
+        admin.loop_start()
+        admin.subscribe("$CONTROL/dynamic-security/v1/response")
+        if not subscribed.wait(10):
+            raise AssertionError("could not subscribe to the plugin's answers")
+        command = {"command": "listClients", "verbose": True, "correlationData": "recording"}
+        admin.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": [command]}), qos=1)
+        if not answered.wait(10):
+            raise AssertionError("the plugin did not answer listClients")
+    finally:
+        admin.disconnect()
+        admin.loop_stop()
+        for device in devices:
+            device.close()
+        broker.stop()
+    return {
+        "mosquitto": VERSION_TEXT,
+        "recorded_with": "python -m tests.mosquitto_recordings",
+        "connected": f"sensor-a and sensor-b as sensor-user, the recorder as {DYNSEC_BRIDGE_USER}",
+        "response": answers[0]["responses"][0],
+    }
+
+
 def main() -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        recording = record(Path(folder))
     RECORDINGS.mkdir(parents=True, exist_ok=True)
-    target = RECORDINGS / f"{recording['mosquitto']}.json"
-    target.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n")
-    print(f"recorded {sum(len(s['lines']) for s in recording['steps'])} lines to {target}")
+    for kind, make in (("log", record), ("list-clients", record_list_clients)):
+        with tempfile.TemporaryDirectory() as folder:
+            recording = make(Path(folder))
+        target = RECORDINGS / f"{kind}-{recording['mosquitto']}.json"
+        target.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n")
+        print(f"recorded {target}")
     return 0
 
 
