@@ -196,6 +196,7 @@ def env_with(**values: str) -> dict[str, str]:
 
 MOSQUITTO_CONF = REPO / "mosquitto" / "mosquitto.conf"
 MOSQUITTO_SECURED_CONF = REPO / "mosquitto" / "mosquitto.secured.conf"
+MOSQUITTO_SECURED_21_CONF = REPO / "mosquitto" / "mosquitto.secured-2.1.conf"  # 2.1's plugins
 
 
 def render_mosquitto_conf(
@@ -205,11 +206,13 @@ def render_mosquitto_conf(
     ws_port: int,
     data_dir: Path,
     paths: dict[str, Path] | None = None,
+    plugin_dir: Path | None = None,
 ) -> str:
     """A shipped config with other ports and paths, as scripts/run-local.sh renders it.
 
     Rewrites the lines ``listener 1883``, ``listener 9001`` and ``persistence_location ...`` (plus
-    any directive named in ``paths``, e.g. ``{"password_file": ...}``) and appends ``user <whoever
+    any directive named in ``paths``, e.g. ``{"password_file": ...}``; with ``plugin_dir``, every
+    ``plugin /usr/lib/NAME`` becomes ``plugin PLUGIN_DIR/NAME``) and appends ``user <whoever
     runs the tests>``: started as root, mosquitto would otherwise switch to the ``mosquitto`` user,
     which cannot write a temporary folder, and its logging would stop.
     """
@@ -220,6 +223,8 @@ def render_mosquitto_conf(
     }
     for directive, path in (paths or {}).items():
         replacements[rf"{re.escape(directive)} \S+"] = f"{directive} {path}"
+    if plugin_dir is not None:
+        text = re.sub(r"^plugin /usr/lib/(\S+)$", rf"plugin {plugin_dir}/\1", text, flags=re.MULTILINE)
     for pattern, line in replacements.items():
         text, count = re.subn(rf"^{pattern}$", line, text, flags=re.MULTILINE)
         if count != 1:
@@ -231,14 +236,25 @@ def render_mosquitto_conf(
 class ShippedMosquitto(Process):
     """The real broker running a shipped config (mosquitto/*.conf) on free MQTT and WebSocket ports."""
 
-    def __init__(self, workdir: Path, source: Path = MOSQUITTO_CONF, paths: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        source: Path = MOSQUITTO_CONF,
+        paths: dict[str, Path] | None = None,
+        plugin_dir: Path | None = None,
+    ):
         port, self.ws_port = free_port(), free_port()
         data_dir = workdir / f"mosquitto-data-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = workdir / f"mosquitto-{port}.conf"
         conf.write_text(
             render_mosquitto_conf(
-                source.read_text(), mqtt_port=port, ws_port=self.ws_port, data_dir=data_dir, paths=paths
+                source.read_text(),
+                mqtt_port=port,
+                ws_port=self.ws_port,
+                data_dir=data_dir,
+                paths=paths,
+                plugin_dir=plugin_dir,
             )
         )
         super().__init__(

@@ -13,7 +13,9 @@ import pytest
 
 from bridge.insight.clients import ClientTracker
 from tests.helpers import (
+    DYNSEC_PLUGIN,
     MOSQUITTO_SECURED_CONF,
+    MOSQUITTO_VERSION,
     REPO,
     MqttRecorder,
     ShippedMosquitto,
@@ -103,14 +105,27 @@ def test_retained_messages_survive_a_restart(shipped_broker: ShippedMosquitto) -
     assert "Error" not in shipped_broker.log.read_text()
 
 
-@pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[ShippedMosquitto]:
+@pytest.fixture(
+    params=[
+        "mosquitto.secured.conf",
+        pytest.param(
+            "mosquitto.secured-2.1.conf",
+            marks=pytest.mark.skipif(MOSQUITTO_VERSION < (2, 1), reason="the plugins it loads came with 2.1"),
+        ),
+    ]
+)
+def secured_broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ShippedMosquitto]:
     passwd = tmp_path / "passwd"
     for user, password in (("mqtt-bridge", "bridge-secret"), ("demo", "demo-secret")):
         create = ["-c"] if not passwd.exists() else []
         run_tool("mosquitto_passwd", *create, "-b", str(passwd), user, password)
-    paths = {"password_file": passwd, "acl_file": REPO / "mosquitto" / "acl.example"}
-    proc = ShippedMosquitto(tmp_path, source=MOSQUITTO_SECURED_CONF, paths=paths)
+    acl = REPO / "mosquitto" / "acl.example"
+    if request.param == MOSQUITTO_SECURED_CONF.name:
+        paths = {"password_file": passwd, "acl_file": acl}
+    else:
+        paths = {"plugin_opt_password_file": passwd, "plugin_opt_acl_file": acl}
+    source = REPO / "mosquitto" / request.param
+    proc = ShippedMosquitto(tmp_path, source=source, paths=paths, plugin_dir=Path(DYNSEC_PLUGIN).parent)
     proc.start()
     yield proc
     proc.stop()
