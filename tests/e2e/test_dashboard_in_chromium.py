@@ -5,6 +5,7 @@ Screenshots land in test-artifacts/e2e/ (look at them: would a newcomer understa
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -137,6 +138,10 @@ def test_every_view_renders_live_data(
         expect(page.get_by_test_id("subscription-row").first).to_be_visible(timeout=15_000)
     elif view == "clients":
         expect(page.get_by_test_id("clients-table")).to_be_visible(timeout=15_000)
+        # Protocols as people name them, not mosquitto's p2/p4/p5 (the demo sensors: MQTT 5).
+        expect(page.get_by_test_id("client-protocol").first).to_have_text(
+            re.compile(r"^MQTT (3\.1|3\.1\.1|5)$"), timeout=15_000
+        )
     page.wait_for_timeout(300)
     shot(page, f"10-view-{view}")
     assert not page.errors, page.errors  # type: ignore[attr-defined]

@@ -306,3 +306,30 @@ def test_the_bootstrap_adopts_the_default_file_mosquitto_2_1_writes_by_itself(tm
     again = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "nothing to do" in again.stdout
     _the_bridge_account_works(tmp_path, config_file, "bootstrap-pw-2")
+
+
+def test_the_client_list_marks_what_the_broker_confirms(
+    dynsec_broker: DynsecMosquitto, dynsec_bridge: BridgeProcess, text_redis: redis.Redis
+) -> None:
+    """2.1's plugin reports each account's live connections, so a device's entry is confirmed.
+    2.0's reports none: the entry says the broker cannot tell, and the bridge's log says why."""
+    dynsec_broker.ctrl("createClient", "meter-user", "-p", "meter-password")
+    device = Device(dynsec_broker.port, "meter-user", "meter-password").start()
+    expected = True if MOSQUITTO_VERSION >= (2, 1) else None
+    try:
+
+        def entries() -> dict[str, Any]:
+            latest = protocol.loads_object(text_redis.get(protocol.KEY_CLIENTS_LATEST)) or {}
+            return {c["username"]: c for c in latest.get("clients", [])}
+
+        def settled() -> bool:
+            entry = entries().get("meter-user")
+            return (
+                entry is not None
+                and entry["broker_confirmed"] is expected
+                and (expected is not None or "cannot confirm the client list" in dynsec_bridge.output())
+            )
+
+        wait_for(settled, 30, what=f"the device's entry with broker_confirmed {expected}")
+    finally:
+        device.stop()
