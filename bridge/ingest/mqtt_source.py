@@ -66,6 +66,10 @@ class LinkEvent:
     reason: str | None
 
 
+def _expected_after_disconnect(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Client is not connected")
+
+
 class MqttSource:
     def __init__(
         self,
@@ -202,6 +206,9 @@ class MqttSource:
             info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
+        # paho's network thread makes one more pass after the disconnect asked for here and logs
+        # "Client is not connected" as an error: at shutdown that is expected, so it is not shown.
+        logging.getLogger("paho").addFilter(_expected_after_disconnect)
         self.client.disconnect()
         self.client.loop_stop()
 

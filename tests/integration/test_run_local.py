@@ -103,6 +103,10 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
         assert f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/?token=" in url
+        # The address once, last, on its own: the programs' logs go to their files.
+        lines = [line for line in output.read_text().splitlines() if line.strip()]
+        assert lines[-1] == url and sum("token=" in line for line in lines) == 1, lines
+        assert (tmp_path / "run" / "logs" / "bridge.log").exists()
 
         db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
 
@@ -117,7 +121,12 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         ) as health:
             assert json.load(health)["broker"]["connected"] is True
 
-    assert "run-local: stopped" in output.read_text()
+    text = output.read_text()
+    assert "run-local: stopped" in text
+    assert "ERROR" not in text and "Traceback" not in text, text[-3000:]  # Ctrl-C stops quietly
+    for log in ("bridge.log", "dashboard.log"):
+        logged = (tmp_path / "run" / "logs" / log).read_text()
+        assert " ERROR " not in logged and "Traceback" not in logged, logged[-3000:]
 
 
 @pytest.mark.skipif(
