@@ -21,9 +21,12 @@ import paho.mqtt.client as mqtt
 import redis
 
 from bridge.contract import protocol
-from tests.mosquitto_bin import DYNSEC_PLUGIN, MOSQUITTO, MOSQUITTO_VERSION, mosquitto_env, tool
-
-__all__ = ["DYNSEC_PLUGIN", "MOSQUITTO", "MOSQUITTO_VERSION", "mosquitto_env", "tool"]  # for the rings
+# The broker under test (MOSQUITTO_BIN), offered to the rings from here with the other helpers.
+from tests.mosquitto_bin import DYNSEC_PLUGIN as DYNSEC_PLUGIN
+from tests.mosquitto_bin import MOSQUITTO as MOSQUITTO
+from tests.mosquitto_bin import MOSQUITTO_VERSION as MOSQUITTO_VERSION
+from tests.mosquitto_bin import mosquitto_env as mosquitto_env
+from tests.mosquitto_bin import tool as tool
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
