@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import redis
 
 from bridge.contract import protocol
+
 # The broker under test (MOSQUITTO_BIN), offered to the rings from here with the other helpers.
 from tests.mosquitto_bin import DYNSEC_PLUGIN as DYNSEC_PLUGIN
 from tests.mosquitto_bin import MOSQUITTO as MOSQUITTO
