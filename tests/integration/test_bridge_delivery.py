@@ -111,6 +111,7 @@ def test_qos1_messages_survive_a_kill_9_of_the_bridge_mid_flood(
         )
     finally:
         flood.join(60)
+        first.kill()  # already, unless the flood never got under way: then it must not outlive the test
         second.kill()
         broker.stop()
     entries = _payloads(r, "flood/x")
