@@ -8,11 +8,11 @@ RUN_STAMP := $(VENV)/.installed-run
 LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: test-mosquitto21 test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
-	@echo "make test    - every test (installs what it needs first)"
+	@echo "make test    - every test (installs what it needs first), broker-facing ones on mosquitto 2.1.2 too"
 	@echo "make lint    - ruff + mypy;  make bench - throughput and fan-out benchmarks"
 
 # --- installation ------------------------------------------------------------------------
@@ -104,11 +104,55 @@ test: WITH_BROWSER = 1
 test: system-deps venv frontend lint
 	cd frontend && npm run --silent typecheck && npm test --silent
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
+	@$(MAKE) --no-print-directory test-mosquitto21
+
+# --- the second broker line: mosquitto 2.1.2 --------------------------------------------------
+# Everything above runs against the system's mosquitto (Debian's 2.0.11 here; MOSQUITTO_BIN picks
+# another). The broker-facing integration tests run again against 2.1.2, what eclipse-mosquitto:2
+# ships, built once from ../shared/vendor/ into MOSQUITTO21_PREFIX and reused after. "Broker-facing":
+# the tests whose outcome depends on how the broker behaves, that is the data path (forwarding,
+# delivery, MQTT 5 properties), insight (stats, clients, topics), commands (publish/subscribe,
+# pause, clearing retained, connection control and probe), faults (broker and Redis restarts),
+# dynamic security and the shipped configs, the lines where 2.0 and 2.1 differ, and one bridge
+# group test for shared subscriptions. Left out: the dashboard, Redis topologies and pressure, the
+# e2e ring and run-local.sh, which talk to mosquitto only through the bridge, and the rest of the
+# group file (two minutes on one worker). docs/operations.md, "Testing against another mosquitto".
+SHARED ?= ../shared
+MOSQUITTO21_TARBALL := $(SHARED)/vendor/mosquitto-2.1.2.tar.gz
+MOSQUITTO21_PREFIX ?= $(HOME)/.cache/mosquitto-2.1.2
+BROKER_FACING_TESTS := \
+	tests/integration/test_mosquitto_lines.py \
+	tests/integration/test_mosquitto_config.py \
+	tests/integration/test_bridge_forwarding.py \
+	tests/integration/test_bridge_delivery.py \
+	tests/integration/test_mqtt5_properties.py \
+	tests/integration/test_broker_insight.py \
+	tests/integration/test_stats_history.py \
+	tests/integration/test_bridge_commands.py \
+	tests/integration/test_subscription_control.py \
+	tests/integration/test_clear_retained.py \
+	tests/integration/test_broker_control.py \
+	tests/integration/test_connection_probe.py \
+	tests/integration/test_bridge_outages.py \
+	tests/integration/test_dynsec_tenants.py \
+	tests/integration/test_bridge_group.py::test_two_members_share_the_messages_each_forwarded_once
+
+test-mosquitto21: system-deps venv
+	@if [ ! -f "$(MOSQUITTO21_TARBALL)" ]; then \
+	  echo "SKIPPED the mosquitto 2.1.2 run: $(MOSQUITTO21_TARBALL) is not there (docs/operations.md)"; \
+	  exit 0; \
+	fi; \
+	mkdir -p test-artifacts; \
+	prefix=$$(bash $(SHARED)/tools/build-mosquitto.sh "$(MOSQUITTO21_PREFIX)" 2>test-artifacts/mosquitto-2.1.2-build.log) \
+	  || { tail -n 20 test-artifacts/mosquitto-2.1.2-build.log; echo "building mosquitto 2.1.2 failed"; exit 1; }; \
+	echo "broker-facing tests against mosquitto 2.1.2 ($$prefix/sbin/mosquitto)"; \
+	MOSQUITTO_BIN="$$prefix/sbin/mosquitto" $(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(BROKER_FACING_TESTS)
 
 # --- the rings, one at a time ------------------------------------------------------------
 test-unit: venv
 	$(PYTEST) tests/unit
 
+# MOSQUITTO_BIN=/path/to/sbin/mosquitto make test-integration: the ring against another broker.
 test-integration: system-deps venv
 	$(PYTEST) tests/integration
 

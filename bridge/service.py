@@ -22,6 +22,7 @@ from bridge.contract.backoff import Backoff
 from bridge.contract.errors import InvalidCommand
 from bridge.contract.secret_box import SecretBox
 from bridge.control import broker_settings
+from bridge.control.broker_confirmation import BrokerConfirmation
 from bridge.control.broker_settings import SOURCE_ENVIRONMENT, SOURCE_SAVED
 from bridge.control.commands import CommandListener, CommandProcessor
 from bridge.control.connection_commands import ConnectionCommands
@@ -137,6 +138,16 @@ class Bridge:
             broker_name=settings.names.broker,
             own_username=lambda: self.source.settings.username,  # follows a switch of settings
         )
+        # Which listed clients the broker confirms (mosquitto 2.1's dynamic-security plugin). The
+        # plugin has no anonymous admin, so a bridge without a user name has nobody to ask.
+        self.confirmation = BrokerConfirmation(
+            self.dynsec,
+            self.housekeeper.confirmed,
+            lambda: self.source.is_connected() and bool(self.settings.username),
+            lambda: self.group is None or self.group.leading(),
+            self.stop_event,
+        )
+        self.housekeeper.confirmation = self.confirmation
         self.writer = Writer(
             self.items,
             self.sink,
@@ -334,6 +345,7 @@ class Bridge:
         self.commands.start()
         self.housekeeper.start()  # after the threads its heartbeat vouches for
         self.source.start()
+        self.confirmation.start()
 
     def dead_thread(self) -> str | None:
         """The name of a thread the bridge cannot work without that has died, or None."""

@@ -199,12 +199,32 @@ def publish_back() -> None:
 
 
 def demo_clients_listed() -> None:
-    def listed() -> list[str]:
+    def listed() -> list[dict[str, Any]]:
         clients = api("/api/clients").json()["clients"]
-        return [c["client_id"] for c in clients if "demo" in c["client_id"]]
+        return [c for c in clients if "demo" in c["client_id"]]
 
-    ids = wait("demo sensors in /api/clients", listed, 60)
-    ok(f"the demo sensors are listed as clients ({len(ids)})")
+    found = wait("demo sensors in /api/clients", listed, 60)
+    protocols = sorted({c["protocol"] for c in found})
+    if not set(protocols) <= {"MQTT 3.1", "MQTT 3.1.1", "MQTT 5"}:
+        raise SystemExit(f"compose-check: FAILED: protocols listed as {protocols}, not as people name them")
+    ok(f"the demo sensors are listed as clients ({len(found)}, {', '.join(protocols)})")
+
+
+def pinned_broker_runs() -> None:
+    """The broker in the stack is the release docker-compose.yml pins (and the tests run)."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    tag = re.search(r"^    image: eclipse-mosquitto:(\S+)$", text, flags=re.MULTILINE)
+    if tag is None:
+        raise SystemExit("compose-check: FAILED: docker-compose.yml names no eclipse-mosquitto tag")
+
+    def version() -> str | None:
+        found = api("/api/broker/stats").json()
+        return (found.get("data") or {}).get("version")
+
+    running = wait("the broker's version in /api/broker/stats", version, 60)
+    if running != tag.group(1):
+        raise SystemExit(f"compose-check: FAILED: eclipse-mosquitto:{tag.group(1)} runs mosquitto {running}")
+    ok(f"the broker is eclipse-mosquitto:{tag.group(1)}, as pinned, and reports mosquitto {running}")
 
 
 def _pin(line: str) -> tuple[str, str]:
@@ -258,6 +278,7 @@ def main() -> int:
             raise SystemExit(f"compose-check: FAILED: /health says {json.dumps(health_body)}")
         ok("/health is ok")
         locked_versions_installed()
+        pinned_broker_runs()
         mqtt_round_trip("first start")
         publish_back()
         demo_clients_listed()

@@ -22,8 +22,14 @@ import redis
 
 from bridge.contract import protocol
 
+# The broker under test (MOSQUITTO_BIN), offered to the rings from here with the other helpers.
+from tests.mosquitto_bin import DYNSEC_PLUGIN as DYNSEC_PLUGIN
+from tests.mosquitto_bin import MOSQUITTO as MOSQUITTO
+from tests.mosquitto_bin import MOSQUITTO_VERSION as MOSQUITTO_VERSION
+from tests.mosquitto_bin import mosquitto_env as mosquitto_env
+from tests.mosquitto_bin import tool as tool
+
 REPO = Path(__file__).resolve().parent.parent
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -97,15 +103,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Process:
     """A server binary on a loopback port; stop() kills it, restart() brings it back on the same port."""
 
-    def __init__(self, argv: list[str], port: int, log: Path):
+    def __init__(self, argv: list[str], port: int, log: Path, env: dict[str, str] | None = None):
         self.argv = argv
         self.port = port
         self.log = log
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         wait_for(lambda: port_open(self.port) or self._died(), timeout, what=f"{self.argv[0]} on {self.port}")
         if self._died():
             raise AssertionError(f"{self.argv[0]} exited: {self.log.read_text()[-2000:]}")
@@ -152,6 +159,7 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra: str = "") -> 
         [MOSQUITTO, "-c", str(mosquitto_config(port, workdir, extra))],
         port,
         workdir / f"mosquitto-{port}.log",
+        mosquitto_env(),
     )
     proc.start()
     return proc
@@ -192,6 +200,7 @@ def env_with(**values: str) -> dict[str, str]:
 
 MOSQUITTO_CONF = REPO / "mosquitto" / "mosquitto.conf"
 MOSQUITTO_SECURED_CONF = REPO / "mosquitto" / "mosquitto.secured.conf"
+MOSQUITTO_SECURED_21_CONF = REPO / "mosquitto" / "mosquitto.secured-2.1.conf"  # 2.1's plugins
 
 
 def render_mosquitto_conf(
@@ -201,11 +210,13 @@ def render_mosquitto_conf(
     ws_port: int,
     data_dir: Path,
     paths: dict[str, Path] | None = None,
+    plugin_dir: Path | None = None,
 ) -> str:
     """A shipped config with other ports and paths, as scripts/run-local.sh renders it.
 
     Rewrites the lines ``listener 1883``, ``listener 9001`` and ``persistence_location ...`` (plus
-    any directive named in ``paths``, e.g. ``{"password_file": ...}``) and appends ``user <whoever
+    any directive named in ``paths``, e.g. ``{"password_file": ...}``; with ``plugin_dir``, every
+    ``plugin /usr/lib/NAME`` becomes ``plugin PLUGIN_DIR/NAME``) and appends ``user <whoever
     runs the tests>``: started as root, mosquitto would otherwise switch to the ``mosquitto`` user,
     which cannot write a temporary folder, and its logging would stop.
     """
@@ -217,6 +228,8 @@ def render_mosquitto_conf(
     }
     for directive, path in (paths or {}).items():
         replacements[rf"{re.escape(directive)} \S+"] = f"{directive} {path}"
+    if plugin_dir is not None:
+        text = re.sub(r"^plugin /usr/lib/(\S+)$", rf"plugin {plugin_dir}/\1", text, flags=re.MULTILINE)
     for pattern, line in replacements.items():
         text, count = re.subn(rf"^{pattern}$", line, text, flags=re.MULTILINE)
         if count != 1:
@@ -228,17 +241,30 @@ def render_mosquitto_conf(
 class ShippedMosquitto(Process):
     """The real broker running a shipped config (mosquitto/*.conf) on free MQTT and WebSocket ports."""
 
-    def __init__(self, workdir: Path, source: Path = MOSQUITTO_CONF, paths: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        source: Path = MOSQUITTO_CONF,
+        paths: dict[str, Path] | None = None,
+        plugin_dir: Path | None = None,
+    ):
         port, self.ws_port = free_port(), free_port()
         data_dir = workdir / f"mosquitto-data-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = workdir / f"mosquitto-{port}.conf"
         conf.write_text(
             render_mosquitto_conf(
-                source.read_text(), mqtt_port=port, ws_port=self.ws_port, data_dir=data_dir, paths=paths
+                source.read_text(),
+                mqtt_port=port,
+                ws_port=self.ws_port,
+                data_dir=data_dir,
+                paths=paths,
+                plugin_dir=plugin_dir,
             )
         )
-        super().__init__([MOSQUITTO, "-c", str(conf)], port, workdir / f"mosquitto-{port}.log")
+        super().__init__(
+            [MOSQUITTO, "-c", str(conf)], port, workdir / f"mosquitto-{port}.log", mosquitto_env()
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
@@ -477,8 +503,7 @@ class BridgeProcess:
 # --- a broker with the dynamic security plugin (mosquitto/mosquitto.dynsec.conf) --------------
 
 MOSQUITTO_DYNSEC_CONF = REPO / "mosquitto" / "mosquitto.dynsec.conf"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's path
-MOSQUITTO_CTRL = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
+MOSQUITTO_CTRL = tool("mosquitto_ctrl")
 DYNSEC_BRIDGE_USER = "mqtt-bridge"
 DYNSEC_BRIDGE_PASSWORD = "bridge-test-password"  # a throwaway test broker's
 
@@ -500,6 +525,7 @@ class DynsecMosquitto(ShippedMosquitto):
             ],
             check=True,
             capture_output=True,
+            env=mosquitto_env(),
         )
         super().__init__(
             workdir,
@@ -535,5 +561,6 @@ class DynsecMosquitto(ShippedMosquitto):
             capture_output=True,
             text=True,
             timeout=15,
+            env=mosquitto_env(),
         )
         return done.stdout

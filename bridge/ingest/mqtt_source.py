@@ -59,6 +59,11 @@ class BridgeClient(FastClient, OutgoingClient):
     (outgoing.py)."""
 
 
+# MQTT 5 DISCONNECT reason: another connection took over this client id (mosquitto >= 2.1 sends it;
+# 2.0 only closes the socket, which reads as a lost connection).
+SESSION_TAKEN_OVER = 0x8E
+
+
 @dataclass(frozen=True)
 class LinkEvent:
     """A change of the broker connection, for the housekeeping thread."""
@@ -418,6 +423,12 @@ class MqttSource:
         # paho reports a closed socket or a missed keepalive as "Unspecified error": say what it means.
         if rc.value == 0x80:
             return f"lost the connection to {self.settings.broker} (the broker closed it or went quiet)"
+        if rc.value == SESSION_TAKEN_OVER:
+            return (
+                f"another client connected to {self.settings.broker} with this bridge's client id "
+                f"({self.settings.client_id}) and took over its session; is a second bridge or a device "
+                "using the same MQTT_CLIENT_ID? The bridge reconnects and takes it back"
+            )
         return f"the broker at {self.settings.broker} ended the connection: {rc}"
 
     def _on_subscribe(

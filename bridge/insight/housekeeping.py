@@ -13,7 +13,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis
 
@@ -27,6 +28,7 @@ from bridge.ingest.mqtt_source import Item, LinkEvent
 from bridge.ingest.redis_sink import RedisSink
 from bridge.insight.clients import ClientTracker
 from bridge.insight.health import heartbeat_body
+from bridge.insight.live_connections import LiveConnections
 from bridge.insight.stats_history import StatsHistory
 from bridge.insight.status import BrokerStatus
 from bridge.insight.sys_stats import SysStats
@@ -39,6 +41,19 @@ logger = logging.getLogger(__name__)
 UPTIME_SLACK = 60.0
 LISTS_INTERVAL = 10.0  # clients_update and topics_update are republished at least this often
 CLIENTS_DEBOUNCE = 1.0  # a burst of connects becomes one clients_update
+
+
+class Confirmation(Protocol):
+    """Whoever asks the broker which clients it confirms (``control/broker_confirmation.py``)."""
+
+    def poke(self) -> None: ...  # the client list changed
+
+    def reconnected(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Confirmed:
+    live: LiveConnections | None
 
 
 class Housekeeper(threading.Thread):
@@ -83,7 +98,8 @@ class Housekeeper(threading.Thread):
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
         self.restarts = 0  # times the loop started over after an unexpected error
         self._sweep_pending = False  # group leader: fetch retained messages after each connect
-        self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
+        self.confirmation: Confirmation | None = None  # set when the broker can be asked
+        self.events: queue.SimpleQueue[LinkEvent | list[Item] | _Confirmed] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
         self.clients = ClientTracker()
         self.stats_history = StatsHistory(sink.client, stats_interval, sink.names)
@@ -101,6 +117,9 @@ class Housekeeper(threading.Thread):
 
     def sys_messages(self, items: list[Item]) -> None:
         self.events.put(items)
+
+    def confirmed(self, live: LiveConnections | None) -> None:
+        self.events.put(_Confirmed(live))
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -128,22 +147,33 @@ class Housekeeper(threading.Thread):
             self._handle(event)
         self._tick(time.monotonic())
 
-    def _handle(self, event: LinkEvent | list[Item]) -> None:
+    def _handle(self, event: LinkEvent | list[Item] | _Confirmed) -> None:
+        if isinstance(event, _Confirmed):
+            if self.clients.confirm(event.live):
+                self._clients_changed(ask=False)
+            return
         if isinstance(event, LinkEvent):
             if self.status.apply(event):
                 state = "connected" if event.connected else f"disconnected ({event.reason})"
                 logger.info("broker %s: %s", self.status.broker, state)
                 self._status_pending = True
                 self._sweep_pending = event.connected
+                if event.connected and self.confirmation is not None:
+                    self.confirmation.reconnected()
             return
         for topic, payload, _qos, _retain, timestamp, *_ in event:
             try:
                 if self.stats.update(topic, payload, timestamp):
                     self._watch_restart()
                 elif self.clients.update(topic, payload, timestamp):
-                    self._due["clients"] = min(self._due["clients"], time.monotonic() + CLIENTS_DEBOUNCE)
+                    self._clients_changed(ask=True)
             except Exception:  # one odd $SYS line must not stop the others
                 logger.exception("could not read %s", topic)
+
+    def _clients_changed(self, ask: bool) -> None:
+        self._due["clients"] = min(self._due["clients"], time.monotonic() + CLIENTS_DEBOUNCE)
+        if ask and self.confirmation is not None:
+            self.confirmation.poke()
 
     def _watch_restart(self) -> None:
         uptime = self.stats.data.get("uptime_seconds")

@@ -160,6 +160,10 @@ export interface ClientInfo {
   protocol?: string | number | null
   keepalive?: number | null
   connected_at?: number | null
+  /** another broker's bridge ("New bridge connected" in mosquitto's log) */
+  bridge?: boolean
+  /** true/false: the broker's dynamic-security plugin reports (or not) this connection; null: it cannot say */
+  broker_confirmed?: boolean | null
 }
 
 export interface ClientsMessage {

@@ -11,9 +11,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests import mosquitto_bin
 from tests.helpers import REPO, BridgeProcess, DashboardProcess, Process, start_mosquitto, start_redis
 
 pytestmark = pytest.mark.e2e
+
+
+def pytest_report_header() -> str:
+    return mosquitto_bin.describe()  # MOSQUITTO_BIN picks the broker (docs/operations.md)
+
 
 TOKEN = "e2e-token-0123456789"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"

@@ -19,7 +19,15 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from bridge.contract import protocol
 from bridge.insight.stats_history import fine_points
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, login, shot
-from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
+from tests.helpers import (
+    BridgeProcess,
+    DashboardProcess,
+    MqttRecorder,
+    Process,
+    mosquitto_env,
+    tool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -157,7 +165,10 @@ def test_a_sparkplug_payload_is_shown_decoded_with_the_raw_bytes_a_click_away(
     expect(page.get_by_test_id("status-socket")).to_contain_text("live", timeout=10_000)
     topic = "spBv1.0/plant/DDATA/edge1/press"
     subprocess.run(
-        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-f", str(path)], check=True, timeout=10
+        [tool("mosquitto_pub"), "-p", str(mosquitto.port), "-t", topic, "-f", str(path)],
+        check=True,
+        timeout=10,
+        env=mosquitto_env(),
     )
     row = page.get_by_test_id("message-row").filter(has_text=topic).first
     expect(row.get_by_test_id("message-payload")).to_contain_text("[Sparkplug B]", timeout=5_000)
@@ -180,7 +191,10 @@ def test_a_json_field_chart_fills_from_history_then_live_and_survives_a_reload(
     for i in range(12):
         payload = json.dumps({"sensors": [{"temp": 20 + i}], "state": "run"})
         subprocess.run(
-            ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-m", payload], check=True, timeout=10
+            [tool("mosquitto_pub"), "-p", str(mosquitto.port), "-t", topic, "-m", payload],
+            check=True,
+            timeout=10,
+            env=mosquitto_env(),
         )
     login(page, dashboard)
     page.goto(f"{dashboard.url}/#/topics")
@@ -198,9 +212,10 @@ def test_a_json_field_chart_fills_from_history_then_live_and_survives_a_reload(
     plot = page.get_by_test_id("field-chart-plot")
     wait_points(page, plot, 12)  # the twelve messages already in the history
     subprocess.run(
-        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-m", '{"sensors": [{"temp": 40}]}'],
+        [tool("mosquitto_pub"), "-p", str(mosquitto.port), "-t", topic, "-m", '{"sensors": [{"temp": 40}]}'],
         check=True,
         timeout=10,
+        env=mosquitto_env(),
     )
     wait_points(page, plot, 13)  # then live
     shot(page, "16-field-chart")
@@ -266,7 +281,10 @@ def test_the_new_views_run_under_a_strict_csp_without_eval_or_inline_code(
     blob.write_bytes(bytes.fromhex("82a474656d70cb4035800000000000a26f6bc3"))  # {"temp": 21.5, "ok": true}
     topic = "e2e/csp/msgpack"
     subprocess.run(
-        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-f", str(blob)], check=True, timeout=10
+        [tool("mosquitto_pub"), "-p", str(mosquitto.port), "-t", topic, "-f", str(blob)],
+        check=True,
+        timeout=10,
+        env=mosquitto_env(),
     )
     page.get_by_test_id("message-row").filter(has_text=topic).first.click()
     page.get_by_test_id("payload-decoder").select_option("msgpack")

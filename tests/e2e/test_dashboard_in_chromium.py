@@ -5,7 +5,6 @@ Screenshots land in test-artifacts/e2e/ (look at them: would a newcomer understa
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
@@ -15,6 +14,7 @@ from playwright.sync_api import Page, expect
 from bridge.demo import run_demo
 from tests.e2e.conftest import TOKEN, login, shot
 from tests.helpers import BridgeProcess, DashboardProcess, MqttRecorder, Process, wait_for
+from tests.mosquitto_bin import run_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ XSS_SCRIPT = "<script>window.__pwned = 1; alert(2)</script>"
 
 
 def mosquitto_pub(port: int, topic: str, message: str) -> None:
-    subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic, "-m", message], check=True, timeout=10)
+    run_tool("mosquitto_pub", "-p", str(port), "-t", topic, "-m", message, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_markup_payloads_are_shown_as_text_and_run_nothing(
 
 @pytest.mark.parametrize("view", ["overview", "topics", "messages", "publish", "subscriptions", "clients"])
 def test_every_view_renders_live_data(
-    page: Page, dashboard: DashboardProcess, demo_traffic: None, view: str
+    page: Page, dashboard: DashboardProcess, demo_traffic: None, mosquitto: Process, view: str
 ) -> None:
     login(page, dashboard)
     page.goto(f"{dashboard.url}/#/{view}")
@@ -137,6 +137,11 @@ def test_every_view_renders_live_data(
         expect(page.get_by_test_id("subscription-row").first).to_be_visible(timeout=15_000)
     elif view == "clients":
         expect(page.get_by_test_id("clients-table")).to_be_visible(timeout=15_000)
+        # A client connected now (the demo's have left): its protocol as people name it, not
+        # mosquitto's p5 (p2/p4 for 3.1.1 on 2.0/2.1).
+        with MqttRecorder(mosquitto.port, "e2e/#", client_id="e2e-clients-view"):
+            row = page.get_by_test_id("client-row").filter(has_text="e2e-clients-view")
+            expect(row.get_by_test_id("client-protocol")).to_have_text("MQTT 5", timeout=15_000)
     page.wait_for_timeout(300)
     shot(page, f"10-view-{view}")
     assert not page.errors, page.errors  # type: ignore[attr-defined]

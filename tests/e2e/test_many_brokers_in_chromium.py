@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import TOKEN, login, shot
 from tests.helpers import BridgeProcess, DashboardProcess, Process, start_mosquitto
+from tests.mosquitto_bin import run_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def many_dashboard(
 
 
 def mosquitto_pub(port: int, topic: str, message: str) -> None:
-    subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic, "-m", message], check=True, timeout=10)
+    run_tool("mosquitto_pub", "-p", str(port), "-t", topic, "-m", message, timeout=10)
 
 
 def test_switching_brokers_shows_only_the_chosen_brokers_messages(

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 import redis
 
+from tests import mosquitto_bin
 from tests.helpers import BridgeProcess, Process, ShippedMosquitto, start_mosquitto, start_redis, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def pytest_report_header() -> str:
+    return mosquitto_bin.describe()  # MOSQUITTO_BIN picks the broker (docs/operations.md)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from bridge.contract import protocol
-from tests.helpers import Process, wait_for
+from tests.helpers import MOSQUITTO_VERSION, Process, wait_for
 from tests.integration.mqtt_client import publish_all
 
 pytestmark = pytest.mark.integration
@@ -54,10 +54,13 @@ def test_text_and_binary_messages_arrive_intact_and_in_order(
     assert history == received
 
 
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
 def test_overlapping_filters_forward_a_message_once(
-    make_bridge: Any, mosquitto: Process, channels: Any
+    make_bridge: Any, mosquitto: Process, channels: Any, version: str
 ) -> None:
-    make_bridge(MQTT_TOPICS="#,home/#,home/+/temp").start()
+    # mosquitto 2.1 sends a copy per matching filter to 3.1.1 clients too (allow_duplicate_messages
+    # defaults to true there; 2.0 sent them one): MQTT 5 has subscription identifiers to tell them apart.
+    make_bridge(MQTT_TOPICS="#,home/#,home/+/temp", MQTT_PROTOCOL=version).start()
     recorder = channels(protocol.CHANNEL_MESSAGES)
     recorder.poll()
     publish_all(mosquitto.port, [("home/kitchen/temp", b"21"), ("home/done", b"x")])
@@ -119,7 +122,8 @@ def test_mqtt_311_is_selectable(make_bridge: Any, mosquitto: Process, channels: 
     publish_all(mosquitto.port, [("v311/x", b"hello")])
     message = recorder.wait(protocol.CHANNEL_MESSAGES, lambda m: m["topic"] == "v311/x", 10)
     assert message["payload"] == "hello"
-    assert "as bridge-v311 (p2," in mosquitto.log.read_text()  # p2: mosquitto's name for 3.1.1
+    level = "p4" if MOSQUITTO_VERSION >= (2, 1) else "p2"  # 3.1.1 as mosquitto 2.1 / 2.0 log it
+    assert f"as bridge-v311 ({level}," in mosquitto.log.read_text()
 
 
 def test_a_payload_over_the_limit_arrives_cut_and_flagged(
@@ -147,10 +151,26 @@ def test_sigterm_exits_within_5_s_even_when_redis_hangs(bridge: Any, redis_serve
     assert seconds < 5, f"took {seconds:.1f} s"
 
 
+@pytest.mark.parametrize(
+    "version",
+    [
+        "5",
+        pytest.param(
+            "3.1.1",
+            marks=pytest.mark.xfail(
+                MOSQUITTO_VERSION >= (2, 1),
+                strict=True,
+                reason="mosquitto 2.1 sends 3.1.1 clients a copy per matching filter (allow_duplicate_"
+                "messages true), and 3.1.1 has no subscription identifiers to tell them apart: a known "
+                "gap, docs/mosquitto.md",
+            ),
+        ),
+    ],
+)
 def test_partly_overlapping_filters_forward_a_message_once(
-    make_bridge: Any, mosquitto: Process, channels: Any
+    make_bridge: Any, mosquitto: Process, channels: Any, version: str
 ) -> None:
-    bridge = make_bridge(MQTT_TOPICS="a/+,+/b").start()
+    bridge = make_bridge(MQTT_TOPICS="a/+,+/b", MQTT_PROTOCOL=version).start()
     recorder = channels(protocol.CHANNEL_MESSAGES, protocol.CHANNEL_RESULTS)
     recorder.poll()
     # and one more overlap added at run time, by command (x/+ and +/b both match x/b)

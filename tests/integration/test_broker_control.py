@@ -8,7 +8,6 @@ import json
 import os
 import pwd
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,9 @@ from bridge.contract.secret_box import (
     generate_key,
     seal_for_command,
 )
-from tests.helpers import MOSQUITTO, Process, free_port, wait_for
+from tests.helpers import MOSQUITTO, Process, free_port, mosquitto_env, wait_for
 from tests.integration.mqtt_client import publish_all
+from tests.mosquitto_bin import run_tool
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def secured(workdir: Path) -> Iterator[Process]:
     """A second mosquitto that lets in only alice, with her password."""
     port = free_port()
     passwd = workdir / "passwd"
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "alice", PASSWORD], check=True)
+    run_tool("mosquitto_passwd", "-c", "-b", str(passwd), "alice", PASSWORD)
     conf = workdir / "secured.conf"
     conf.write_text(
         "per_listener_settings false\n"
@@ -57,7 +57,7 @@ def secured(workdir: Path) -> Iterator[Process]:
         f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
         f"listener {port} 127.0.0.1\n"
     )
-    proc = Process([MOSQUITTO, "-c", str(conf)], port, workdir / "secured.log")
+    proc = Process([MOSQUITTO, "-c", str(conf)], port, workdir / "secured.log", mosquitto_env())
     proc.start()
     yield proc
     proc.stop()

@@ -11,7 +11,6 @@ import ipaddress
 import os
 import pwd
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,8 @@ from cryptography.x509.oid import NameOID
 
 from bridge.control import connection_probe
 from bridge.control.connection_probe import Endpoint, probe
-from tests.helpers import MOSQUITTO, Process, free_port, wait_for
+from tests.helpers import MOSQUITTO, Process, free_port, mosquitto_env, wait_for
+from tests.mosquitto_bin import run_tool
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ class SecuredBroker:
         self.port, self.tls_port = free_port(), free_port()
         self.pki = _write_pki(workdir)
         passwd = workdir / "passwd"
-        subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "alice", PASSWORD], check=True)
+        run_tool("mosquitto_passwd", "-c", "-b", str(passwd), "alice", PASSWORD)
         conf = workdir / "secured.conf"
         conf.write_text(
             "per_listener_settings false\n"
@@ -94,7 +94,9 @@ class SecuredBroker:
             f"listener {self.tls_port} 127.0.0.1\n"
             f"cafile {self.pki['ca']}\ncertfile {self.pki['cert']}\nkeyfile {self.pki['key']}\n"
         )
-        self.process = Process([MOSQUITTO, "-c", str(conf)], self.port, workdir / "secured.log")
+        self.process = Process(
+            [MOSQUITTO, "-c", str(conf)], self.port, workdir / "secured.log", mosquitto_env()
+        )
 
 
 @pytest.fixture(scope="module")

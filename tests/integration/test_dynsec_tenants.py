@@ -27,6 +27,7 @@ from tests.helpers import (
     DYNSEC_BRIDGE_USER,
     DYNSEC_PLUGIN,
     MOSQUITTO_DYNSEC_CONF,
+    MOSQUITTO_VERSION,
     REPO,
     BridgeProcess,
     DynsecMosquitto,
@@ -34,6 +35,7 @@ from tests.helpers import (
     Process,
     ShippedMosquitto,
     env_with,
+    mosquitto_env,
     start_redis,
     wait_for,
 )
@@ -243,7 +245,7 @@ def test_the_compose_bootstrap_script_gives_the_bridge_an_account_that_bridges_a
     config_file = tmp_path / "dynamic-security.json"
     conf = tmp_path / "bootstrap.conf"
     conf.write_text(f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {config_file}\n")
-    env = env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-1")
+    env = mosquitto_env(env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-1"))
     script = str(REPO / "mosquitto" / "dynsec-bootstrap.sh")
     first = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
@@ -252,18 +254,30 @@ def test_the_compose_bootstrap_script_gives_the_bridge_an_account_that_bridges_a
     again = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "nothing to do" in again.stdout and config_file.read_text() == before
 
-    broker = ShippedMosquitto(
+    _the_bridge_account_works(tmp_path, config_file, "bootstrap-pw-1")
+
+
+def _dynsec_broker(tmp_path: Path, config_file: Path) -> ShippedMosquitto:
+    return ShippedMosquitto(
         tmp_path,
         source=MOSQUITTO_DYNSEC_CONF,
         paths={"plugin": Path(DYNSEC_PLUGIN), "plugin_opt_config_file": config_file},
     )
+
+
+def _the_bridge_account_works(tmp_path: Path, config_file: Path, password: str) -> None:
+    """The bridge's account bridges data and $SYS, publishes data, and may send dynsec commands."""
+    broker = _dynsec_broker(tmp_path, config_file)
     broker.start()
     try:
         with MqttRecorder(
-            broker.port, ["data/#", "$SYS/broker/uptime"], username="mqtt-bridge", password="bootstrap-pw-1"
+            broker.port,
+            ["data/#", "$SYS/broker/uptime", "$CONTROL/dynamic-security/v1/response"],
+            username="mqtt-bridge",
+            password=password,
         ) as bridge_account:
             assert not any(code.is_failure for code in bridge_account.granted)
-            sender = Device(broker.port, "mqtt-bridge", "bootstrap-pw-1").start()
+            sender = Device(broker.port, "mqtt-bridge", password).start()
             try:
                 assert not sender.publish("data/x", b"1").is_failure  # the bridge-data role
                 assert sender.publish("$CONTROL/other", b"1").is_failure
@@ -442,3 +456,53 @@ def test_a_subscription_the_broker_refuses_is_a_failure_in_its_words(stack: Stac
     assert (refused["ok"], refused["error"]) == (False, "the broker refused the subscribe: Not authorized")
     assert not stack.redis.hexists(protocol.KEY_SUBSCRIPTIONS, "$private/#")  # forgotten, not retried
     assert allowed["ok"] is True
+
+
+@pytest.mark.skipif(MOSQUITTO_VERSION < (2, 1), reason="mosquitto 2.0's plugin writes no file of its own")
+def test_the_bootstrap_adopts_the_default_file_mosquitto_2_1_writes_by_itself(tmp_path: Path) -> None:
+    """Started before the bootstrap, 2.1's plugin writes a default file (an admin, its password in
+    <file>.pw, default roles); the bootstrap adds the bridge's account with that admin."""
+    config_file = tmp_path / "dynamic-security.json"
+    first_start = _dynsec_broker(tmp_path, config_file)
+    first_start.start()
+    first_start.stop()
+    assert '"admin"' in config_file.read_text() and Path(f"{config_file}.pw").read_text().startswith("admin ")
+    conf = tmp_path / "bootstrap.conf"
+    conf.write_text(f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {config_file}\n")
+    env = mosquitto_env(env_with(MQTT_USERNAME="mqtt-bridge", MQTT_PASSWORD="bootstrap-pw-2"))
+    script = str(REPO / "mosquitto" / "dynsec-bootstrap.sh")
+
+    done = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "written by the plugin" in done.stdout and "bootstrap-pw-2" not in done.stdout + done.stderr
+    again = subprocess.run(["sh", script, str(conf)], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    _the_bridge_account_works(tmp_path, config_file, "bootstrap-pw-2")
+
+
+def test_the_client_list_marks_what_the_broker_confirms(
+    dynsec_broker: DynsecMosquitto, dynsec_bridge: BridgeProcess, text_redis: redis.Redis
+) -> None:
+    """2.1's plugin reports each account's live connections, so a device's entry is confirmed.
+    2.0's reports none: the entry says the broker cannot tell, and the bridge's log says why."""
+    dynsec_broker.ctrl("createClient", "meter-user", "-p", "meter-password")
+    device = Device(dynsec_broker.port, "meter-user", "meter-password").start()
+    expected = True if MOSQUITTO_VERSION >= (2, 1) else None
+    try:
+
+        def entries() -> dict[str, Any]:
+            latest = protocol.loads_object(text_redis.get(protocol.KEY_CLIENTS_LATEST)) or {}
+            return {c["username"]: c for c in latest.get("clients", [])}
+
+        def settled() -> bool:
+            entry = entries().get("meter-user")
+            return (
+                entry is not None
+                and entry["broker_confirmed"] is expected
+                and (expected is not None or "cannot confirm the client list" in dynsec_bridge.output())
+            )
+
+        wait_for(settled, 30, what=f"the device's entry with broker_confirmed {expected}")
+    finally:
+        device.stop()

@@ -103,7 +103,10 @@ def test_compose_volumes_are_named_and_mosquitto_uses_the_shipped_config(compose
     assert used == declared == {"mosquitto-data", "mosquitto-b-data", "redis-data"}
     mounts = compose["services"]["mosquitto"]["volumes"]
     assert "./mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in mounts
-    assert compose["services"]["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    # An exact tag, the one the tests run (docs/mosquitto.md "Versions"), never a moving one like :2.
+    assert compose["services"]["mosquitto"]["image"] == "eclipse-mosquitto:2.1.2"
+    images = {s["image"] for s in compose["services"].values() if "mosquitto" in s.get("image", "")}
+    assert images == {"eclipse-mosquitto:2.1.2"}
 
 
 def test_compose_redis_is_append_only_and_never_evicts(compose: dict[str, Any]) -> None:
@@ -231,7 +234,27 @@ def directives(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("name", ["mosquitto.conf", "mosquitto.secured.conf", "mosquitto.dynsec.conf"])
+SHIPPED_CONFIGS = [
+    "mosquitto.conf",
+    "mosquitto.secured.conf",
+    "mosquitto.secured-2.1.conf",
+    "mosquitto.dynsec.conf",
+]
+# What mosquitto 2.1.2 deprecates (src/conf.c's OPTION_DEPRECATED, and ChangeLog.txt for the two
+# files whose options became plugins); each goes in 3.0.
+DEPRECATED_IN_2_1 = {
+    "acl_file",
+    "password_file",
+    "allow_duplicate_messages",
+    "auto_id_prefix",
+    "bind_address",
+    "clientid_prefixes",
+    "per_listener_settings",
+    "port",
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
 def test_mosquitto_config_has_what_the_bridge_relies_on(name: str) -> None:
     conf = directives(REPO / "mosquitto" / name)
     settings = dict(conf)
@@ -245,6 +268,27 @@ def test_mosquitto_config_has_what_the_bridge_relies_on(name: str) -> None:
     assert settings["persistence"] == "true" and settings["persistence_location"].startswith("/")
     assert int(settings["max_queued_messages"]) >= 100_000
     assert int(settings["max_inflight_messages"]) > 20
+
+
+@pytest.mark.parametrize("name", ["mosquitto.conf", "mosquitto.secured-2.1.conf", "mosquitto.dynsec.conf"])
+def test_the_configs_for_2_1_use_nothing_it_deprecates(name: str) -> None:
+    assert not {key for key, _ in directives(REPO / "mosquitto" / name)} & DEPRECATED_IN_2_1
+
+
+def test_the_2_1_secured_config_is_the_classic_one_with_plugins_for_the_two_files() -> None:
+    classic = directives(REPO / "mosquitto" / "mosquitto.secured.conf")
+    plugins = directives(REPO / "mosquitto" / "mosquitto.secured-2.1.conf")
+    swapped = {
+        ("password_file", "/mosquitto/config/passwd"): [
+            ("plugin", "/usr/lib/mosquitto_password_file.so"),
+            ("plugin_opt_password_file", "/mosquitto/config/passwd"),
+        ],
+        ("acl_file", "/mosquitto/config/acl"): [
+            ("plugin", "/usr/lib/mosquitto_acl_file.so"),
+            ("plugin_opt_acl_file", "/mosquitto/config/acl"),
+        ],
+    }
+    assert [pair for line in classic for pair in swapped.get(line, [line])] == plugins
 
 
 def test_secured_config_requires_passwords_and_the_acl_limits_sys_to_the_bridge() -> None:
@@ -266,7 +310,7 @@ def test_secured_config_requires_passwords_and_the_acl_limits_sys_to_the_bridge(
 def test_dynsec_config_loads_the_plugin_with_its_file_in_the_data_volume() -> None:
     settings = dict(directives(REPO / "mosquitto" / "mosquitto.dynsec.conf"))
     assert settings["allow_anonymous"] == "false"
-    assert settings["plugin"] == "/usr/lib/mosquitto_dynamic_security.so"  # the eclipse-mosquitto:2 path
+    assert settings["plugin"] == "/usr/lib/mosquitto_dynamic_security.so"  # eclipse-mosquitto's path
     # The plugin rewrites the file on every change: it must sit where the broker may write.
     assert settings["plugin_opt_config_file"].startswith(settings["persistence_location"])
     assert "password_file" not in settings and "acl_file" not in settings

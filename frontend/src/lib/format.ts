@@ -72,3 +72,14 @@ export function formatAgo(unixSeconds: unknown, nowMs: number = Date.now()): str
   if (diff < 1) return 'just now'
   return `${formatDuration(diff).split(' ')[0]} ago`
 }
+
+/**
+ * An MQTT protocol as people name it. The bridge already sends "MQTT 3.1", "MQTT 3.1.1" or
+ * "MQTT 5"; a list published by an older bridge may hold mosquitto's own numbers (2.0 logs p1 for
+ * 3.1 and p2 for 3.1.1, 2.1 logs p3 and p4; p5 is MQTT 5 in both) or "MQTT 5.0".
+ */
+export function protocolName(v: unknown): string {
+  if (typeof v !== 'string' || !v) return '—'
+  const named: Record<string, string> = { p1: 'MQTT 3.1', p2: 'MQTT 3.1.1', p3: 'MQTT 3.1', p4: 'MQTT 3.1.1', p5: 'MQTT 5' }
+  return named[v] ?? (v === 'MQTT 5.0' ? 'MQTT 5' : v)
+}

@@ -22,6 +22,8 @@ SENSOR = {
     "protocol": "MQTT 3.1.1",
     "keepalive": 60,
     "connected_at": 1000.0,
+    "bridge": False,
+    "broker_confirmed": None,
 }
 
 
