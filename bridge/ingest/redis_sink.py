@@ -79,7 +79,7 @@ class ChunkResult:
         return self.refused.startswith("OOM")
 
 
-def chunks(messages: Sequence[str], limit: int = MAX_BATCH_BYTES) -> list[tuple[int, int]]:
+def chunks(messages: Sequence[str | bytes], limit: int = MAX_BATCH_BYTES) -> list[tuple[int, int]]:
     """(start, end) ranges of at most ``limit`` bytes each (a larger message goes alone)."""
     ranges: list[tuple[int, int]] = []
     start, size = 0, 0
@@ -140,7 +140,9 @@ class RedisSink:
         self._keys = [names.KEY_HISTORY, self.mark_key]
         self._fixed_args = [names.CHANNEL_MESSAGES, protocol.HISTORY_FIELD]
 
-    def forward_chunk(self, messages: Sequence[str], token: str, maxlen: int | None = None) -> ChunkResult:
+    def forward_chunk(
+        self, messages: Sequence[str | bytes], token: str, maxlen: int | None = None
+    ) -> ChunkResult:
         """PUBLISH on mqtt:messages and append to the history stream, in order, once per
         ``token``. Raises redis.ConnectionError/TimeoutError when the outcome is unknown: call
         again with the same token and nothing is written twice."""
