@@ -28,7 +28,7 @@ from bridge.control.retained import RetainedClearer
 from bridge.control.subscription_control import FilterStats, SubscriptionPause
 from bridge.group.role import GroupRole
 from bridge.group.session_adopter import SessionAdopter
-from bridge.ingest import redis_sink, wire
+from bridge.ingest import heap, redis_sink, wire
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import Item, LinkEvent, MqttSource
 from bridge.ingest.queue import IngestQueue
@@ -307,6 +307,7 @@ class Bridge:
             ),
         )
         wire.warn_if_python()
+        heap.tune()  # before the threads allocate (bridge/ingest/heap.py)
         if self.settings.metrics_port:
             serve(
                 self.settings.metrics_port,

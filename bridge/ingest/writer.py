@@ -3,7 +3,7 @@
 Source (paho thread) -> bounded deque -> this thread -> RedisSink. ``$SYS`` messages are routed
 to the broker-insight handler instead, and forwarded too only when a ``$SYS`` filter asks for it.
 
-The thread sleeps on the queue's event (``queue.QueueBudget.wake``), not on a clock: a message
+The thread sleeps until the queue wakes it (``queue.QueueBudget``), not on a clock: a message
 that arrives alone is written at once (sub-millisecond, publish to reader), and under a flood
 each pass takes what waited meanwhile, so batches grow with the load by themselves.
 """
@@ -21,7 +21,7 @@ import redis
 
 from bridge.contract import protocol, redis_topology
 from bridge.contract.backoff import Backoff
-from bridge.ingest import queue, wire
+from bridge.ingest import heap, queue, wire
 from bridge.ingest.budgets import HistoryBudget
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import Item
@@ -110,6 +110,7 @@ class Writer(threading.Thread):
         self._refused_since_log = 0
         self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
         self._outage_started: float | None = None
+        self._trim_pending = False
         self._dropped_at_outage = 0
 
     def run(self) -> None:
@@ -123,8 +124,13 @@ class Writer(threading.Thread):
             if not batch:
                 if deadline is not None:
                     return
+                if self._trim_pending:  # a burst is over: give its memory back (bridge/ingest/heap.py)
+                    self._trim_pending = False
+                    heap.trim()
                 self._sleep()
                 continue
+            if self.budget is not None and self.budget.queued_bytes >= heap.TRIM_AFTER_BYTES:
+                self._trim_pending = True
             try:
                 self.process(batch, deadline)
             except Exception:  # a bug here must not stop forwarding for good
@@ -146,10 +152,8 @@ class Writer(threading.Thread):
         if budget is None:
             time.sleep(IDLE_WAIT)
             return
-        wake = budget.wake
-        wake.clear()
-        if not self.items and not self.stop_event.is_set():  # an append after clear() set it again
-            wake.wait(WAKE_TIMEOUT)
+        if not self.stop_event.is_set():
+            budget.sleep(self.items, WAKE_TIMEOUT)
 
     def process(self, batch: list[Item], deadline: float | None = None) -> None:
         """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable."""
