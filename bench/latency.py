@@ -202,7 +202,8 @@ def main() -> None:
                     results[name].append(outcome)
                     print(
                         f"round {round_ + 1} {name}: p50 {outcome['p50']:.3f} ms, "
-                        f"p99 {outcome['p99']:.3f} ms, CPU {outcome['cpu']:.2f} s, got {outcome['received']:,}",
+                        f"p99 {outcome['p99']:.3f} ms, CPU {outcome['cpu']:.2f} s, "
+                        f"got {outcome['received']:,}",
                         flush=True,
                     )
         finally:
@@ -215,7 +216,8 @@ def main() -> None:
         f"reader on {protocol.CHANNEL_MESSAGES}; medians of {args.rounds} rounds"
     )
     print(
-        f"  {'contender':12s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p999 ms':>8s} {'max ms':>8s}  CPU s per {count:,}  received (worst)  publisher late p99"
+        f"  {'contender':12s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p999 ms':>8s} {'max ms':>8s}"
+        f"  CPU s per {count:,}  received (worst)  publisher late p99"
     )
     for name, runs in results.items():
         med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
