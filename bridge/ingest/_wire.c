@@ -124,6 +124,19 @@ valid_utf8(const unsigned char *s, Py_ssize_t n)
 /* --- JSON strings, as json.encoder.encode_basestring writes them (non-ASCII kept) -------- */
 static const char HEX[] = "0123456789abcdef";
 
+/* Whether any of a word's eight bytes is below 0x20, '"' or '\\' (bytes >= 0x80 pass as they are:
+ * valid UTF-8 is copied unchanged). */
+static inline int
+word_needs_escape(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t ascii = ~w & highs;                                   /* high bit clear */
+    uint64_t low = (w - ones * 0x20) & ascii;                      /* < 0x20 */
+    uint64_t quote = ((w ^ (ones * '"')) - ones) & ~(w ^ (ones * '"')) & highs;
+    uint64_t slash = ((w ^ (ones * '\\')) - ones) & ~(w ^ (ones * '\\')) & highs;
+    return (low | quote | slash) != 0;
+}
+
 static int
 put_json_string(Buf *b, const unsigned char *s, Py_ssize_t n)
 {
@@ -132,8 +145,25 @@ put_json_string(Buf *b, const unsigned char *s, Py_ssize_t n)
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
+    Py_ssize_t i = 0;
+    while (i < n) {
+        /* Runs of bytes that need no escape, eight at a time, copied whole. */
+        Py_ssize_t run = i;
+        while (run + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + run, 8);
+            if (word_needs_escape(word))
+                break;
+            run += 8;
+        }
+        if (run > i) {
+            memcpy(out, s + i, (size_t)(run - i));
+            out += run - i;
+            i = run;
+            if (i >= n)
+                break;
+        }
+        unsigned char c = s[i++];
         if (c >= 0x20 && c != '"' && c != '\\') {
             *out++ = (char)c;
             continue;
@@ -357,6 +387,24 @@ fail:
 }
 
 /* --- encode ------------------------------------------------------------------------------ */
+/* One message's JSON is written here, then copied into its bytes object. Kept between calls up
+ * to SCRATCH_KEEP bytes, so a batch of large messages does not grow a buffer every call. */
+#define SCRATCH_KEEP (8 * 1024 * 1024)
+static Buf scratch = {0};
+
+static void
+keep_scratch(Buf *b)
+{
+    if (b->cap > SCRATCH_KEEP || scratch.data != NULL) {
+        PyMem_Free(b->data);
+    }
+    else {
+        scratch = *b;
+        scratch.len = 0;
+    }
+    *b = (Buf){0};
+}
+
 /* 1 when encoded into ``out``; 0 when the caller must use the fallback; -1 on an error. */
 static int
 encode_item(Buf *out, PyObject *item, Py_ssize_t max_payload, PyObject **last_ts, Buf *ts_text)
@@ -452,7 +500,8 @@ wire_encode(PyObject *module, PyObject *args)
     Py_ssize_t count = PyList_GET_SIZE(items);
     PyObject *messages = PyList_New(0);
     PyObject *special = PyList_New(0);
-    Buf out = {0}, ts_text = {0};
+    Buf out = scratch, ts_text = {0}; /* the scratch buffer is kept between calls (the GIL guards it) */
+    scratch = (Buf){0};
     PyObject *last_ts = NULL; /* borrowed: only compared */
     if (messages == NULL || special == NULL)
         goto fail;
@@ -489,11 +538,11 @@ wire_encode(PyObject *module, PyObject *args)
         if (appended < 0)
             goto fail;
     }
-    PyMem_Free(out.data);
+    keep_scratch(&out);
     PyMem_Free(ts_text.data);
     return Py_BuildValue("(NN)", messages, special);
 fail:
-    PyMem_Free(out.data);
+    keep_scratch(&out);
     PyMem_Free(ts_text.data);
     Py_XDECREF(messages);
     Py_XDECREF(special);

@@ -66,7 +66,9 @@ FastHandler = Callable[[bytes, bytes, int, bool, int, bool], None]
 # A list of ingest items (mqtt_source.Item), in the order the broker sent them.
 BatchHandler = Callable[[list[Any]], None]
 
-READ_SIZE = 256 * 1024  # one recv; a larger packet still being read gets up to READ_MAX at once
+# One recv: below glibc's mmap threshold, so each read reuses heap memory (no fresh mapping to fault
+# in); a larger packet still being read gets up to READ_MAX at once.
+READ_SIZE = 64 * 1024
 READ_MAX = 4 * 1024 * 1024
 
 

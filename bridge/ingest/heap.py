@@ -4,9 +4,9 @@ Measured (bench/memory.py, 6,000 messages of 256 KB): the bridge's RSS went from
 during the burst and stayed at 131 MiB afterwards. glibc raises its mmap threshold each time a
 large block mapped on its own is freed, so from the second burst message on, 256 KB payloads
 come from the arenas (one per thread that allocates: paho's reads them, the writer frees them)
-and the freed space stays in the process. So, at start, the threshold is fixed (large payloads
-keep their own mappings, returned at once when freed) and the arenas are capped; and once the
-queue has drained after holding many bytes, ``malloc_trim`` returns what the arenas still hold.
+and the freed space stays in the process. So the arenas are capped at start, and once the queue
+has drained after holding many bytes, ``malloc_trim`` returns what they still hold: back to
+44 MiB (fixing the mmap threshold instead did as well, at a page fault per payload page).
 
 Without glibc (musl, macOS) every call here does nothing.
 """
@@ -20,9 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # mallopt parameters, from glibc's malloc.h
-M_ARENA_MAX = -8
-MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept from then on
+M_ARENA_MAX = -8  # a mallopt parameter, from glibc's malloc.h
 ARENA_MAX = 2
 TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a queue that held this much is worth a trim once drained
 
@@ -42,7 +40,7 @@ _LIBC = _libc()
 
 
 def tune() -> bool:
-    """At start, before the threads allocate: fixed mmap threshold, at most ARENA_MAX arenas."""
+    """At start, before the threads allocate: at most ARENA_MAX arenas."""
     if _LIBC is None:
         return False
     return bool(_LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(

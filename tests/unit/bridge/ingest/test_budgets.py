@@ -10,6 +10,7 @@ import threading
 
 import fakeredis
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -22,8 +23,10 @@ from bridge.ingest.mqtt_source import MqttSource
 from bridge.ingest.queue import IngestQueue, take
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import SubscriptionSet
+from bridge.ingest import writer as writer_module
 from bridge.ingest.writer import Writer
 from bridge.insight.topics import TopicIndex
+from tests.helpers import wait_for
 
 MiB = 1024 * 1024
 
@@ -179,3 +182,25 @@ def test_a_large_message_in_a_full_history_evicts_about_its_own_bytes() -> None:
     assert 5_000 <= before <= 5_300
     budget.observe(["L" * 100_000], 0, 1)  # 100 kB: about 500 small ones make room for it
     assert before - 520 <= budget.maxlen() <= before - 480
+
+
+def test_the_writer_sleeps_until_a_message_is_queued_not_on_a_clock(
+    settings: Settings, r: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the writer's longest sleep set to a minute, a message still reaches Redis at once:
+    queueing it wakes the writer (issue 23.3: no 10 ms pause between batches)."""
+    monkeypatch.setattr(writer_module, "WAKE_TIMEOUT", 60.0)
+    items = IngestQueue(settings.queue_max_bytes)
+    counters = Counters()
+    source = _source(settings, items, counters)
+    writer = _writer(r, items, counters, settings)
+    writer.start()
+    try:
+        wait_for(lambda: writer.budget is not None and writer.budget._sleeping, 5, what="the writer asleep")
+        source._on_message(source.client, None, _message("wake/up", b"now"))
+        wait_for(lambda: r.xlen(protocol.KEY_HISTORY) == 1, 5, what="the message in Redis")
+    finally:
+        writer.stop_event.set()
+        writer.budget.wake()  # type: ignore[union-attr]
+        writer.join(5)
+    assert counters.forwarded == 1

@@ -322,3 +322,23 @@ def test_weigh_and_take_count_bytes_as_python_does() -> None:
     assert list(left) == list(right)
     huge = deque([("t", b"x" * 10_000, 0, False, 1.0, 0, False)])
     assert len(wire.take(huge, 10, 100)[0]) == 1  # one message larger than the budget still goes
+
+
+def test_without_the_compiled_module_pahos_own_loop_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream, _ = stream_of(mqtt.MQTTv5, random.Random(11), 30)
+    expected = read_with_stock_paho(mqtt.MQTTv5, [stream])
+    monkeypatch.setattr(wire, "compiled", None)
+    assert read_with_fast_client(mqtt.MQTTv5, [stream]) == expected
+
+
+def test_the_pure_python_path_says_so_once_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(wire, "COMPILED", False)
+    wire.warn_if_python()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "pure-Python path" in caplog.records[0].getMessage()
+    caplog.clear()
+    monkeypatch.setattr(wire, "COMPILED", True)
+    wire.warn_if_python()
+    assert caplog.records == []
