@@ -43,9 +43,7 @@ def tune() -> bool:
     """At start, before the threads allocate: at most ARENA_MAX arenas."""
     if _LIBC is None:
         return False
-    return bool(_LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        _LIBC.mallopt(M_ARENA_MAX, ARENA_MAX)
-    )
+    return bool(_LIBC.mallopt(M_ARENA_MAX, ARENA_MAX))
 
 
 def trim() -> None:
