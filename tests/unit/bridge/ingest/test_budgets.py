@@ -17,13 +17,13 @@ from paho.mqtt.properties import Properties
 from bridge.config import Settings
 from bridge.contract import protocol
 from bridge.contract.backoff import NoWait
+from bridge.ingest import writer as writer_module
 from bridge.ingest.budgets import HistoryBudget, cap_properties
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import MqttSource
 from bridge.ingest.queue import IngestQueue, take
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import SubscriptionSet
-from bridge.ingest import writer as writer_module
 from bridge.ingest.writer import Writer
 from bridge.insight.topics import TopicIndex
 from tests.helpers import wait_for
