@@ -38,6 +38,13 @@ BATCH_MAX_BYTES = MAX_BATCH_BYTES
 # With a plain deque (tests), no event tells the writer that something waits: it polls.
 IDLE_WAIT = 0.010
 WAKE_TIMEOUT = 0.1  # the longest the writer sleeps on the event before looking at the stop flag
+# Small batches (messages arriving one at a time) are told to the topic index and the per-filter
+# counts together, every OBSERVE_EVERY messages, OBSERVE_BYTES or OBSERVE_DELAY seconds, and
+# whenever the writer falls idle: at 2,000 msg/s their per-call cost was a third of a pass.
+# Nobody sees the difference: the topic list is published every 10 s, the counts every tick.
+OBSERVE_EVERY = 256
+OBSERVE_BYTES = 1024 * 1024
+OBSERVE_DELAY = 0.05
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused (dropped) messages
 
 
@@ -111,6 +118,9 @@ class Writer(threading.Thread):
         self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
         self._outage_started: float | None = None
         self._trim_pending = False
+        self._unobserved: list[Item] = []  # forwarded, not yet told to the topic index
+        self._unobserved_bytes = 0
+        self._unobserved_since = 0.0
         self._dropped_at_outage = 0
 
     def run(self) -> None:
@@ -122,6 +132,7 @@ class Writer(threading.Thread):
             batch = queue.take(self.items, BATCH_MAX, BATCH_MAX_BYTES)
             self.in_flight = len(batch)
             if not batch:
+                self._observe_pending()
                 if deadline is not None:
                     return
                 if self._trim_pending:  # a burst is over: give its memory back (bridge/ingest/heap.py)
@@ -132,7 +143,7 @@ class Writer(threading.Thread):
             if self.budget is not None and self.budget.queued_bytes >= heap.TRIM_AFTER_BYTES:
                 self._trim_pending = True
             try:
-                self.process(batch, deadline)
+                self.process(batch, deadline, defer_observe=True)
             except Exception:  # a bug here must not stop forwarding for good
                 logger.exception("dropped %d messages after an unexpected error", self.in_flight)
             finally:
@@ -144,6 +155,7 @@ class Writer(threading.Thread):
                     # Not acknowledged: the broker delivers QoS >= 1 ones again on the next start.
                     self.counters.dropped_queue += left
                     logger.warning("shutdown: %d queued messages could not be written in time", left)
+                self._observe_pending()
                 return
 
     def _sleep(self) -> None:
@@ -155,8 +167,9 @@ class Writer(threading.Thread):
         if not self.stop_event.is_set():
             budget.sleep(self.items, WAKE_TIMEOUT)
 
-    def process(self, batch: list[Item], deadline: float | None = None) -> None:
-        """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable."""
+    def process(self, batch: list[Item], deadline: float | None = None, defer_observe: bool = False) -> None:
+        """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable.
+        ``defer_observe``: a small batch may be told to the topic index later (OBSERVE_EVERY)."""
         self.in_flight = len(batch)
         messages, special = wire.encode(batch, self.payload_max_bytes)
         forwarded = batch
@@ -170,11 +183,38 @@ class Writer(threading.Thread):
                 self.counters.system += consumed
                 self.in_flight -= consumed
         if forwarded:
-            self.topic_index.observe(forwarded)
-            if self.on_forwarded is not None:
-                self.on_forwarded(forwarded)
+            self._observe(forwarded, defer_observe)
         if messages:
             self._write(messages, forwarded, deadline)
+
+    def _observe(self, forwarded: list[Item], defer: bool) -> None:
+        pending = self._unobserved
+        if defer and len(forwarded) < OBSERVE_EVERY:
+            if not pending:
+                self._unobserved_since = time.monotonic()
+            pending.extend(forwarded)
+            self._unobserved_bytes += wire.weigh(forwarded)
+            if (
+                len(pending) < OBSERVE_EVERY
+                and self._unobserved_bytes < OBSERVE_BYTES
+                and time.monotonic() - self._unobserved_since < OBSERVE_DELAY
+            ):
+                return
+            forwarded = pending
+        elif pending:
+            forwarded = pending + forwarded
+        self._unobserved, self._unobserved_bytes = [], 0
+        self.topic_index.observe(forwarded)
+        if self.on_forwarded is not None:
+            self.on_forwarded(forwarded)
+
+    def _observe_pending(self) -> None:
+        if self._unobserved:
+            try:
+                self._observe([], False)
+            except Exception:  # as in run(): a bug there must not stop forwarding
+                logger.exception("counting %d forwarded messages failed", len(self._unobserved))
+                self._unobserved, self._unobserved_bytes = [], 0
 
     def _route(self, batch: list[Item]) -> tuple[list[str | bytes], list[Item], list[Item], list[Item]]:
         messages: list[str | bytes] = []

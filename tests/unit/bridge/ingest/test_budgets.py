@@ -199,6 +199,10 @@ def test_the_writer_sleeps_until_a_message_is_queued_not_on_a_clock(
         wait_for(lambda: writer.budget is not None and writer.budget._sleeping, 5, what="the writer asleep")
         source._on_message(source.client, None, _message("wake/up", b"now"))
         wait_for(lambda: r.xlen(protocol.KEY_HISTORY) == 1, 5, what="the message in Redis")
+        # told to the topic index once the writer falls idle (small batches are counted together)
+        index = writer.topic_index
+        assert isinstance(index, TopicIndex)
+        wait_for(lambda: [t["topic"] for t in index.snapshot()] == ["wake/up"], 5, what="the topic index")
     finally:
         writer.stop_event.set()
         writer.budget.wake()  # type: ignore[union-attr]
