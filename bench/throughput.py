@@ -505,6 +505,12 @@ def main() -> None:
     parser.add_argument(
         "--compare-repo", type=Path, help="another checkout to run as bridge-main (say, main)"
     )
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="stop each contender while the load is published, then time how fast it drains the "
+        "broker's backlog: its capacity, whatever the publisher's rate",
+    )
     parser.add_argument("--role", choices=("bare-5", "bare-3.1.1", "naive"))
     parser.add_argument("--broker-port", type=int)
     parser.add_argument("--redis-port", type=int)
