@@ -345,8 +345,7 @@ def run_bridge(
     try:
         wait_for(ready, 30, what="bridge")
         cpu_before = sum(cpu_seconds(proc.pid) for proc in procs)
-        publish_load(broker_port, messages, [proc.pid for proc in procs])
-        seen, rate = count_stream(r, protocol.KEY_HISTORY, messages)
+        seen, rate = publish_and_count(r, protocol.KEY_HISTORY, broker_port, messages, [p.pid for p in procs])
         cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu_before
         heartbeat = protocol.loads_object(r.get(protocol.KEY_HEARTBEAT)) or {}
         distinct = _distinct_payloads(r) if members else seen
@@ -365,7 +364,22 @@ def run_bridge(
     }
 
 
-def count_stream(r: redis.Redis, stream: str, messages: int) -> tuple[int, float]:
+def publish_and_count(
+    r: redis.Redis, stream: str, broker_port: int, messages: int, contenders: list[int]
+) -> tuple[int, float]:
+    """Publish the load in a thread while counting the stream from the start: a contender that
+    keeps up with a publisher that waits for its PUBACKs (QoS 1) is then timed too."""
+    publisher = threading.Thread(target=publish_load, args=(broker_port, messages, contenders))
+    publisher.start()
+    try:
+        return count_stream(r, stream, messages, publisher)
+    finally:
+        publisher.join(600)
+
+
+def count_stream(
+    r: redis.Redis, stream: str, messages: int, publisher: threading.Thread | None = None
+) -> tuple[int, float]:
     """(entries seen, rate): the rate counts what came after the first sight of the stream."""
     first = last = 0.0
     seen, at_first, idle_since = 0, 0, time.monotonic()
@@ -376,6 +390,8 @@ def count_stream(r: redis.Redis, stream: str, messages: int) -> tuple[int, float
             first, at_first = now, count
         if count != seen:
             seen, last, idle_since = count, now, time.monotonic()
+        elif publisher is not None and publisher.is_alive():
+            idle_since = time.monotonic()  # nothing lost while the load is still going out
         elif time.monotonic() - idle_since > IDLE_END:
             break
         time.sleep(0.002)
@@ -412,8 +428,7 @@ def run_mq_bridge(broker_port: int, redis_port: int, messages: int, workdir: Pat
         wait_for(lambda: _settled(r, MQ_BRIDGE_STREAM), 10, what="the probes")
         r.delete(MQ_BRIDGE_STREAM)
         cpu_before = cpu_seconds(proc.pid)
-        publish_load(broker_port, messages, [proc.pid])
-        seen, rate = count_stream(r, MQ_BRIDGE_STREAM, messages)
+        seen, rate = publish_and_count(r, MQ_BRIDGE_STREAM, broker_port, messages, [proc.pid])
         cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.terminate()
