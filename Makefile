@@ -112,6 +112,8 @@ test-compose: venv
 
 bench: system-deps venv
 	$(PY) bench/throughput.py
+	$(PY) bench/latency.py
+	$(PY) bench/memory.py
 	$(PY) bench/fanout.py
 
 clean:

@@ -128,9 +128,15 @@ class FastClient(mqtt.Client):
         stamp = time.time()
         pos, rc, handler = 0, MQTTErrorCode.MQTT_ERR_SUCCESS, self.batch_handler
         while True:
-            pos, items, stop, self._read_needed = scan(
-                source, pos, mqtt5, self.max_payload, stamp, self.retain_slow
-            )
+            try:
+                pos, items, stop, self._read_needed = scan(
+                    source, pos, mqtt5, self.max_payload, stamp, self.retain_slow
+                )
+            except Exception:  # out of memory, say: drop the connection, never the thread
+                logger.exception("reading the broker's packets failed; reconnecting")
+                rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+                pos = len(source)
+                break
             if items:
                 try:
                     handler(items)

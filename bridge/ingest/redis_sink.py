@@ -5,12 +5,14 @@ from __future__ import annotations
 import binascii
 import contextlib
 import json
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 import redis
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
@@ -142,6 +144,8 @@ class RedisSink:
         self._keys = [names.KEY_HISTORY, self.mark_key]
         self._fixed_args = [names.CHANNEL_MESSAGES, protocol.HISTORY_FIELD]
         self._connection: Any = None  # the writer's own connection (see _forward_direct)
+        self._reader_socket: Any = None
+        self._reader: Any = None
 
     def forward_chunk(
         self, messages: Sequence[str | bytes], token: str, maxlen: int | None = None
@@ -185,9 +189,37 @@ class RedisSink:
             raise
 
     def _call(self, connection: Any, args: list[Any]) -> Any:
-        packed = connection.pack_command("EVALSHA", self._forward.sha, 2, *self._keys, *args)
-        connection.send_packed_command(packed, check_health=False)
-        return connection.read_response()
+        sock = getattr(connection, "_sock", None)
+        if sock is None:
+            connection.connect()
+            sock = getattr(connection, "_sock", None)
+        command = ("EVALSHA", self._forward.sha, 2, *self._keys, *args)
+        if not isinstance(sock, socket.socket):  # not a real socket (fakeredis in tests)
+            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+            return connection.read_response()
+        # The socket itself, and a reply reader of this sink's own: redis-py's layers around one
+        # call cost as much as the call when messages come one at a time.
+        if sock is not self._reader_socket:  # a new connection: nothing half-read carries over
+            self._reader_socket, self._reader = sock, hiredis.Reader(replyError=redis.ResponseError)
+        reader = self._reader
+        try:
+            sock.sendall(hiredis.pack_command(command))
+            reply = reader.gets()
+            while reply is False:
+                data = sock.recv(65536)
+                if not data:
+                    raise redis.ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                reply = reader.gets()
+        except TimeoutError as exc:  # socket.timeout
+            raise redis.TimeoutError(f"Redis did not answer in time: {exc}") from exc
+        except OSError as exc:
+            raise redis.ConnectionError(f"lost the connection to Redis: {exc}") from exc
+        if isinstance(reply, redis.ResponseError):
+            if str(reply).startswith("NOSCRIPT"):
+                raise NoScriptError(str(reply))
+            raise reply
+        return reply
 
     def history_length(self) -> int:
         return int(self.client.xlen(self.names.KEY_HISTORY))
