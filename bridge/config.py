@@ -68,6 +68,13 @@ VARIABLES: tuple[Variable, ...] = (
         "larger MQTT payloads are forwarded cut to this size and flagged truncated",
     ),
     Variable(
+        "WRITER_LINGER_MS",
+        "0",
+        "milliseconds the writer waits after a pass that found less than a full batch, so the next "
+        "pass takes more: 0 = each message is written as soon as it is queued (lowest latency); 10 "
+        "= the former 10 ms pause (less CPU per message at moderate rates, 10 ms more latency)",
+    ),
+    Variable(
         "PROPERTIES_MAX_BYTES",
         "65536",
         "MQTT 5 properties larger than this (as JSON) are forwarded cut: user properties are dropped "
@@ -125,6 +132,7 @@ class Settings:
     topics_max: int = 10_000
     payload_max_bytes: int = 1024 * 1024
     properties_max_bytes: int = 64 * 1024
+    writer_linger_ms: int = 0
     metrics_port: int | None = None
     config_secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
@@ -188,6 +196,7 @@ class Settings:
             topics_max=read.integer("TOPICS_MAX", 10, 10_000_000),
             payload_max_bytes=read.integer("PAYLOAD_MAX_BYTES", 1024, 16 * 1024 * 1024),
             properties_max_bytes=read.integer("PROPERTIES_MAX_BYTES", 1024, 16 * 1024 * 1024),
+            writer_linger_ms=read.integer("WRITER_LINGER_MS", 0, 1000),
             metrics_port=read.optional_port("METRICS_PORT"),
             config_secret_key=read_secret_key(read),
             log_level=level,

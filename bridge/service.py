@@ -138,6 +138,7 @@ class Bridge:
             payload_max_bytes=settings.payload_max_bytes,
             ack=self.source.ack,
             ack_items=self.source.ack_items,
+            linger=settings.writer_linger_ms / 1000,
             history_max_bytes=settings.history_max_bytes,
             on_forwarded=self.filter_stats.observe,
             on_control=self.dynsec.on_control,

@@ -92,6 +92,7 @@ class Writer(threading.Thread):
         on_forwarded: Callable[[list[Item]], None] | None = None,
         on_control: Callable[[list[Item]], None] | None = None,
         ack_items: AckItems | None = None,
+        linger: float = 0.0,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -107,6 +108,7 @@ class Writer(threading.Thread):
         self.payload_max_bytes = payload_max_bytes
         self.ack = ack
         self.ack_items = ack_items or self._ack_each
+        self.linger = linger  # WRITER_LINGER_MS: a pause after a pass that left no full batch
         self.budget = queue.budget_of(items)
         self.history = HistoryBudget(sink.history_maxlen, history_max_bytes)
         self.on_forwarded = on_forwarded  # per-filter statistics (bridge/subscription_control.py)
@@ -149,6 +151,8 @@ class Writer(threading.Thread):
             finally:
                 self.counters.dropped_redis += self.in_flight
                 self.in_flight = 0
+            if self.linger and deadline is None and len(self.items) < BATCH_MAX:
+                self.stop_event.wait(self.linger)  # let the next batch build (WRITER_LINGER_MS)
             if deadline is not None and time.monotonic() > deadline:
                 left = len(self.items)
                 if left:

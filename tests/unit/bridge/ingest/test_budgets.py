@@ -208,3 +208,34 @@ def test_the_writer_sleeps_until_a_message_is_queued_not_on_a_clock(
         writer.budget.wake()  # type: ignore[union-attr]
         writer.join(5)
     assert counters.forwarded == 1
+
+
+def test_with_a_linger_messages_queued_meanwhile_go_in_one_call(
+    settings: Settings, r: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WRITER_LINGER_MS: after a pass, the writer waits, so what was queued meanwhile is one call."""
+    items = IngestQueue(settings.queue_max_bytes)
+    counters = Counters()
+    source = _source(settings, items, counters)
+    writer = _writer(r, items, counters, settings)
+    writer.linger = 2.0
+    calls: list[int] = []
+    real = writer.sink.forward_chunk
+
+    def counting(messages, token, maxlen=None):  # type: ignore[no-untyped-def]
+        calls.append(len(messages))
+        return real(messages, token, maxlen)
+
+    monkeypatch.setattr(writer.sink, "forward_chunk", counting)
+    writer.start()
+    try:
+        source._on_message(source.client, None, _message("linger", b"1"))
+        wait_for(lambda: r.xlen(protocol.KEY_HISTORY) == 1, 5, what="the first message")
+        for payload in (b"2", b"3", b"4"):  # while the writer lingers
+            source._on_message(source.client, None, _message("linger", payload))
+        wait_for(lambda: r.xlen(protocol.KEY_HISTORY) == 4, 10, what="the others")
+    finally:
+        writer.stop_event.set()
+        writer.budget.wake()  # type: ignore[union-attr]
+        writer.join(5)
+    assert calls == [1, 3]
