@@ -4,10 +4,12 @@ A private mosquitto and redis-server; a publisher (its own process, a raw MQTT 3
 client library thread sits between the clock and the wire) sends QoS 0 messages of 92 bytes at a
 fixed rate (2,000/s for 20 s by default), each carrying its send time; a reader (its own process,
 redis-py, subscribed to ``mqtt:messages``) takes the difference on arrival. The contender is
-``python -m bridge`` with default settings (``bridge``), and with ``--compare-repo PATH`` another
-checkout's (``bridge-main``), interleaved over ``--rounds`` rounds; medians of the rounds' figures.
+``python -m bridge`` with default settings (``bridge``), with ``--linger N`` also with
+WRITER_LINGER_MS=N (``bridge-linger``), and with ``--compare-repo PATH`` another checkout's
+(``bridge-main``), interleaved over ``--rounds`` rounds; medians of the rounds' figures.
 
-    .venv/bin/python bench/latency.py [--rate 2000] [--seconds 20] [--rounds 3] [--compare-repo /work/main]
+    .venv/bin/python bench/latency.py [--rate 2000] [--seconds 20] [--rounds 3]
+    .venv/bin/python bench/latency.py --linger 10 --compare-repo ../main
 """
 
 from __future__ import annotations
@@ -94,7 +96,14 @@ def reader(redis_port: int, expected: int, ready_file: str, out_file: str) -> No
 
 
 def run_round(
-    name: str, repo: Path, broker_port: int, redis_port: int, rate: float, seconds: float, workdir: Path
+    name: str,
+    repo: Path,
+    broker_port: int,
+    redis_port: int,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     r = redis.Redis(port=redis_port)
     r.flushall()
@@ -109,6 +118,7 @@ def run_round(
         MQTT_CLIENT_ID=f"bench-latency-{time.monotonic_ns()}",
         MQTT_SESSION_EXPIRY="0",
         PYTHONPATH=str(repo),
+        **(extra_env or {}),
     )
     log = open(workdir / "bridge.log", "ab")  # noqa: SIM115 (kept open for the child's life)
     bridge = subprocess.Popen([sys.executable, "-m", "bridge"], env=env, cwd=repo, stdout=log, stderr=log)
@@ -162,6 +172,9 @@ def main() -> None:
     parser.add_argument(
         "--compare-repo", type=Path, help="another checkout to run as bridge-main (say, main)"
     )
+    parser.add_argument(
+        "--linger", type=int, default=0, help="also run bridge-linger: the bridge with WRITER_LINGER_MS=N"
+    )
     parser.add_argument("--role", choices=("publisher", "reader"))
     parser.add_argument("--broker-port", type=int)
     parser.add_argument("--redis-port", type=int)
@@ -176,9 +189,11 @@ def main() -> None:
         reader(args.redis_port, args.expected, args.ready_file, args.out)
         return
 
-    contenders = {"bridge": REPO}
+    contenders: dict[str, tuple[Path, dict[str, str]]] = {"bridge": (REPO, {})}
+    if args.linger:
+        contenders["bridge-linger"] = (REPO, {"WRITER_LINGER_MS": str(args.linger)})
     if args.compare_repo:
-        contenders["bridge-main"] = args.compare_repo.resolve()
+        contenders["bridge-main"] = (args.compare_repo.resolve(), {})
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,14 +205,16 @@ def main() -> None:
             for round_ in range(args.rounds):
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 for name in order:
+                    repo, extra_env = contenders[name]
                     outcome = run_round(
                         name,
-                        contenders[name],
+                        repo,
                         broker.port,
                         redis_server.port,
                         args.rate,
                         args.seconds,
                         workdir,
+                        extra_env,
                     )
                     results[name].append(outcome)
                     print(
