@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import contextlib
 import json
 import socket
 import time
@@ -165,14 +164,15 @@ class RedisSink:
         return ChunkResult(int(applied), str(refused), bool(repeat))
 
     def _forward_direct(self, args: list[Any]) -> Any:
-        """EVALSHA on a connection of the pool that this sink keeps for itself (the writer is
-        its only user): no pool checkout, no clean-connection poll and no retry wrapper per call,
-        which cost more than the call itself when messages come one at a time (2,000/s: the
-        writer writes each alone, for latency). A failed call drops the connection and raises
-        as redis-py would; the next call connects again (a Sentinel pool finds the new master)."""
+        """EVALSHA on a connection of this sink's own (the writer is its only user): no pool
+        checkout, no clean-connection poll and no retry wrapper per call, which cost more than the
+        call itself when messages come one at a time (2,000/s: the writer writes each alone, for
+        latency). It is made by the pool (same server, credentials, TLS; a Sentinel pool's finds
+        the master) but not lent by it, so it goes when the sink goes. A failed call closes it and
+        raises as redis-py would; the next call connects again."""
         connection = self._connection
         if connection is None:
-            connection = self._connection = self.client.connection_pool.get_connection()
+            connection = self._connection = self.client.connection_pool.make_connection()
         try:
             try:
                 return self._call(connection, args)
@@ -182,10 +182,7 @@ class RedisSink:
         except redis.ResponseError:
             raise  # Redis answered: the connection is fine
         except BaseException:
-            self._connection = None
             connection.disconnect()
-            with contextlib.suppress(Exception):
-                self.client.connection_pool.release(connection)
             raise
 
     def _call(self, connection: Any, args: list[Any]) -> Any:
