@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
@@ -50,7 +51,16 @@ $(STAMP): pyproject.toml setup.py bridge/ingest/_wire.c $(LOCK) | python-venv-su
 	@# The filter hides setuptools' notice that an editable install exists, which every newcomer saw.
 	PYTHONWARNINGS='ignore:Editable installation' \
 	  $(PY) -m pip install -q --no-build-isolation -c $(LOCK) -e '.[test,dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
+
+# What running needs, and no more: `make run` on a fresh clone skips the test and lint tools.
+$(RUN_STAMP): pyproject.toml $(LOCK) | python-venv-support
+	@echo "make run: installing the Python packages into $(VENV) (first run only)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
+	@PYTHONWARNINGS='ignore:Editable installation' \
+	  $(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -c $(LOCK) -e .
+	@touch $(RUN_STAMP)
 
 # Refresh the lock on purpose: resolve pyproject.toml's ranges afresh and record every version.
 # uv resolves for every platform and Python >= 3.11 at once (`--universal`), so a package that only
@@ -69,14 +79,22 @@ venv: $(STAMP)
 
 frontend: dashboard/static/index.html
 
-dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+# Every frontend package, the test and type-check tools included (`make run` installs only what
+# building needs: scripts/run-local.sh).
+NODE_TOOLS := frontend/node_modules/.installed-all
+$(NODE_TOOLS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_TOOLS)
+
+dashboard/static/index.html: $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/package.json frontend/package-lock.json | $(NODE_TOOLS)
+	cd frontend && npm run build
 
 # --- the front door ----------------------------------------------------------------------
 # The script installs mosquitto, redis-server and Node.js itself when missing (and stops the
 # system services apt starts with them, since it runs its own copies on the same ports).
-run: venv
-	bash scripts/run-local.sh
+# Ctrl-C is how a run ends: its exit status (130) is not reported as an error.
+run: $(RUN_STAMP)
+	@bash scripts/run-local.sh || [ $$? -eq 130 ]
 
 # The rings in parallel processes, a test file each at a time (a file's servers are its own, and
 # most of a test's time is spent waiting on them): 3 on this project's 2-core machines took the
@@ -85,7 +103,7 @@ TEST_WORKERS ?= 3
 
 test: WITH_BROWSER = 1
 test: system-deps venv frontend lint
-	cd frontend && npm test --silent
+	cd frontend && npm run --silent typecheck && npm test --silent
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
 
 # --- the rings, one at a time ------------------------------------------------------------
@@ -115,6 +133,7 @@ bench: system-deps venv
 	$(PY) bench/latency.py
 	$(PY) bench/memory.py
 	$(PY) bench/fanout.py
+	$(PY) bench/group_failover.py
 
 clean:
 	rm -rf $(VENV) .run dashboard/static frontend/node_modules test-artifacts

@@ -1,5 +1,6 @@
 """``mqtt-redis-bridge``: run the bridge (default), ``healthcheck``, ``demo`` sensors, ``secret-key``
-or ``seal`` (a password sealed for a command, read from standard input).
+or ``seal`` (a password sealed for a command, read from standard input, bound to where it may go:
+``--for connection`` with the broker settings it is for, ``--for account --account NAME``).
 
 Every setting is an environment variable and also a flag (``MQTT_BROKER_HOST`` is
 ``--mqtt-broker-host``); a flag wins over the environment.
@@ -44,8 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the bridge (default); healthcheck: exit 0 only if the bridge is healthy; "
         "demo: publish simulated sensor data to the broker; "
         "secret-key: print a new key for CONFIG_SECRET_KEY; "
-        'seal: read a password from standard input and print it as {"sealed": …} for a command',
+        'seal: read a password from standard input and print it as {"sealed": …} for a command '
+        "(see --for)",
     )
+    parser.add_argument(
+        "--for",
+        dest="seal_for",
+        choices=("connection", "account"),
+        help="seal: what the password is for. connection: a cmd_test_connection or cmd_configure to "
+        "the broker named by --mqtt-broker-host, --mqtt-broker-port, --mqtt-username, --mqtt-tls "
+        "and --mqtt-tls-insecure (or their variables); account: a cmd_dynsec password for the "
+        "account --account on this bridge's broker (BRIDGE_NAME)",
+    )
+    parser.add_argument("--account", help="seal --for account: the dynamic-security account's user name")
     settings = parser.add_argument_group("settings (each also an environment variable)")
     for variable in VARIABLES:
         default = f" (default {variable.default})" if variable.default is not None else ""
@@ -62,13 +74,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seal(env: dict[str, str]) -> int:
+def _seal(env: dict[str, str], seal_for: str | None, account: str | None) -> int:
     """Print the sealed form of the password on standard input (its one line, without the
-    newline), for commands sent from a shell; the password itself is never echoed."""
-    from bridge.contract.secret_box import NO_KEY, SecretBox, seal_for_command
+    newline), for commands sent from a shell, bound to what ``seal_for`` names; the password
+    itself is never echoed."""
+    from bridge.config import read_bridge_name
+    from bridge.contract.secret_box import (
+        NO_KEY,
+        SecretBox,
+        account_binding,
+        connection_binding,
+        seal_for_command,
+    )
 
+    if seal_for is None or (seal_for == "account") != bool(account):
+        print(
+            "mqtt-redis-bridge: seal needs --for connection (with the broker settings the password "
+            "is for) or --for account --account NAME",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        box = SecretBox.from_setting(read_secret_key(EnvReader(env, VARIABLES)))
+        read = EnvReader(env, VARIABLES)
+        box = SecretBox.from_setting(read_secret_key(read))
+        if seal_for == "account":
+            binding = account_binding(protocol.Names(read_bridge_name(read)).broker, account or "")
+        else:
+            binding = connection_binding(
+                read.required("MQTT_BROKER_HOST"),
+                read.port("MQTT_BROKER_PORT"),
+                read.text("MQTT_USERNAME"),
+                read.flag("MQTT_TLS"),
+                read.flag("MQTT_TLS_INSECURE"),
+            )
     except ConfigError as exc:
         print(f"mqtt-redis-bridge: {exc}", file=sys.stderr)
         return 2
@@ -79,7 +117,7 @@ def _seal(env: dict[str, str]) -> int:
     if not secret:
         print("mqtt-redis-bridge: no password on standard input", file=sys.stderr)
         return 2
-    print(protocol.dumps(seal_for_command(box, secret)))
+    print(protocol.dumps(seal_for_command(box, secret, binding)))
     return 0
 
 
@@ -93,7 +131,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         print(generate_key())
         return 0
     if args.command == "seal":
-        return _seal(env)
+        return _seal(env, args.seal_for, args.account)
     try:
         if args.command == "healthcheck":
             return _healthcheck(env)
@@ -171,6 +209,6 @@ def run(settings: Settings) -> int:
         return 1
     bridge = Bridge(settings, client)
     bridge.start()
-    stop.wait()
+    code = bridge.supervise(stop)
     bridge.stop()
-    return 1 if version_check.refusal else 0
+    return code or (1 if version_check.refusal else 0)

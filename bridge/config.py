@@ -47,6 +47,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MQTT_TLS_CERT", None, "client certificate file for TLS"),
     Variable("MQTT_TLS_KEY", None, "client key file for TLS"),
     Variable("MQTT_TLS_INSECURE", "false", "skip the broker host name check (testing only)"),
+    Variable(
+        "MQTT_MAX_PACKET_SIZE",
+        None,
+        "largest MQTT packet the broker accepts, in bytes (its max_packet_size): a publish command "
+        "above it is refused before it is sent. An MQTT 5 broker says its own when the bridge "
+        "connects; set this for MQTT 3.1.1 (unset = only MQTT's own limit)",
+    ),
+    Variable(
+        "CONFIG_TLS_DIR",
+        None,
+        "the directory from which a connection test or switch (dashboard, cmd_test_connection, "
+        "cmd_configure) may read CA, certificate and key files; unset = commands may name no files",
+    ),
     *REDIS_VARIABLES,
     Variable("STATS_INTERVAL", "5", "seconds between broker stats snapshots"),
     Variable("HISTORY_MAXLEN", "10000", "approximate length of the mqtt:history stream"),
@@ -122,6 +135,8 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
+    max_packet_size: int | None = None  # MQTT_MAX_PACKET_SIZE; None = MQTT's own limit
+    tls_dir: str | None = None  # CONFIG_TLS_DIR
     session_expiry: int = 3600
     receive_maximum: int = 1000
     stats_interval: float = 5.0
@@ -188,6 +203,8 @@ class Settings:
             tls_cert=read.existing_file("MQTT_TLS_CERT"),
             tls_key=read.existing_file("MQTT_TLS_KEY"),
             tls_insecure=read.flag("MQTT_TLS_INSECURE"),
+            max_packet_size=_max_packet_size(read),
+            tls_dir=_tls_dir(read),
             stats_interval=read.number("STATS_INTERVAL", 0.1, 3600),
             history_maxlen=read.integer("HISTORY_MAXLEN", 0, 100_000_000),
             history_max_bytes=read.integer("HISTORY_MAX_BYTES", 0, 1 << 40),
@@ -204,6 +221,20 @@ class Settings:
             group=group,
             member=member,
         )
+
+
+def _max_packet_size(read: EnvReader) -> int | None:
+    if read.text("MQTT_MAX_PACKET_SIZE") is None:
+        return None
+    # 20 bytes: a PUBLISH with a short topic and no payload still fits; 268,435,460: MQTT's own cap
+    return read.integer("MQTT_MAX_PACKET_SIZE", 20, 268_435_460)
+
+
+def _tls_dir(read: EnvReader) -> str | None:
+    path = read.text("CONFIG_TLS_DIR")
+    if path is not None and not os.path.isdir(path):
+        raise ConfigError(f"CONFIG_TLS_DIR names {path!r}, which is not a directory")
+    return path
 
 
 def read_bridge_name(read: EnvReader) -> str | None:

@@ -1,7 +1,9 @@
 """Wires the bridge together and runs it: source -> writer -> Redis, plus commands and housekeeping.
 
 Threads: paho's network thread (MQTT in), ``redis-writer`` (batches to Redis), ``command-listener``
-(mqtt:commands), ``housekeeping`` (status, stats, clients, topics, heartbeat).
+(mqtt:commands), ``housekeeping`` (status, stats, clients, topics, heartbeat). Each catches its
+own errors and starts over with a backoff; the main thread supervises them (``supervise``) and
+ends the process with EXIT_THREAD_DIED if one dies anyway, so Docker or systemd restart it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ from bridge.insight.status import BrokerStatus
 from bridge.insight.topics import TopicIndex
 
 logger = logging.getLogger(__name__)
+
+# The exit status when a thread the bridge cannot work without has died (EX_SOFTWARE, sysexits.h):
+# non-zero, so a supervisor (Docker's restart policy, systemd's Restart=on-failure) restarts it.
+EXIT_THREAD_DIED = 70
+SUPERVISE_INTERVAL = 1.0  # seconds between the main thread's looks at the others
 
 
 def _with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
@@ -125,7 +132,12 @@ class Bridge:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
         )
-        self.dynsec = DynsecClient(self.source, self.box)
+        self.dynsec = DynsecClient(
+            self.source,
+            self.box,
+            broker_name=settings.names.broker,
+            own_username=lambda: self.source.settings.username,  # follows a switch of settings
+        )
         self.writer = Writer(
             self.items,
             self.sink,
@@ -327,6 +339,34 @@ class Bridge:
         self.commands.start()
         self.housekeeper.start()  # after the threads its heartbeat vouches for
         self.source.start()
+
+    def dead_thread(self) -> str | None:
+        """The name of a thread the bridge cannot work without that has died, or None."""
+        for thread in (self.writer, self.commands, self.housekeeper):
+            if not thread.is_alive():
+                return thread.name
+        # paho keeps its network thread in ``_thread`` (paho-mqtt 2.x); None while a reconnect
+        # command swaps the client, which is not a death.
+        network = getattr(self.source.client, "_thread", None)
+        if isinstance(network, threading.Thread) and not network.is_alive():
+            return network.name
+        return None
+
+    def supervise(self, stop: threading.Event, interval: float = SUPERVISE_INTERVAL) -> int:
+        """Main thread, after ``start``: wait until ``stop`` is set (0), or until a thread has died
+        (EXIT_THREAD_DIED). The threads start over by themselves after an error; one that died
+        met something they could not catch, and a bridge missing a thread must not look alive."""
+        while not stop.wait(interval):
+            dead = self.dead_thread()
+            if dead is not None:
+                logger.critical(
+                    "the %s thread has died; stopping with exit status %d so that Docker or systemd "
+                    "restarts the bridge",
+                    dead,
+                    EXIT_THREAD_DIED,
+                )
+                return EXIT_THREAD_DIED
+        return 0
 
     def stop(self, timeout: float = 4.0) -> None:
         """Stop cleanly: leave the broker, flush what is queued, say 'disconnected' last."""

@@ -21,14 +21,17 @@ from bridge.contract.protocol import (
     CMD_RESUME_SUBSCRIPTION,
     CMD_SUBSCRIBE,
     CMD_UNSUBSCRIBE,
+    OUTCOME_UNKNOWN,
     dumps,
     validate_topic_filter,
 )
-from dashboard.auth import TOO_MANY, Check
-from dashboard.broker_context import current_names, current_store
+from dashboard.access import check_command_scope, current_scope, principal_view
+from dashboard.auth import TOO_MANY, TOO_MANY_FOR_USER, Check
+from dashboard.broker_context import current_broker, current_names, current_store
 from dashboard.commands import NoAnswer, build_command, round_trip
 from dashboard.extensions import services
 from dashboard.store import STREAM_ID
+from dashboard.tenant_view import scoped_clients, scoped_subscriptions, scoped_topics
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +62,41 @@ def error(message: str, status: int) -> tuple[Response, int]:
 # --- session ------------------------------------------------------------------------------------
 @api.get("/session")
 def session_state() -> Response:
-    auth = services().auth
-    return jsonify(authenticated=auth.request_allowed(request), auth=auth.mode)
+    found = services()
+    principal = found.auth.principal(request)
+    body: dict[str, Any] = {
+        "authenticated": principal is not None,
+        "auth": found.auth.mode,
+        "users": found.users.any(),  # which login form to offer first
+    }
+    if principal is not None:
+        body["user"] = principal_view(principal, found.settings.tenant_prefix)
+    return jsonify(body)
 
 
 @api.post("/login")
 def login() -> Any:
-    auth = services().auth
+    """``{"username", "password"}`` for a named user; ``{"token"}`` or ``{"password"}`` alone for
+    the bootstrap admin (DASHBOARD_TOKEN / DASHBOARD_PASSWORD)."""
+    found = services()
+    auth = found.auth
     if not auth.enabled:
         return jsonify(authenticated=True)
-    body = _json_object()
-    check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
+    body = json_object()
+    user = None
+    if "username" in body:
+        check, user = auth.authenticate_user(body.get("username"), body.get("password"), request.remote_addr)
+    else:
+        check = auth.authenticate([body.get("token"), body.get("password")], request.remote_addr)
     if check is Check.BLOCKED:
-        return error(TOO_MANY, 429)
+        blocked_user = "username" in body and not auth.guard.blocked(request.remote_addr)
+        return error(TOO_MANY_FOR_USER if blocked_user else TOO_MANY, 429)
     if check is Check.OK:
-        auth.log_in()
-        return jsonify(authenticated=True)
-    return error("wrong token or password", 401)
+        auth.log_in(user)
+        principal = auth.principal(request)
+        view = principal_view(principal, found.settings.tenant_prefix) if principal else None
+        return jsonify(authenticated=True, user=view)
+    return error("wrong user name or password" if "username" in body else "wrong token or password", 401)
 
 
 @api.post("/logout")
@@ -104,21 +125,34 @@ def broker_stats() -> Any:
 
 @api.get("/clients")
 def clients() -> Any:
-    return _latest("clients", "client list")
+    scope = current_scope()
+    if scope is None:
+        return _latest("clients", "client list")
+    message = current_store().latest("clients")
+    if message is None:
+        return error("no client list yet: the bridge has not published any", 503)
+    accounts = services().tenant_accounts.accounts(current_broker(), scope.tenant, wait=True)
+    return jsonify(scoped_clients(message, accounts))
 
 
 @api.get("/topics")
 def topics() -> Any:
-    return _latest("topics", "topic list")
+    scope = current_scope()
+    if scope is None:
+        return _latest("topics", "topic list")
+    message = current_store().latest("topics")
+    if message is None:
+        return error("no topic list yet: the bridge has not published any", 503)
+    return jsonify(scoped_topics(message, scope))
 
 
 # --- history ------------------------------------------------------------------------------------
 @api.get("/messages")
 def messages() -> Response:
     topic_filter = _topic_filter_arg()
-    limit = _int_arg("limit", 100, 1, 1000)
+    limit = int_arg("limit", 100, 1, 1000)
     before = request.args.get("before") or None
-    if before is not None and not _stream_id_ok(before):
+    if before is not None and not stream_id_ok(before):
         raise BadRequest("before must be a stream id such as 1718000000000-0 (use next_before)")
     found, next_before = current_store().page(topic_filter, limit, before)
     return jsonify(messages=found, next_before=next_before)
@@ -127,7 +161,7 @@ def messages() -> Response:
 @api.get("/export")
 def export() -> Response:
     topic_filter = _topic_filter_arg()
-    limit = _int_arg("limit", EXPORT_DEFAULT, 1, EXPORT_MAX)
+    limit = int_arg("limit", EXPORT_DEFAULT, 1, EXPORT_MAX)
     kind = request.args.get("format", "ndjson")
     if kind not in ("ndjson", "csv"):
         raise BadRequest("format must be ndjson or csv")
@@ -164,7 +198,7 @@ def _until_redis_fails(rows: Iterator[dict[str, Any]], where: str) -> Iterator[d
         }
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """A value for a spreadsheet: text starting with = + - @ (or a tab/CR) would run as a formula
     when the file is opened, so it is prefixed with an apostrophe, as OWASP advises."""
     if value is None:
@@ -192,7 +226,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
             # id INCOMPLETE, and the reason where the payload goes: visible in any spreadsheet
             writer.writerow(["INCOMPLETE", row["timestamp"], "", "", "", "", row["error"]])
             continue
-        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(row.get(column)) for column in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:  # send in chunks of tens of kilobytes, not line by line
             yield buffer.getvalue()
             buffer.seek(0)
@@ -203,26 +237,29 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 # --- commands -----------------------------------------------------------------------------------
 @api.get("/subscriptions")
 def subscriptions() -> Response:
-    return jsonify(subscriptions=current_store().subscriptions())
+    return jsonify(subscriptions=scoped_subscriptions(current_store().subscriptions(), current_scope()))
 
 
 @api.post("/subscriptions")
 def subscribe() -> Any:
-    return _command(CMD_SUBSCRIBE, _json_object(), topic_field="filter")
+    return _command(CMD_SUBSCRIBE, json_object(), topic_field="filter")
 
 
 @api.post("/subscriptions/pause")
 def pause_subscription() -> Any:
-    return _command(CMD_PAUSE_SUBSCRIPTION, _json_object(), topic_field="filter")
+    return _command(CMD_PAUSE_SUBSCRIPTION, json_object(), topic_field="filter")
 
 
 @api.post("/subscriptions/resume")
 def resume_subscription() -> Any:
-    return _command(CMD_RESUME_SUBSCRIPTION, _json_object(), topic_field="filter")
+    return _command(CMD_RESUME_SUBSCRIPTION, json_object(), topic_field="filter")
 
 
 @api.delete("/subscriptions/<topic_filter:topic_filter>")
 def unsubscribe(topic_filter: str) -> Any:
+    scope = current_scope()
+    if scope is not None:
+        scope.check_filter(topic_filter, "unsubscribe")
     if current_store().is_config_only(topic_filter):
         raise BadRequest(
             f"{topic_filter!r} is configured with MQTT_TOPICS on the bridge and cannot be removed here"
@@ -234,12 +271,12 @@ def unsubscribe(topic_filter: str) -> Any:
 def clear_retained() -> Any:
     """Clear the retained message of a topic, or those the bridge knows under a filter (paced:
     up to 500 at 100 a second, so the wait is longer than for other commands)."""
-    return send_command(build_command(CMD_CLEAR_RETAINED, _json_object(), "filter"), timeout=CLEAR_WAIT)
+    return send_command(build_command(CMD_CLEAR_RETAINED, json_object(), "filter"), timeout=CLEAR_WAIT)
 
 
 @api.post("/publish")
 def publish() -> Any:
-    return _command(CMD_PUBLISH, _json_object(), topic_field="topic")
+    return _command(CMD_PUBLISH, json_object(), topic_field="topic")
 
 
 def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
@@ -248,10 +285,12 @@ def _command(kind: str, fields: dict[str, Any], topic_field: str) -> Any:
 
 
 def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
-    """The HTTP answer to one command: the bridge's ``command_result`` (200, or 400 when it
-    refused), or 504 when it did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
+    """The HTTP answer to one command: the bridge's ``command_result`` (200; 400 when it refused;
+    504 when its outcome is unknown: it may have happened, the answer's ``error`` says why), or 504
+    when the bridge did not answer within ``timeout`` (DASHBOARD_COMMAND_TIMEOUT)."""
     found = services()
     kind = body["type"]
+    check_command_scope(body)  # a tenant user's command stays inside the tenant's topics
     try:
         result = round_trip(
             found.redis,
@@ -266,12 +305,23 @@ def send_command(body: dict[str, Any], timeout: float | None = None) -> Any:
     if result.get("ok") is True:
         found.metrics.commands.labels("ok").inc()
         return jsonify(result)
+    return failed_answer(result)
+
+
+def failed_answer(result: dict[str, Any]) -> tuple[Response, int]:
+    """A ``command_result`` with ``ok: false`` as the HTTP answer: 400 for a refusal, 504 when the
+    outcome is unknown (a publish sent but never acknowledged may still arrive: not an error the
+    user may simply retry)."""
+    found = services()
+    if result.get("outcome") == OUTCOME_UNKNOWN:
+        found.metrics.commands.labels("unknown").inc()
+        return jsonify(result | {"error": result.get("error") or "the outcome is unknown"}), 504
     found.metrics.commands.labels("refused").inc()
     return jsonify(result | {"error": result.get("error") or "the bridge refused the command"}), 400
 
 
 # --- input ------------------------------------------------------------------------------------
-def _stream_id_ok(text: str) -> bool:
+def stream_id_ok(text: str) -> bool:
     """A stream id Redis accepts as an exclusive end: both parts within 64 bits, not 0-0."""
     if not STREAM_ID.match(text):
         return False
@@ -279,7 +329,9 @@ def _stream_id_ok(text: str) -> bool:
     return all(part < 2**64 for part in parts) and any(parts)
 
 
-def _json_object() -> dict[str, Any]:
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object, or BadRequest in words (every route that reads one uses
+    this, so broken, non-object or too deeply nested JSON is a 400 everywhere, never a 500)."""
     # silent=True: a wrong Content-Type or broken JSON gets our own words, not Werkzeug's page.
     try:
         body = request.get_json(silent=True, force=True)
@@ -293,13 +345,15 @@ def _json_object() -> dict[str, Any]:
 
 
 def _topic_filter_arg() -> str | None:
+    """The ``topic`` filter of a read; a tenant user's is narrowed to the tenant's topics (no
+    filter means all of them) or refused when it reaches outside."""
     raw = request.args.get("topic", "")
-    if raw in ("", "#"):
-        return None
-    return validate_topic_filter(raw)
+    topic_filter = None if raw in ("", "#") else validate_topic_filter(raw)
+    scope = current_scope()
+    return topic_filter if scope is None else scope.narrow(topic_filter)
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

@@ -12,9 +12,13 @@ from flask.sessions import SecureCookieSessionInterface
 from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bridge.contract.protocol import KEY_USER_LOGIN_FAILURES_PREFIX
 from bridge.contract.secret_box import SecretBox
+from dashboard.access import guard_events, register_access
 from dashboard.api import TopicFilterConverter, api, error
-from dashboard.auth import TOO_MANY, Authenticator, Check, csrf_exempt, same_origin
+from dashboard.audit import AuditLog
+from dashboard.audit_api import audit_api
+from dashboard.auth import Authenticator
 from dashboard.broker_api import broker_api
 from dashboard.broker_context import BROKER_PREFIX, register_broker_context
 from dashboard.brokers import Brokers
@@ -27,17 +31,20 @@ from dashboard.host_rules import HostRule
 from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.pages import STATIC_DIR, pages
+from dashboard.passwords import PasswordHasher
+from dashboard.policy import OutOfScope
 from dashboard.relay import Relay
 from dashboard.sessions import SessionStore, SocketSessions
 from dashboard.stats_api import stats_api
 from dashboard.store import Store
 from dashboard.templates_api import templates_api
+from dashboard.tenant_accounts import TenantAccounts
+from dashboard.tenant_rooms import TenantRooms
 from dashboard.tenants_api import tenants_api
+from dashboard.users import UserStore
+from dashboard.users_api import users_api
 
 logger = logging.getLogger(__name__)
-
-# Reachable without logging in; everything else under /api, and /metrics, needs a login.
-OPEN_PATHS = frozenset({"/health", "/health/live", "/api/session", "/api/login", "/api/logout"})
 
 
 # The built frontend is one module script and one stylesheet from /assets; nothing inline, so an
@@ -64,9 +71,11 @@ def create_app(
     redis_client: redis.Redis | None = None,
     start_relay: bool = True,
     static_dir: Path | None = None,
+    password_hasher: PasswordHasher | None = None,
 ) -> Flask:
     """Build the app. Tests pass a fakeredis client and ``start_relay=False``, then drive
-    the relay's steps themselves; ``static_dir`` replaces the built frontend's folder."""
+    the relay's steps themselves; ``static_dir`` replaces the built frontend's folder;
+    ``password_hasher`` a cheaper one than users' passwords get."""
     settings = settings or DashboardSettings.from_env()
     app = Flask(__name__, static_folder=str(static_dir or STATIC_DIR), static_url_path="")
     app.config.update(
@@ -92,10 +101,17 @@ def create_app(
 
     client = redis_client if redis_client is not None else make_redis(settings)
     guard = LoginGuard(client)
+    users = UserStore(client, password_hasher)
     auth = Authenticator(
-        settings, guard, SessionStore(client, settings.credentials_fingerprint, settings.session_ttl)
+        settings,
+        guard,
+        SessionStore(client, settings.credentials_fingerprint, settings.session_ttl),
+        users,
+        user_guard=LoginGuard(client, prefix=KEY_USER_LOGIN_FAILURES_PREFIX),
     )
     socketio = make_socketio(app, settings)
+    tenant_accounts = TenantAccounts(client, spawn=socketio.start_background_task)
+    tenant_rooms = TenantRooms(socketio, tenant_accounts, settings.tenant_prefix)
     # One frame never holds more than a client may have queued, or one frame could exceed it.
     router = FrameRouter(settings.frame_max, settings.client_buffer)
     metrics = DashboardMetrics()
@@ -110,6 +126,7 @@ def create_app(
         enabled=start_relay,
         client_buffer=settings.client_buffer,
         routers=routers,
+        tenant_rooms=tenant_rooms,
     )
     socket_sessions = SocketSessions()
 
@@ -118,7 +135,13 @@ def create_app(
         for sid in socket_sessions.sids_of(session_key):
             socketio.server.disconnect(sid, namespace="/")
 
+    def close_sockets_of_user(username: str) -> None:
+        # A user changed, disabled or deleted on any worker: their sockets here end too.
+        for sid in socket_sessions.sids_of_user(username):
+            socketio.server.disconnect(sid, namespace="/")
+
     relay.on_session_revoked = close_sockets_of
+    relay.on_user_revoked = close_sockets_of_user
     found = Services(
         settings=settings,
         redis=client,
@@ -133,9 +156,14 @@ def create_app(
         secret_box=SecretBox.from_setting(settings.config_secret_key),
         brokers=Brokers(client, settings.brokers),
         routers=routers,
+        users=users,
+        audit=AuditLog(client),
+        tenant_accounts=tenant_accounts,
+        tenant_rooms=tenant_rooms,
     )
     app.extensions[EXTENSION] = found
     register_events(found)
+    guard_events(found)  # after every handler is registered
     # Each API twice: as it always was (the unnamed broker) and per broker under /api/brokers/<name>.
     register_broker_context(app)
     app.register_blueprint(api)
@@ -149,7 +177,10 @@ def create_app(
     app.register_blueprint(broker_api, url_prefix=BROKER_PREFIX + "/broker", name="broker_broker_control")
     app.register_blueprint(tenants_api, url_prefix=BROKER_PREFIX + "/tenants", name="broker_tenants_api")
     app.register_blueprint(templates_api, url_prefix=BROKER_PREFIX + "/publish", name="broker_templates_api")
-    _register_guards(app, found)
+    app.register_blueprint(users_api)
+    app.register_blueprint(audit_api)
+    register_access(app, found)
+    _register_headers(app)
     _register_errors(app, found)
     # Outermost, so that Socket.IO's requests pass them too (see front_door.py).
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
@@ -167,25 +198,7 @@ class SessionCookies(SecureCookieSessionInterface):
         return request.is_secure or bool(app.config["SESSION_COOKIE_SECURE"])
 
 
-def _register_guards(app: Flask, found: Services) -> None:
-    auth = found.auth
-
-    @app.before_request
-    def require_login_and_same_origin() -> Any:
-        path = request.path
-        needs_login = (path.startswith("/api/") or path == "/metrics") and path not in OPEN_PATHS
-        if needs_login:
-            check = auth.request_check(request)
-            if check is Check.BLOCKED:
-                return error(TOO_MANY, 429)
-            if check is not Check.OK:
-                return error("not logged in: send Authorization: Bearer <token> or log in first", 401)
-        if not csrf_exempt(request, auth) and not same_origin(request):
-            if auth.request_check(request) is Check.BLOCKED:  # a Bearer guess on /api/login etc.
-                return error(TOO_MANY, 429)
-            return error("cross-origin request refused: Origin (or Referer) must match this host", 403)
-        return None
-
+def _register_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -198,6 +211,10 @@ def _register_guards(app: Flask, found: Services) -> None:
 
 
 def _register_errors(app: Flask, found: Services) -> None:
+    @app.errorhandler(OutOfScope)
+    def out_of_scope(exc: OutOfScope) -> Any:
+        return error(str(exc), 403)
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: RequestEntityTooLarge) -> Any:
         return error(f"the request body is larger than the limit of {found.settings.max_body:,} bytes", 413)

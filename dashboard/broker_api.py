@@ -1,8 +1,10 @@
 """The broker connection under /api/broker (docs/dashboard-api.md "Broker control"): the effective
 settings, a test of other settings, switching to them (or back to the environment's), reconnect.
 
-A password the browser sends is sealed here with CONFIG_SECRET_KEY before it goes on Redis and is
-never stored, logged or echoed; without the key a password is refused with a sentence.
+A password the browser sends is sealed here with CONFIG_SECRET_KEY before it goes on Redis, bound
+to the connection it is meant for (host, port, user name, TLS; absent fields are the live ones the
+bridge published), and is never stored, logged or echoed; without the key a password is refused
+with a sentence. A session may test settings (or switch, which tests first) a few times a minute.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from bridge.contract.protocol import (
     PROBE_TIMEOUT,
     loads_object,
 )
-from bridge.contract.secret_box import NO_KEY, seal_for_command
-from dashboard.api import BadRequest, error, send_command
+from bridge.contract.secret_box import NO_KEY, Binding, connection_binding, seal_for_command
+from dashboard import connection_tests
+from dashboard.api import BadRequest, error, json_object, send_command
 from dashboard.broker_context import current_names
 from dashboard.commands import build_args_command
 from dashboard.extensions import services
@@ -54,12 +57,26 @@ def connection_history() -> Response:
 
 @broker_api.post("/connection/test")
 def test_connection() -> Any:
-    return send_command(build_args_command(CMD_TEST_CONNECTION, _settings_args()), TEST_WAIT)
+    args = _settings_args()
+    too_many = _too_many_tests()
+    if too_many is not None:
+        return too_many
+    return send_command(build_args_command(CMD_TEST_CONNECTION, args), TEST_WAIT)
 
 
 @broker_api.put("/connection")
 def configure() -> Any:
-    return send_command(build_args_command(CMD_CONFIGURE, _settings_args()), CONFIGURE_WAIT)
+    args = _settings_args()
+    too_many = _too_many_tests()
+    if too_many is not None:
+        return too_many
+    return send_command(build_args_command(CMD_CONFIGURE, args), CONFIGURE_WAIT)
+
+
+def _too_many_tests() -> tuple[Response, int] | None:
+    found = services()
+    wait = connection_tests.wait_needed(found.redis, connection_tests.who(found.auth, request))
+    return None if wait is None else error(connection_tests.refusal(wait), 429)
 
 
 @broker_api.delete("/connection")
@@ -74,9 +91,7 @@ def reconnect() -> Any:
 
 def _settings_args() -> dict[str, Any]:
     """The settings a form sent, with the password sealed; absent fields keep the live values."""
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object of broker settings")
+    body = json_object()
     unknown = sorted(set(body) - set(CONNECTION_FIELDS))
     if unknown:
         known = ", ".join(CONNECTION_FIELDS)
@@ -90,10 +105,33 @@ def _settings_args() -> dict[str, Any]:
             box = services().secret_box
             if box is None:
                 raise BadRequest(NO_KEY)
-            args["password"] = seal_for_command(box, password)
+            args["password"] = seal_for_command(box, password, _destination(args))
         else:
             args["password"] = None
     return args
+
+
+def _destination(args: dict[str, Any]) -> Binding:
+    """Where the bridge will send the password: the form's settings, the live ones for the rest
+    (as the bridge fills them in). The bridge opens the password only for that connection."""
+    live = loads_object(services().redis.get(current_names().KEY_CONNECTION)) or {}
+
+    def pick(name: str) -> Any:
+        return args[name] if name in args else live.get(name)
+
+    host, port, username = pick("host"), pick("port"), pick("username")
+    if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
+        raise BadRequest(
+            "host and port must be given with a password (the bridge has not published its live "
+            "connection settings, or the form's are not valid)"
+        )
+    return connection_binding(
+        host,
+        port,
+        username if isinstance(username, str) else None,
+        pick("tls") is True,
+        pick("tls_insecure") is True,
+    )
 
 
 @broker_api.errorhandler(BadRequest)

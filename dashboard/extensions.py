@@ -26,9 +26,13 @@ from dashboard.login_guard import LoginGuard
 from dashboard.metrics import DashboardMetrics
 from dashboard.sessions import SocketSessions
 from dashboard.store import Store
+from dashboard.tenant_accounts import TenantAccounts
+from dashboard.users import UserStore
 
 if TYPE_CHECKING:
+    from dashboard.audit import AuditLog
     from dashboard.relay import Relay
+    from dashboard.tenant_rooms import TenantRooms
 
 EXTENSION = "mqtt_dashboard"
 # The pub/sub connection must notice a silently dead Redis; redis-py pings it when idle this long.
@@ -51,6 +55,10 @@ class Services:
     socket_sessions: SocketSessions
     brokers: Brokers
     routers: BrokerRouters
+    users: UserStore
+    audit: AuditLog
+    tenant_accounts: TenantAccounts
+    tenant_rooms: TenantRooms
     # CONFIG_SECRET_KEY's box: seals passwords before they go to the bridge; None without a key
     secret_box: SecretBox | None = None
 

@@ -22,13 +22,23 @@ WINDOW = 60  # ... within this many seconds
 
 
 class LoginGuard:
-    def __init__(self, client: redis.Redis, limit: int = LIMIT, window: int = WINDOW):
+    """Counts failures per address; with ``prefix=KEY_USER_LOGIN_FAILURES_PREFIX`` per user name
+    instead (a guesser spreading one account's guesses over many addresses is slowed too)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        limit: int = LIMIT,
+        window: int = WINDOW,
+        prefix: str = KEY_LOGIN_FAILURES_PREFIX,
+    ):
         self.redis = client
         self.limit = limit
         self.window = window
+        self.prefix = prefix
 
     def _key(self, address: str | None) -> str:
-        return KEY_LOGIN_FAILURES_PREFIX + (address or "unknown")
+        return self.prefix + (address or "unknown")
 
     def blocked(self, address: str | None) -> bool:
         try:
@@ -48,5 +58,5 @@ class LoginGuard:
             return
         if count == self.limit:
             logger.warning(
-                "%d failed logins from %s; refusing it for up to %d s", count, address, self.window
+                "%d failed logins (%s); refusing more for up to %d s", count, self._key(address), self.window
             )

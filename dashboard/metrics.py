@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bridge.contract.redis_values import REJECTED
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -62,6 +64,12 @@ class DashboardMetrics:
             "1 while this worker's relay is subscribed to Redis",
             registry=self.registry,
         )
+        self.redis_values_rejected = Gauge(
+            "mqtt_dashboard_redis_values_rejected",
+            "values this worker found damaged in Redis (wrong type, out of range) and did not use",
+            registry=self.registry,
+        )
+        self.redis_values_rejected.set_function(lambda: REJECTED.count)
         self.commands = Counter(
             "mqtt_dashboard_commands_total",
             "commands sent to the bridge, by outcome",

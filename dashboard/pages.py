@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,14 @@ from flask import (
 )
 
 from bridge.contract.protocol import UNNAMED_BROKER
+from dashboard.access import current_principal
+from dashboard.audit import outcome_of
 from dashboard.auth import Check
 from dashboard.broker_context import current_broker
+from dashboard.brokers import broker_loss
 from dashboard.extensions import services
 from dashboard.metrics import CONTENT_TYPE
+from dashboard.policy import BOOTSTRAP
 from dashboard.store import bridge_health
 
 pages = Blueprint("pages", __name__)
@@ -53,10 +56,20 @@ def index() -> Any:
             # let that page lock the user's address out; not counting it would make it a free
             # guess. So it is neither checked nor counted.
             return redirect("/?login=unchecked", code=303)
-        if auth.authenticate([token], request.remote_addr) is Check.OK:
+        found = services()
+        check = auth.authenticate([token], request.remote_addr)
+        if check is Check.OK:
             auth.log_in()
-            return redirect("/", code=303)
-        return redirect("/?login=failed", code=303)
+        status = {Check.OK: 200, Check.BLOCKED: 429}.get(check, 401)
+        found.audit.record(
+            "login",
+            BOOTSTRAP if check is Check.OK else None,
+            outcome_of(status),
+            user="(login link)",
+            status=status,
+            address=request.remote_addr,
+        )
+        return redirect("/" if check is Check.OK else "/?login=failed", code=303)
     static = Path(current_app.static_folder or STATIC_DIR)
     if (static / "index.html").is_file():
         response = send_from_directory(static, "index.html", max_age=0)
@@ -88,8 +101,8 @@ def live() -> tuple[Response, int]:
 def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
     """The whole chain's state (Redis, each expected bridge's heartbeat, its broker) and whether it
     is healthy: every broker the dashboard expects (DASHBOARD_BROKERS, else every bridge that ever
-    registered, else the unnamed one) has a live bridge connected to its broker. ``only``: that one
-    broker's report (/api/brokers/<name>/health)."""
+    registered, else the unnamed one) has a live bridge connected to its broker, and no broker is
+    dropping messages. ``only``: that one broker's report (/api/brokers/<name>/health)."""
     found = services()
     redis_ok = found.store.ping()
     reports: dict[str, dict[str, Any]] = {}
@@ -102,9 +115,13 @@ def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
     if not reports:
         names = [only] if only is not None else list(found.settings.brokers or [UNNAMED_BROKER])
         offline = {"connected": None, "broker": None}
-        reports = {n: {"bridge": bridge_health(None, time.time()), "broker": offline} for n in names}
+        reports = {
+            n: {"bridge": bridge_health(None, None), "broker": offline, "loss": broker_loss(None)}
+            for n in names
+        }
     healthy = redis_ok and all(
-        r["bridge"]["online"] and r["broker"]["connected"] is True for r in reports.values()
+        r["bridge"]["online"] and r["broker"]["connected"] is True and not r["loss"]["dropping"]
+        for r in reports.values()
     )
     # The top-level bridge and broker are the first expected broker's (the unnamed one in a
     # single-broker setup, exactly as before); with several, they say whether all are up.
@@ -115,16 +132,41 @@ def health_report(only: str | None = None) -> tuple[dict[str, Any], bool]:
         bridge["online"] = all(r["bridge"]["online"] for r in reports.values())
         connected = [r["broker"]["connected"] for r in reports.values()]
         broker["connected"] = all(c is True for c in connected) if None not in connected else None
+    broker["dropping"] = any(r["loss"]["dropping"] for r in reports.values())
     body = {
         "status": "ok" if healthy else "degraded",
+        "problems": _problems(redis_ok, reports),
         "worker": os.getpid(),
         "redis": redis_ok,
         "bridge": bridge,
         "broker": broker,
-        "brokers": {n: {"bridge": r["bridge"], "broker": r["broker"]} for n, r in reports.items()},
+        "brokers": {
+            n: {"bridge": r["bridge"], "broker": r["broker"], "loss": r["loss"]} for n, r in reports.items()
+        },
         "socket_clients": found.routers.client_count,
     }
     return body, healthy
+
+
+def _problems(redis_ok: bool, reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Why the chain is degraded, one sentence per problem (empty when it is healthy)."""
+    if not redis_ok:
+        return [f"Redis at {services().settings.redis.where} is not reachable"]
+    found = []
+    for name, report in reports.items():
+        bridge, loss = report["bridge"], report["loss"]
+        if bridge.get("problem"):
+            found.append(f"{name}: the bridge's heartbeat cannot be read: {bridge['problem']}")
+        elif not bridge["online"]:
+            found.append(f"{name}: the bridge is offline (no fresh heartbeat)")
+        elif report["broker"]["connected"] is not True:
+            found.append(f"{name}: the bridge is not connected to its broker")
+        if loss["dropping"]:
+            found.append(
+                f"{name}: the broker is dropping messages ({loss['last_minute'] or 0:,} in the last "
+                "minute): a subscriber's queue, perhaps the bridge's, is full; see docs/operations.md"
+            )
+    return found
 
 
 @pages.get("/health")
@@ -137,10 +179,14 @@ def health() -> tuple[Response, int]:
         "worker": body["worker"],
         "redis": body["redis"],
         "bridge": {"online": body["bridge"]["online"], **_leader_flag(body["bridge"])},
-        "broker": {"connected": body["broker"]["connected"]},
-        # per broker, the same two yes/no answers (the names are the operators' own labels)
+        "broker": {"connected": body["broker"]["connected"], "dropping": body["broker"]["dropping"]},
+        # per broker, the same yes/no answers (the names are the operators' own labels)
         "brokers": {
-            name: {"online": b["bridge"]["online"], "connected": b["broker"]["connected"]}
+            name: {
+                "online": b["bridge"]["online"],
+                "connected": b["broker"]["connected"],
+                "dropping": b["loss"]["dropping"],
+            }
             for name, b in body["brokers"].items()
         },
     }
@@ -171,9 +217,18 @@ def broker_health() -> tuple[Response, int]:
 
 @pages.get("/api/brokers")
 def brokers_overview() -> Response:
-    """The broker switcher's list and the "all brokers" overview (login required)."""
+    """The broker switcher's list and the "all brokers" overview (login required). A user held
+    to one broker sees that one only; a tenant user only whether it is up (its rates and client
+    counts are the broker's, not the tenant's)."""
     found = services()
-    return jsonify(brokers=found.brokers.overview(), expected=found.brokers.expected())
+    rows, expected = found.brokers.overview(), found.brokers.expected()
+    principal = current_principal()
+    if principal is not None and principal.broker is not None:
+        rows = [row for row in rows if row["name"] == principal.broker]
+        expected = [name for name in expected if name == principal.broker]
+    if principal is not None and principal.tenant is not None:
+        rows = [{key: row[key] for key in ("name", "online", "connected", "expected")} for row in rows]
+    return jsonify(brokers=rows, expected=expected)
 
 
 @pages.get("/metrics")

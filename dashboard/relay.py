@@ -39,6 +39,7 @@ from dashboard.backlog import SocketBacklog
 from dashboard.frames import BrokerRouters, FrameRouter, broker_room
 from dashboard.metrics import DashboardMetrics
 from dashboard.store import Store, bridge_health
+from dashboard.tenant_rooms import TenantRooms
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Relay:
         backlog: Callable[[str], int] | None = None,
         on_session_revoked: Callable[[str], Any] | None = None,
         routers: BrokerRouters | None = None,
+        tenant_rooms: TenantRooms | None = None,
     ):
         self.socketio = socketio
         self.redis = client
@@ -90,6 +92,8 @@ class Relay:
         self.client_buffer = client_buffer
         self.backlog = backlog or SocketBacklog(socketio)
         self.on_session_revoked = on_session_revoked
+        self.on_user_revoked: Callable[[str], Any] | None = None
+        self.tenant_rooms = tenant_rooms  # tenant users' sockets get their cut of every event
         self._pid: int | None = None
         self._stopped = False
         self._last_online: dict[str, bool] = {}
@@ -149,7 +153,7 @@ class Relay:
                         self.backoff.cap,
                     )
                     for broker in self.routers.brokers_watched():
-                        self._send_health(broker, bridge_health(None, time.time()) | {"redis": False})
+                        self._send_health(broker, bridge_health(None, None) | {"redis": False})
                 self._sleep(self.backoff.next_delay())
             except Exception:
                 # A bug must not end relaying for good: log it with its traceback, start over.
@@ -192,9 +196,11 @@ class Relay:
             self._invalid(channel, data)
             return
         if channel == CHANNEL_SESSION_REVOKED:
-            key = message.get("session")
+            key, user = message.get("session"), message.get("user")
             if isinstance(key, str) and self.on_session_revoked is not None:
                 self.on_session_revoked(key)
+            if isinstance(user, str) and self.on_user_revoked is not None:
+                self.on_user_revoked(user)
             return
         found = broker_of_channel(channel) if isinstance(channel, str) else None
         if found is None:
@@ -208,6 +214,8 @@ class Relay:
         event = EVENTS.get(unnamed)
         if event is not None:
             self.socketio.emit(event, message, to=broker_room(broker))
+            if self.tenant_rooms is not None:
+                self.tenant_rooms.emit(event, message, broker)
 
     def flush(self) -> None:
         """Send each filter's waiting messages as one frame to its room, except to clients that
@@ -249,7 +257,12 @@ class Relay:
         room on a change of state, or when it is due."""
         for broker in self.routers.brokers_watched():
             store = self.store if broker == UNNAMED_BROKER else Store(self.redis, names_for(broker))
-            health = store.bridge_health(time.time())
+            try:
+                health = store.bridge_health()
+            except redis.ResponseError as exc:
+                # One broker's damaged keys: that broker is unreadable; the relay, and every
+                # other broker's viewers, carry on (it once restarted twice a second instead).
+                health = bridge_health(None, None, problem=f"its keys in Redis cannot be read ({exc})")
             last = self._last_online.get(broker)
             due = time.monotonic() - self._last_health_sent.get(broker, float("-inf")) >= HEALTH_EVERY
             if due or health["online"] != last:
@@ -262,6 +275,8 @@ class Relay:
         self._last_online[broker] = health["online"]
         self._last_health_sent[broker] = time.monotonic()
         self.socketio.emit("bridge_health", health, to=broker_room(broker))
+        if self.tenant_rooms is not None:
+            self.tenant_rooms.emit("bridge_health", health, broker)
 
     def _invalid(self, channel: Any, data: Any) -> None:
         self.metrics.relay_invalid.inc()

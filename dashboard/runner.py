@@ -78,14 +78,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="mqtt-dashboard",
         description="Run the MQTT dashboard under Gunicorn with gevent workers. "
         "Further arguments are passed to Gunicorn.",
-        epilog="Environment variables (plus the bridge's REDIS_*):\n" + "\n".join(lines),
+        epilog="Users and roles: mqtt-dashboard users --help\n\n"
+        "Environment variables (plus the bridge's REDIS_*):\n" + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    _, extra = _parser().parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     environ = dict(os.environ if environ is None else environ)
+    if argv[:1] == ["users"]:
+        # Imported here: the users command talks to Redis and never starts Gunicorn.
+        from dashboard.users_cli import main as users_main
+
+        return users_main(argv[1:], environ)
+    _, extra = _parser().parse_known_args(argv)
     try:
         settings = DashboardSettings.from_env(environ)
         token = ensure_login_token(environ)  # once, here: every worker inherits the same one

@@ -1,7 +1,9 @@
 """Reads of the bridge's Redis data: latest snapshots, heartbeat, history, subscriptions.
 
 Shared by the REST API, the Socket.IO snapshot and the relay, so all three read the contract
-the same way. Every name comes from ``bridge.contract.protocol``.
+the same way. Every name comes from ``bridge.contract.protocol``. What a bridge wrote is checked
+before it is shown (bridge/contract/redis_values.py): a damaged heartbeat or state key makes
+that one broker "unreadable", with the reason, and never an error page for every broker.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import redis
 
+from bridge.contract.heartbeats import read_heartbeat
 from bridge.contract.protocol import (
     HEARTBEAT_TTL,
     HISTORY_FIELD,
@@ -26,6 +29,7 @@ from bridge.contract.protocol import (
     per_broker_name,
     topic_matches,
 )
+from bridge.contract.redis_values import REJECTED, count, short_text, unix_time
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +47,7 @@ _CHUNK = 500
 SCAN_LIMIT = 50_000
 
 
-# What the dashboard shows of each bridge-group member (its record has more).
-MEMBER_FIELDS = (
-    "member",
-    "leader",
-    "alive",
-    "connected",
-    "pid",
-    "host",
-    "started_at",
-    "timestamp",
-    "died_at",
-)
+# The counters the dashboard shows of each bridge-group member (its record has more).
 MEMBER_COUNTERS = ("received", "forwarded", "dropped", "queue_depth")
 
 
@@ -63,24 +56,39 @@ def group_members(raw: dict[Any, Any]) -> list[dict[str, Any]]:
     members = []
     for value in raw.values():
         record = loads_object(value)
-        if record is None or not isinstance(record.get("member"), str):
+        if record is None or short_text(record.get("member")) is None:
             continue
         found = record.get("counters")
         counters: dict[str, Any] = found if isinstance(found, dict) else {}
-        shown = {k: record.get(k) for k in MEMBER_FIELDS}
-        shown["counters"] = {k: counters.get(k) for k in MEMBER_COUNTERS if isinstance(counters.get(k), int)}
-        lost = record.get("estimated_lost")
-        shown["estimated_lost"] = lost if isinstance(lost, int) else None
+        shown = {
+            "member": record["member"],
+            "leader": record.get("leader") is True,
+            "alive": record.get("alive") is not False,
+            "connected": record.get("connected") if isinstance(record.get("connected"), bool) else None,
+            "pid": count(record.get("pid")),
+            "host": short_text(record.get("host")),
+            **{k: unix_time(record.get(k)) for k in ("started_at", "timestamp", "died_at")},
+        }
+        shown["counters"] = {k: v for k in MEMBER_COUNTERS if (v := count(counters.get(k))) is not None}
+        shown["estimated_lost"] = count(record.get("estimated_lost"))
         members.append(shown)
     return sorted(members, key=lambda m: (not m["leader"], m["member"]))
 
 
 def bridge_health(
-    heartbeat: dict[str, Any] | None, now: float, members: list[dict[str, Any]] | None = None
+    heartbeat: dict[str, Any] | None,
+    age: float | None,
+    members: list[dict[str, Any]] | None = None,
+    problem: str | None = None,
 ) -> dict[str, Any]:
-    """The ``bridge_health`` event (and /health's ``bridge``) from the heartbeat, if any."""
+    """The ``bridge_health`` event (and /health's ``bridge``) from the heartbeat, if any.
+
+    ``age`` is the heartbeat's age by Redis's clock (bridge/contract/heartbeats.py), never by
+    this host's: a bridge whose clock is off is judged by when it wrote, not by what it wrote.
+    ``problem``: the heartbeat is there but cannot be read; the bridge's state is unknown, which
+    /health must not count as online, and the page says why."""
     if heartbeat is None:
-        return {
+        health: dict[str, Any] = {
             "online": False,
             "heartbeat_age": None,
             "pid": None,
@@ -89,31 +97,34 @@ def bridge_health(
             "broker": None,
             "counters": {},
         }
-    stamp = heartbeat.get("timestamp")
-    age = None
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        age = round(max(0.0, now - stamp), 3)  # a clock a little ahead must not look negative
+        return health | {"problem": problem} if problem else health
     counters = heartbeat.get("counters")
     return {
-        # The key expires after its TTL, so being there already means fairly fresh; the age
-        # catches a bridge whose clock or refresh loop has stalled.
-        "online": age is None or age <= HEARTBEAT_TTL,
+        "online": problem is None and age is not None and age <= HEARTBEAT_TTL,
         "heartbeat_age": age,
-        "pid": heartbeat.get("pid"),
-        "version": heartbeat.get("version"),
-        "started_at": heartbeat.get("started_at"),
-        "broker": heartbeat.get("broker"),
-        "counters": counters if isinstance(counters, dict) else {},
+        "pid": count(heartbeat.get("pid")),
+        "version": short_text(heartbeat.get("version"), 64),
+        "started_at": unix_time(heartbeat.get("started_at")),
+        "broker": short_text(heartbeat.get("broker"), 300),
+        "counters": _counters(counters) if isinstance(counters, dict) else {},
+        **({"problem": problem} if problem else {}),
         **_group(heartbeat, members),
+    }
+
+
+def _counters(found: dict[str, Any]) -> dict[str, int]:
+    """The counters that are counts; anything else a heartbeat holds is left out."""
+    return {
+        name: value for name, raw in found.items() if len(name) <= 64 and (value := count(raw)) is not None
     }
 
 
 def _group(heartbeat: dict[str, Any], members: list[dict[str, Any]] | None) -> dict[str, Any]:
     """A bridge group's heartbeat (the leader's) names the group: add who is in it."""
-    name = heartbeat.get("group")
-    if not isinstance(name, str):
+    name = short_text(heartbeat.get("group"))
+    if name is None:
         return {}  # a single bridge: as before
-    return {"group": {"name": name, "leader": heartbeat.get("leader"), "members": members or []}}
+    return {"group": {"name": name, "leader": short_text(heartbeat.get("leader")), "members": members or []}}
 
 
 def history_message(entry_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,19 +175,30 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for key in self._latest.values():
             pipe.get(key)
-        values = pipe.execute()
-        return {name: loads_object(raw) for name, raw in zip(LATEST, values, strict=True)}
+        values = pipe.execute(raise_on_error=False)
+        latest = {}
+        for (name, key), raw in zip(self._latest.items(), values, strict=True):
+            if isinstance(raw, redis.ResponseError):  # a key of another kind: as if absent
+                REJECTED.report(key, "holds something other than a string")
+                raw = None
+            latest[name] = loads_object(raw)
+        return latest
 
     def heartbeat(self) -> dict[str, Any] | None:
-        return loads_object(self.redis.get(self.names.KEY_HEARTBEAT))
+        return read_heartbeat(self.redis, self.names.KEY_HEARTBEAT).body
 
-    def bridge_health(self, now: float) -> dict[str, Any]:
+    def bridge_health(self) -> dict[str, Any]:
         """``bridge_health`` from the heartbeat, with a bridge group's members when there is one."""
-        heartbeat = self.heartbeat()
+        heartbeat = read_heartbeat(self.redis, self.names.KEY_HEARTBEAT)
+        if heartbeat.problem:
+            REJECTED.report(self.names.KEY_HEARTBEAT, heartbeat.problem)
         members = None
-        if heartbeat is not None and "group" in heartbeat:
-            members = group_members(self.redis.hgetall(self.names.KEY_MEMBERS))
-        return bridge_health(heartbeat, now, members)
+        if heartbeat.body is not None and "group" in heartbeat.body:
+            try:
+                members = group_members(self.redis.hgetall(self.names.KEY_MEMBERS))
+            except redis.ResponseError:  # a key of another kind: the list stays empty
+                REJECTED.report(self.names.KEY_MEMBERS, "holds something other than a hash")
+        return bridge_health(heartbeat.body, heartbeat.age, members, heartbeat.problem)
 
     # --- history ---------------------------------------------------------------------------
     def recent(self, count: int) -> list[dict[str, Any]]:

@@ -26,8 +26,9 @@ from bridge.contract.protocol import (
     decode_payload,
     dumps,
     loads_object,
-    validate_topic_name,
+    validate_publish_topic,
 )
+from dashboard.access import check_command_scope, current_scope
 from dashboard.api import error
 from dashboard.broker_context import current_names
 from dashboard.commands import NoAnswer, build_command, round_trip
@@ -42,6 +43,7 @@ HISTORY_MAX = 50  # the last N publishes kept
 NAME_MAX = 100
 TEMPLATE_PAYLOAD_MAX = 256 * 1024
 HISTORY_PAYLOAD_MAX = 16 * 1024  # a larger payload is recorded by its size only
+HISTORY_PROPERTIES_MAX = 16 * 1024  # properties (as JSON) larger than this are recorded by size only
 # POST /api/publish and POST /api/brokers/<name>/publish (app.py registers the API twice)
 PUBLISH_ENDPOINTS = ("api.publish", "broker_api.publish")
 
@@ -56,7 +58,7 @@ def _template_from(body: dict[str, Any], now: float, existing: dict[str, Any] | 
         raise TemplateError("name is missing: give the template a name")
     if len(name) > NAME_MAX:
         raise TemplateError(f"name is longer than {NAME_MAX} characters")
-    topic = validate_topic_name(body.get("topic"))  # InvalidCommand: the bridge's own words
+    topic = validate_publish_topic(body.get("topic"))  # InvalidCommand: the bridge's own words
     payload = body.get("payload", "")
     if payload is None:
         payload = ""
@@ -91,12 +93,25 @@ def _template_from(body: dict[str, Any], now: float, existing: dict[str, Any] | 
 
 def _all_templates() -> list[dict[str, Any]]:
     raw = services().redis.hgetall(KEY_PUBLISH_TEMPLATES)
-    found = [t for t in (loads_object(v) for v in raw.values()) if t is not None]
+    found = [t for t in (loads_object(v) for v in raw.values()) if t is not None and _in_scope(t)]
     return sorted(found, key=lambda t: (str(t.get("name", "")).casefold(), str(t.get("id"))))
 
 
 def _template(template_id: str) -> dict[str, Any] | None:
-    return loads_object(services().redis.hget(KEY_PUBLISH_TEMPLATES, template_id))
+    """The template, if there is one this user may see (a tenant user: one for their topics)."""
+    template = loads_object(services().redis.hget(KEY_PUBLISH_TEMPLATES, template_id))
+    return template if template is not None and _in_scope(template) else None
+
+
+def _in_scope(template: dict[str, Any]) -> bool:
+    scope = current_scope()
+    return scope is None or scope.allows_topic(template.get("topic"))
+
+
+def _check_scope(template: dict[str, Any]) -> None:
+    scope = current_scope()
+    if scope is not None:
+        scope.check_topic(template["topic"], "save templates")
 
 
 def _body() -> dict[str, Any]:
@@ -120,6 +135,7 @@ def create_template() -> Any:
     if client.hlen(KEY_PUBLISH_TEMPLATES) >= TEMPLATES_MAX:
         raise TemplateError(f"there are already {TEMPLATES_MAX} templates: delete one first")
     template = _template_from(_body(), time.time(), None)
+    _check_scope(template)
     client.hset(KEY_PUBLISH_TEMPLATES, template["id"], dumps(template))
     return jsonify(template), 201
 
@@ -130,13 +146,14 @@ def update_template(template_id: str) -> Any:
     if existing is None:
         return error(f"no template {template_id!r}", 404)
     template = _template_from(_body(), time.time(), existing)
+    _check_scope(template)
     services().redis.hset(KEY_PUBLISH_TEMPLATES, template_id, dumps(template))
     return jsonify(template)
 
 
 @templates_api.delete("/templates/<template_id>")
 def delete_template(template_id: str) -> Any:
-    if not services().redis.hdel(KEY_PUBLISH_TEMPLATES, template_id):
+    if _template(template_id) is None or not services().redis.hdel(KEY_PUBLISH_TEMPLATES, template_id):
         return error(f"no template {template_id!r}", 404)
     return jsonify(deleted=template_id)
 
@@ -158,6 +175,7 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
         body = build_command(CMD_PUBLISH, fields)
     except InvalidCommand as exc:
         return {"ok": False, "error": str(exc)}, 400
+    check_command_scope(body)
     try:
         result = round_trip(found.redis, body, found.settings.command_timeout, current_names())
     except NoAnswer as exc:
@@ -174,7 +192,11 @@ def _publish(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @templates_api.get("/history")
 def publish_history() -> Response:
     raw = services().redis.lrange(current_names().KEY_PUBLISH_HISTORY, 0, HISTORY_MAX - 1)
-    return jsonify(publishes=[e for e in (loads_object(r) for r in raw) if e is not None], limit=HISTORY_MAX)
+    scope = current_scope()
+    found = [e for e in (loads_object(r) for r in raw) if e is not None]
+    if scope is not None:
+        found = [e for e in found if scope.allows_topic(e.get("topic"))]
+    return jsonify(publishes=found, limit=HISTORY_MAX)
 
 
 @templates_api.delete("/history")
@@ -196,7 +218,7 @@ def _record(fields: dict[str, Any], answer: Any, status: int, template_name: str
         "encoding": fields.get("encoding", ENCODING_UTF8) if fields.get("encoding") in ENCODINGS else None,
         "qos": qos if qos in (0, 1, 2) and not isinstance(qos, bool) else None,
         "retain": retain if isinstance(retain, bool) else None,
-        "properties": fields.get("properties") if isinstance(fields.get("properties"), dict) else {},
+        **_recorded_properties(fields.get("properties")),
         "template": template_name,
         "ok": status == 200 and isinstance(answer, dict) and answer.get("ok") is True,
         "status": status,
@@ -207,6 +229,17 @@ def _record(fields: dict[str, Any], answer: Any, status: int, template_name: str
     pipe.lpush(key, dumps(entry))
     pipe.ltrim(key, 0, HISTORY_MAX - 1)
     pipe.execute()
+
+
+def _recorded_properties(properties: Any) -> dict[str, Any]:
+    """``properties`` as the history keeps them: whole up to HISTORY_PROPERTIES_MAX bytes of JSON,
+    else only their size, like a large payload (a refused publish may carry megabytes of them)."""
+    if not isinstance(properties, dict):
+        return {"properties": {}}
+    size = len(dumps(properties).encode("utf-8"))
+    if size > HISTORY_PROPERTIES_MAX:
+        return {"properties": None, "properties_bytes": size}
+    return {"properties": properties}
 
 
 @templates_api.after_app_request

@@ -19,12 +19,13 @@ from typing import Any
 from bridge.contract.errors import InvalidCommand
 
 TENANT_MARK = "tenant:"
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+# Matched whole (fullmatch): "$" would also match before a trailing newline.
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
 def check_tenant_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidCommand(
             "a tenant name is 1-63 lower-case letters, digits, - or _, starting with a letter or digit "
             "(it becomes a topic level)"
@@ -33,7 +34,7 @@ def check_tenant_name(name: Any) -> str:
 
 
 def check_username(name: Any) -> str:
-    if not isinstance(name, str) or not USERNAME.match(name):
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
         raise InvalidCommand(
             "an account name is 1-128 letters, digits, ., @, - or _, starting with a letter or digit"
         )
@@ -82,11 +83,36 @@ def add_account(tenant: str, username: str, sealed_password: dict[str, str]) -> 
 
 
 def delete_tenant(tenant: str, usernames: list[str]) -> list[dict[str, Any]]:
+    """Accounts first, then the group, then the role; each step may find its object already
+    gone (a tenant half made, or half deleted, when a bridge died), which is not an error."""
     return [{"command": "deleteClient", "username": u} for u in usernames] + undo_create_tenant(tenant)
 
 
 LIST_GROUPS = {"command": "listGroups"}
+LIST_ROLES = {"command": "listRoles"}
 LIST_CLIENTS = {"command": "listClients", "verbose": True}
+# The plugin's words (mosquitto 2.0 and 2.1) for what a resumed create or a repeated delete meets.
+ROLE_EXISTS = "Role already exists"
+ROLE_NOT_FOUND = "Role not found"
+GROUP_NOT_FOUND = "Group not found"
+CLIENT_NOT_FOUND = "Client not found"
+
+
+def get_client(username: str) -> dict[str, Any]:
+    return {"command": "getClient", "username": username}
+
+
+def in_tenant(client_data: Any, tenant: str) -> bool:
+    """Whether a ``getClient`` answer's account is in ``tenant``'s group."""
+    client = client_data.get("client") if isinstance(client_data, dict) else None
+    groups = client.get("groups") if isinstance(client, dict) else None
+    return any(isinstance(g, dict) and g.get("groupname") == object_name(tenant) for g in groups or [])
+
+
+def names_in(listing: Any, field: str) -> list[str]:
+    """The names in a non-verbose ``listGroups``/``listRoles`` answer's ``data``."""
+    found = listing.get(field) if isinstance(listing, dict) else None
+    return [n for n in found or [] if isinstance(n, str)]
 
 
 def tenants_from(groups_data: Any, clients_data: Any, prefix: str) -> list[dict[str, Any]]:

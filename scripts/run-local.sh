@@ -135,7 +135,9 @@ if $need_frontend; then
         "(found: $(node --version 2>/dev/null || echo none)). Debian 12 and Ubuntu 24.04 ship older" \
         "versions: install a current Node.js (nodejs.org, NodeSource or nvm) and run this again."
     say "building the frontend into dashboard/static (first run only)"
-    (cd frontend && npm ci --no-audit --no-fund && npm run build)
+    # Only what building needs (make test installs the test tools and runs the type check).
+    (cd frontend && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null) \
+        || die "building the frontend failed (see above)"
 fi
 
 # --- 4. The runtime folder ------------------------------------------------------------------------
@@ -163,11 +165,15 @@ render_conf() {
     mkdir -p "$data"
     local source=mosquitto/mosquitto.conf extra=()
     if ((n == 1)); then source=$source_conf extra=(${dynsec_args[@]+"${dynsec_args[@]}"}); fi
+    # Loopback only. A websockets listener ignores the address of its listener line in mosquitto
+    # 2.0 (libwebsockets binds every interface, IPv4 and IPv6) unless it is told to use IPv4 only:
+    # "socket_domain ipv4" makes it bind 127.0.0.1 (checked with ss; bind_interface is ignored
+    # there). An anonymous broker must never be reachable from the network.
     sed -e "s|^listener 1883\$|listener $mqtt 127.0.0.1|" \
-        -e "s|^listener 9001\$|listener $ws 127.0.0.1|" \
+        -e "s|^listener 9001\$|listener $ws 127.0.0.1\nsocket_domain ipv4|" \
         -e "s|^persistence_location .*\$|persistence_location $data|" \
         ${extra[@]+"${extra[@]}"} "$source" >"$conf"
-    for line in "listener $mqtt 127.0.0.1" "listener $ws 127.0.0.1" "persistence_location $data"; do
+    for line in "listener $mqtt 127.0.0.1" "listener $ws 127.0.0.1" "socket_domain ipv4" "persistence_location $data"; do
         grep -qxF "$line" "$conf" || die "mosquitto/mosquitto.conf has lost a line this script rewrites" \
             "(listener 1883, listener 9001, persistence_location): cannot render '$line'"
     done
@@ -230,14 +236,10 @@ stopping=false
 
 # Each program runs in its own session and process group (setsid), so Ctrl-C reaches only this
 # script, which then stops the programs in order, whole groups (Gunicorn's workers included).
-start() {  # start NAME LOGFILE|- COMMAND...
+start() {  # start NAME LOGFILE COMMAND...
     local name=$1 log=$2
     shift 2
-    if [[ "$log" == - ]]; then
-        setsid "$@" &
-    else
-        setsid "$@" >>"$log" 2>&1 &
-    fi
+    setsid "$@" >>"$log" 2>&1 &
     pids+=("$!")
     names+=("$name")
 }
@@ -279,8 +281,8 @@ wait_port() {  # wait_port NAME PORT LOG : until something listens, or fail if N
     local name=$1 port=$2 log=$3 deadline=$((SECONDS + 30)) pid=${pids[-1]}
     until port_busy "$port"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            [[ "$log" == - ]] || tail -n 20 "$log" >&2
-            die "$name exited while starting${log:+ (log: $log)}"
+            tail -n 20 "$log" >&2
+            die "$name exited while starting (log: $log)"
         fi
         ((SECONDS < deadline)) || die "$name did not open port $port within 30 s (log: $log)"
         sleep 0.1
@@ -311,15 +313,16 @@ for ((n = 2; n <= RUN_BROKERS; n++)); do
     say "broker-$n: mosquitto on 127.0.0.1:$((MQTT_PORT + n - 1)) (websockets :$((WS_PORT + n - 1)))"
 done
 
-# The bridge and the dashboard log to this terminal.
-start bridge - "$VENV/bin/mqtt-redis-bridge"
+# Every program logs to its own file, so this terminal shows what a person needs: where things
+# are, and the address to open.
+start bridge "$logs/bridge.log" "$VENV/bin/mqtt-redis-bridge"
 # Broker N's bridge: its own name (so its channels and keys are its own), port and client id.
 for ((n = 2; n <= RUN_BROKERS; n++)); do
-    start "bridge-$n" - env BRIDGE_NAME="broker-$n" MQTT_BROKER_PORT="$((MQTT_PORT + n - 1))" \
+    start "bridge-$n" "$logs/bridge-$n.log" env BRIDGE_NAME="broker-$n" MQTT_BROKER_PORT="$((MQTT_PORT + n - 1))" \
         MQTT_CLIENT_ID="mqtt-bridge-service-$n" "$VENV/bin/mqtt-redis-bridge"
 done
-start dashboard - "$VENV/bin/mqtt-dashboard"
-wait_port dashboard "$DASHBOARD_PORT" -
+start dashboard "$logs/dashboard.log" "$VENV/bin/mqtt-dashboard"
+wait_port dashboard "$DASHBOARD_PORT" "$logs/dashboard.log"
 if [[ "${RUN_DEMO:-1}" != 0 ]]; then
     start demo "$logs/demo.log" "$VENV/bin/mqtt-redis-bridge" demo
     for ((n = 2; n <= RUN_BROKERS; n++)); do
@@ -332,11 +335,13 @@ url="http://127.0.0.1:$DASHBOARD_PORT/"
 if [[ -n "${DASHBOARD_TOKEN:-}" ]]; then
     url="${url}?token=$DASHBOARD_TOKEN"
 fi
+say "logs: $logs/ (bridge.log, dashboard.log, mosquitto.log, redis.log, demo.log)"
+((RUN_BROKERS == 1)) || say "$RUN_BROKERS brokers: pick one with the Broker switcher at the top of the page"
+[[ -n "${DASHBOARD_TOKEN:-}" || -z "${DASHBOARD_PASSWORD:-}" ]] || say "log in with DASHBOARD_PASSWORD"
+say "Ctrl-C stops everything"
+# The address last, on its own: the one line a person needs.
 echo
 say "dashboard: $url"
-[[ -n "${DASHBOARD_TOKEN:-}" || -z "${DASHBOARD_PASSWORD:-}" ]] || say "log in with DASHBOARD_PASSWORD"
-((RUN_BROKERS == 1)) || say "$RUN_BROKERS brokers: pick one with the Broker switcher at the top of the page"
-say "Ctrl-C stops everything"
 echo
 
 # Any program ending on its own ends the run: better to stop loudly than to half-work.
@@ -344,7 +349,8 @@ status=0
 wait -n || status=$?
 for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-        say "${names[$i]} exited (status $status); stopping the rest"
+        say "${names[$i]} exited (status $status); stopping the rest. The end of its log:"
+        tail -n 20 "$logs/${names[$i]}.log" >&2 2>/dev/null || true
         break
     fi
 done

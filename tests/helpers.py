@@ -211,7 +211,8 @@ def render_mosquitto_conf(
     """
     replacements = {
         "listener 1883": f"listener {mqtt_port} 127.0.0.1",
-        "listener 9001": f"listener {ws_port} 127.0.0.1",
+        # socket_domain: else mosquitto 2.0's websockets listener binds every interface (run-local.sh)
+        "listener 9001": f"listener {ws_port} 127.0.0.1\nsocket_domain ipv4",
         r"persistence_location \S+": f"persistence_location {data_dir}/",
     }
     for directive, path in (paths or {}).items():

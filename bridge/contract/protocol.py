@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.contract.errors import InvalidCommand
+from bridge.contract.redis_values import unix_time
 
 CONTRACT_VERSION = 1
 
@@ -78,6 +79,16 @@ KEY_SUBSCRIPTION_STATS_MEMBERS = "mqtt:subscriptions:stats:members"
 KEY_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:login-failures:"
 # + a hash of the session id: one dashboard login, with a TTL; deleting it logs that session out
 KEY_DASHBOARD_SESSION_PREFIX = "mqtt:dashboard:session:"
+# + a hash of who asked (session, token or address): connection tests in the current minute
+KEY_CONNECTION_TESTS_PREFIX = "mqtt:dashboard:connection-tests:"
+# + a user name: failed dashboard logins as that user, from any address, with a TTL
+KEY_USER_LOGIN_FAILURES_PREFIX = "mqtt:dashboard:user-login-failures:"
+# hash: user name -> JSON {username, role, tenant, broker, disabled, password (scrypt hash), stamp, …}
+KEY_DASHBOARD_USERS = "mqtt:dashboard:users"
+# stream: the audit trail (who did what, when), trimmed to about AUDIT_MAXLEN entries
+KEY_AUDIT = "mqtt:dashboard:audit"
+# JSON {tenant: [account user names]} as the broker's dynamic security last listed them, with a TTL
+KEY_TENANT_ACCOUNTS = "mqtt:dashboard:tenant-accounts"
 
 LATEST_KEY = {
     CHANNEL_STATS: KEY_STATS_LATEST,
@@ -177,6 +188,8 @@ CONNECTION_FIELDS = (
     "keepalive",
 )
 CONNECTION_HISTORY_MAX = 50  # switches kept in KEY_CONNECTION_HISTORY
+# A command_result's ``outcome`` when it failed but may have taken effect all the same.
+OUTCOME_UNKNOWN = "unknown"
 # The broker's control topics (dynamic security): never forwarded to Redis, since a request may
 # carry a password in clear.
 CONTROL_PREFIX = "$CONTROL/"
@@ -284,6 +297,20 @@ def validate_topic_name(topic: object) -> str:
     return topic
 
 
+def validate_publish_topic(topic: object) -> str:
+    """A topic a command may publish to (cmd_publish, the dashboard, a template): a topic name that
+    does not start with '$'. Such topics are the broker's: $SYS its statistics, $CONTROL its
+    administration (a publish there would bypass cmd_dynsec's checks)."""
+    topic = validate_topic_name(topic)
+    if topic.startswith("$"):
+        raise InvalidCommand(
+            f"topic {_show(topic)} starts with '$': topics starting with '$' belong to the broker "
+            "($SYS for its statistics, $CONTROL for its administration), so the bridge does not "
+            "publish to them on anyone's behalf"
+        )
+    return topic
+
+
 def validate_topic_filter(topic_filter: object) -> str:
     """A subscription filter: '+' fills a whole level, '#' a whole last level."""
     topic_filter = _topic_text(topic_filter, "topic filter")
@@ -376,9 +403,15 @@ class Command:
         if self.type not in COMMAND_TYPES:
             raise InvalidCommand(f"unknown command type {self.type!r}")
         if self.type == CMD_PUBLISH:
-            validate_topic_name(self.topic)
+            validate_publish_topic(self.topic)
         elif self.type in FILTER_COMMANDS:
             validate_topic_filter(self.topic)
+        if self.type == CMD_CLEAR_RETAINED and self.topic.startswith("$"):
+            # A clear publishes an empty retained message: the same rule as for a publish.
+            raise InvalidCommand(
+                f"topic filter {_show(self.topic)} starts with '$': retained messages on the broker's "
+                "own topics ($SYS, $CONTROL) are not the bridge's to clear"
+            )
         if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
             raise InvalidCommand("qos must be 0, 1 or 2")
         if len(self.payload) > MAX_PAYLOAD_BYTES:
@@ -512,12 +545,17 @@ def command_result(
     ok: bool,
     error: str | None,
     result: Mapping[str, Any] | None = None,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     """The answer to one command. A command that returns data puts it in ``result`` (an object,
-    documented per command in docs/channels.md); absent when it returns none."""
+    documented per command in docs/channels.md); absent when it returns none. ``outcome`` is
+    OUTCOME_UNKNOWN for a failed command that may have taken effect all the same (a publish sent
+    but never acknowledged); absent otherwise, where ``ok: false`` means it did not."""
     answer = envelope(TYPE_RESULT, id=command_id, command=command, ok=ok, error=None if ok else error)
     if result is not None:
         answer["result"] = dict(result)
+    if outcome is not None and not ok:
+        answer["outcome"] = outcome
     return answer
 
 
@@ -538,7 +576,8 @@ def parse_subscription_record(raw: bytes | str) -> dict[str, Any]:
     created = record.get("created_at")
     return {
         "qos": qos if qos in (0, 1, 2) and not isinstance(qos, bool) else 0,
-        "created_at": created if isinstance(created, int | float) else None,
+        # a time, or none: a huge or infinite number would end up in JSON no browser can parse
+        "created_at": unix_time(created),
     }
 
 
@@ -572,14 +611,18 @@ UNNAMED_BROKER = "default"
 BRIDGE_NAME_MAX = 32
 _BRIDGE_NAME = re.compile(r"[a-z0-9-]{1,32}")
 # Names that belong to the dashboard (or to every broker at once), never to one bridge: its
-# logins and sessions, the registry itself, and the publish templates (a template is a saved
-# topic and payload, worth running on any broker; the publish history records what went to one
-# broker, so it is per broker).
+# logins, users, sessions and audit trail, the registry itself, and the publish templates (a
+# template is a saved topic and payload, worth running on any broker; the publish history records
+# what went to one broker, so it is per broker, as is the list of a broker's tenant accounts).
 GLOBAL_NAMES = frozenset(
     {
         "CHANNEL_SESSION_REVOKED",
         "KEY_LOGIN_FAILURES_PREFIX",
         "KEY_DASHBOARD_SESSION_PREFIX",
+        "KEY_CONNECTION_TESTS_PREFIX",
+        "KEY_USER_LOGIN_FAILURES_PREFIX",
+        "KEY_DASHBOARD_USERS",
+        "KEY_AUDIT",
         "KEY_PUBLISH_TEMPLATES",
         "KEY_BROKER_REGISTRY",
     }

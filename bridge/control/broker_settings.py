@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,16 @@ import redis
 
 from bridge.contract import protocol
 from bridge.contract.errors import InvalidCommand
-from bridge.contract.secret_box import NO_KEY, SealError, SecretBox, open_command_secret
+from bridge.contract.secret_box import (
+    NO_KEY,
+    PURPOSE_CONNECTION,
+    PURPOSE_SAVED_SETTINGS,
+    Binding,
+    SealError,
+    SecretBox,
+    connection_binding,
+    open_command_secret,
+)
 
 if TYPE_CHECKING:  # the settings sit above the parts; a part only reads them
     from bridge.config import Settings
@@ -43,8 +53,12 @@ def from_command(
 ) -> Settings:
     """``current`` with the changes a command asks for; InvalidCommand says what is wrong.
 
-    An absent ``password`` keeps the live one only while host, port and user name stay the same:
-    the live password is never offered to another broker. ``null`` means no password.
+    A sealed ``password`` opens only for the connection it was sealed for (host, port, user name,
+    TLS: ``connection_binding``). An absent one keeps the live password only while that connection
+    stays the same: the live password is never offered to another broker. ``null`` means none.
+    No field may hold a control character (CR/LF in a user name would reach the broker's log, which
+    the bridge reads back for its client list), and CA, certificate and key files come only from
+    CONFIG_TLS_DIR.
     """
     unknown = sorted(set(args) - set(FIELDS) - set(ignore))
     if unknown:
@@ -54,7 +68,7 @@ def from_command(
         host = args["host"]
         if not isinstance(host, str) or not host.strip() or len(host) > 253 or any(c.isspace() for c in host):
             raise InvalidCommand("host must be a host name or address (no spaces, at most 253 characters)")
-        changes["broker_host"] = host.strip()
+        changes["broker_host"] = _printable("host", host.strip())
     if "port" in args:
         port = args["port"]
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -73,7 +87,7 @@ def from_command(
         username = args["username"]
         if username is not None and (not isinstance(username, str) or len(username) > 65535):
             raise InvalidCommand("username must be a string or null")
-        changes["username"] = username or None
+        changes["username"] = _printable("username", username) if username else None
     for flag in ("tls", "tls_insecure"):
         if flag in args:
             if not isinstance(args[flag], bool):
@@ -81,17 +95,15 @@ def from_command(
             changes[flag] = args[flag]
     for path in ("tls_ca", "tls_cert", "tls_key"):
         if path in args:
-            changes[path] = _file(path, args[path])
+            changes[path] = tls_file(path, args[path], current.tls_dir, getattr(current, path))
     candidate = dataclasses.replace(current, **changes)
     if "password" in args:
         value = args["password"]
-        password = None if value is None else open_command_secret(box, value, "password")
+        password = None
+        if value is not None:
+            password = _printable("password", open_command_secret(box, value, "password", binding(candidate)))
         candidate = dataclasses.replace(candidate, password=password or None)
-    elif (candidate.broker_host, candidate.broker_port, candidate.username) != (
-        current.broker_host,
-        current.broker_port,
-        current.username,
-    ):
+    elif binding(candidate) != binding(current):
         candidate = dataclasses.replace(candidate, password=None)
     if candidate.password and not candidate.username:
         raise InvalidCommand("a password needs a username")
@@ -100,14 +112,53 @@ def from_command(
     return candidate
 
 
-def _file(name: str, value: object) -> str | None:
+def binding(settings: Settings, purpose: str = PURPOSE_CONNECTION) -> Binding:
+    """Where ``settings`` would send a password: what a sealed one must have been sealed for."""
+    return connection_binding(
+        settings.broker_host,
+        settings.broker_port,
+        settings.username,
+        settings.tls,
+        settings.tls_insecure,
+        purpose,
+    )
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(name: str, text: str) -> str:
+    """``text`` without control characters (C0, DEL, C1), or InvalidCommand naming the field and
+    the character's code, never the text (it may be a password)."""
+    found = _CONTROL.search(text)
+    if found:
+        raise InvalidCommand(f"{name} must not contain control characters (found U+{ord(found.group()):04X})")
+    return text
+
+
+def tls_file(name: str, value: object, tls_dir: str | None, live: str | None) -> str | None:
+    """A CA, certificate or key file named by a command: inside CONFIG_TLS_DIR (a name there, or a
+    path that resolves there), or the one the live connection already uses. The answer never says
+    whether a file outside that directory exists."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidCommand(f"{name} must be a file path on the bridge's host, or null")
-    if not os.path.isfile(value):
-        raise InvalidCommand(f"{name}: no file {value[:200]!r} on the bridge's host")
-    return value
+        raise InvalidCommand(f"{name} must be the name of a file in CONFIG_TLS_DIR, or null")
+    _printable(name, value)
+    if live is not None and value == live:
+        return live  # what the bridge already runs with (its environment's, say)
+    if tls_dir is None:
+        raise InvalidCommand(
+            f"{name}: this bridge takes no file paths from commands (CONFIG_TLS_DIR is not set); "
+            "put the CA, certificate and key files in one directory and set CONFIG_TLS_DIR to it"
+        )
+    base = os.path.realpath(tls_dir)
+    real = os.path.realpath(os.path.join(base, value))  # an absolute value replaces base
+    if os.path.commonpath([real, base]) != base:
+        raise InvalidCommand(f"{name} must name a file inside CONFIG_TLS_DIR (a file name there)")
+    if not os.path.isfile(real):
+        raise InvalidCommand(f"{name}: no file {value[:200]!r} in CONFIG_TLS_DIR")
+    return real
 
 
 def describe(settings: Settings, source: str, updated_at: float | None = None) -> dict[str, Any]:
@@ -139,25 +190,36 @@ def saved_record(settings: Settings, box: SecretBox | None) -> str:
     record.pop("password")
     record.pop("broker")
     record.pop("client_id")  # the live client id stays the environment's (the session is its)
-    record["password_sealed"] = box.seal(settings.password) if settings.password and box else None
+    # Sealed for these settings: whoever changes the host (or port, user, TLS) in Redis gets
+    # settings without the password, never the password sent elsewhere.
+    sealed = (
+        box.seal(settings.password, binding(settings, PURPOSE_SAVED_SETTINGS))
+        if settings.password and box
+        else None
+    )
+    record["password_sealed"] = sealed
     return protocol.dumps(record)
 
 
 def load_saved(client: redis.Redis, env: Settings, box: SecretBox | None) -> Settings | None:
-    """The saved settings applied to ``env``, or None (none saved, or unreadable: logged)."""
+    """The saved settings applied to ``env``, or None (none saved, or unusable: logged).
+
+    The saved password is used only with the connection it was saved for: settings changed in
+    Redis since (another host, say) are ignored as a whole, so the password is never sent there.
+    """
     raw = client.get(env.names.KEY_BROKER_SETTINGS)
     if raw is None:
         return None
     try:
         record = json.loads(raw)
         sealed = record.get("password_sealed")
-        password = None
-        if sealed:
-            if box is None:
-                raise SealError(NO_KEY)
-            password = box.open(sealed)
         args = {name: record[name] for name in FIELDS if name in record and name != "password"}
         settings = from_command(args, env, None)
+        if not sealed:
+            return settings
+        if box is None:
+            raise SealError(NO_KEY)
+        password = box.open(sealed, binding(settings, PURPOSE_SAVED_SETTINGS))
         return dataclasses.replace(settings, password=password)
     except (ValueError, AttributeError, TypeError, KeyError, InvalidCommand, SealError) as exc:
         logger.error(

@@ -26,6 +26,7 @@ from bridge.group.filters import overlap_sentence
 from bridge.group.role import GroupRole
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import MqttSource
+from bridge.ingest.outgoing import UnknownOutcome
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import Subscription, SubscriptionSet
 
@@ -54,7 +55,8 @@ EVERY_MEMBER_COMMANDS = frozenset(
 
 @dataclass(frozen=True)
 class Answer:
-    """What a command handler returns when it has data for the ``result`` object."""
+    """What a command handler returns when it has data for the ``result`` object. An ``error``
+    that is an ``UnknownOutcome`` makes the answer say ``outcome: unknown`` (it may have happened)."""
 
     error: str | None = None
     result: Mapping[str, Any] | None = None
@@ -182,7 +184,8 @@ class CommandProcessor:
                 self.counters.commands_failed += 1
         if error is not None:
             logger.info("command %s (id %s) failed: %s", command or "?", command_id, error)
-        return protocol.command_result(command_id, command, error is None, error, result)
+        outcome = protocol.OUTCOME_UNKNOWN if isinstance(error, UnknownOutcome) else None
+        return protocol.command_result(command_id, command, error is None, error, result, outcome)
 
     def execute(self, command: protocol.Command) -> Answer:
         handler = self._handlers.get(command.type)

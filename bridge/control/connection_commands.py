@@ -22,6 +22,7 @@ from bridge.contract.secret_box import SecretBox
 from bridge.control import broker_settings
 from bridge.control.commands import Answer, CommandProcessor
 from bridge.control.connection_probe import Endpoint, probe
+from bridge.control.rate_limit import RateLimit
 from bridge.ingest.mqtt_source import MqttSource
 from bridge.ingest.session import SessionFilters
 from bridge.insight.status import BrokerStatus
@@ -32,6 +33,9 @@ if TYPE_CHECKING:  # the settings sit above the parts; a part only reads them
 logger = logging.getLogger(__name__)
 
 CONNECT_WAIT = 5.0  # how long a reconnect or switch waits to report the new connection up
+# Connection tests (and switches, which test first) per minute, whoever asks: each opens a
+# connection to a host a command names, so without a limit the bridge is a port scanner.
+PROBES_PER_MINUTE = 20
 
 
 class ConnectionCommands:
@@ -59,6 +63,7 @@ class ConnectionCommands:
         self.on_switch = on_switch
         self.load_session_filters = load_session_filters  # by "<client id>@<host:port>"
         self._switching = threading.Lock()  # one reconnect or switch at a time
+        self.probes = RateLimit(PROBES_PER_MINUTE, 60.0)
 
     def register(self, processor: CommandProcessor) -> None:
         processor.register(protocol.CMD_TEST_CONNECTION, self.test_connection, background=True)
@@ -71,8 +76,17 @@ class ConnectionCommands:
         self.redis.set(self.settings.names.KEY_CONNECTION, protocol.dumps(described))
 
     # --- handlers (background threads) -----------------------------------------------------
+    def _probe_allowed(self) -> None:
+        wait = self.probes.take()
+        if wait is not None:
+            raise InvalidCommand(
+                f"too many connection tests: this bridge runs at most {PROBES_PER_MINUTE} a minute; "
+                f"try again in {max(1, round(wait))} s"
+            )
+
     def test_connection(self, command: protocol.Command) -> Answer:
         candidate = broker_settings.from_command(command.args, self.settings, self.box)
+        self._probe_allowed()
         found = probe(Endpoint.from_settings(candidate), self.settings.client_id)
         logger.info("connection test of %s: %s", candidate.broker, found.outcome)
         result = found.as_result() | {"broker": candidate.broker}
@@ -103,6 +117,7 @@ class ConnectionCommands:
             )
         candidate = broker_settings.from_command(args, self.settings, self.box)
         record = broker_settings.saved_record(candidate, self.box)  # refuses a password without a key
+        self._probe_allowed()
         found = probe(Endpoint.from_settings(candidate), self.settings.client_id)
         if not found.ok:
             return Answer(

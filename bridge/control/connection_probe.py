@@ -3,6 +3,12 @@
 The probe never touches the live connection: its own client id, a clean start, and a disconnect as
 soon as the broker has answered. ``outcome`` is for programs, ``sentence`` for people; neither ever
 holds the password.
+
+The answer says what a person setting up a broker connection needs, and no more: whether an MQTT
+broker answered and what it said, whether the host name exists, whether a TLS server's certificate
+is trusted. Whether a port is closed, silent, or speaks something else is one outcome,
+``no_broker``: told apart, they would make the connection test a port scanner for anyone who may
+use it (the dashboard and the bridge also limit how often it runs).
 """
 
 from __future__ import annotations
@@ -24,25 +30,11 @@ from bridge.contract import protocol
 CONNECTED = "connected"
 BAD_CREDENTIALS = "bad_credentials"
 NOT_AUTHORISED = "not_authorised"
-NO_LISTENER = "no_listener"
-HOST_NOT_FOUND = "host_not_found"
-TLS_FAILED = "tls_failed"
-TIMED_OUT = "timed_out"
-CLOSED = "closed"  # the broker hung up without a CONNACK
 REFUSED = "refused"  # any other CONNACK refusal
-UNREACHABLE = "unreachable"  # any other network error
-OUTCOMES = (
-    CONNECTED,
-    BAD_CREDENTIALS,
-    NOT_AUTHORISED,
-    NO_LISTENER,
-    HOST_NOT_FOUND,
-    TLS_FAILED,
-    TIMED_OUT,
-    CLOSED,
-    REFUSED,
-    UNREACHABLE,
-)
+HOST_NOT_FOUND = "host_not_found"
+TLS_FAILED = "tls_failed"  # a TLS server answered, but its certificate (or ours) would not do
+NO_BROKER = "no_broker"  # refused, silent, closed without a CONNACK, not TLS, unreachable: one answer
+OUTCOMES = (CONNECTED, BAD_CREDENTIALS, NOT_AUTHORISED, REFUSED, HOST_NOT_FOUND, TLS_FAILED, NO_BROKER)
 PROBE_TIMEOUT = protocol.PROBE_TIMEOUT
 
 
@@ -128,25 +120,24 @@ def probe(
             client.loop(timeout=min(0.1, max(0.01, deadline - time.monotonic())))
     except socket.gaierror:
         return result(HOST_NOT_FOUND, f"host {endpoint.host!r} not found")
-    except ConnectionRefusedError:
-        return result(NO_LISTENER, f"nothing listens at {endpoint.where} (connection refused)")
     except _TlsFailed as exc:
-        return result(TLS_FAILED, f"TLS handshake with {endpoint.where} failed: {exc}")
-    except ssl.SSLError as exc:
-        return result(TLS_FAILED, f"TLS handshake with {endpoint.where} failed: {_tls_reason(exc)}")
-    except TimeoutError:
-        return result(TIMED_OUT, f"no answer from {endpoint.where} within {timeout:g} s")
-    except (OSError, ValueError) as exc:
-        return result(UNREACHABLE, f"could not reach {endpoint.where}: {_os_reason(exc)}")
+        return result(TLS_FAILED, f"TLS with {endpoint.where} failed: {exc}")
+    except (OSError, ValueError):  # refused, timed out, reset, a TLS error before any TLS answer
+        return result(NO_BROKER, _no_broker(endpoint))
     finally:
         if client is not None:
             _close(client, bool(answer and not answer[0].is_failure))
     if not answer:
-        if closed:
-            hint = "" if endpoint.tls else " (a TLS listener reached without TLS?)"
-            return result(CLOSED, f"{endpoint.where} closed the connection without answering{hint}")
-        return result(TIMED_OUT, f"no answer from {endpoint.where} within {timeout:g} s")
+        return result(NO_BROKER, _no_broker(endpoint))
     return _from_reason(answer[0], endpoint, result)
+
+
+def _no_broker(endpoint: Endpoint) -> str:
+    tls = " over TLS" if endpoint.tls else ""
+    return (
+        f"no MQTT broker answered at {endpoint.where}{tls} (nothing listens there, something other "
+        "than MQTT does, or the network drops the connection): check the host, the port and TLS"
+    )
 
 
 def _client(endpoint: Endpoint, client_id: str, answer: list[Any], closed: list[bool]) -> mqtt.Client:
@@ -181,8 +172,8 @@ def _check_tls(endpoint: Endpoint, deadline: float) -> None:
     """The TLS handshake alone, first, with the context paho will use.
 
     Its own sockets, closed whatever happens: paho leaves a socket unclosed when its handshake
-    fails, and the reason is clearer from here (a reset during the handshake means the port
-    speaks something else). Connection errors before the handshake propagate as they are.
+    fails. Only a failure that shows a TLS server answered (its certificate is not trusted, or it
+    sent an alert) is _TlsFailed; anything else propagates as the OSError it is (no broker).
     """
     try:
         context = ssl.create_default_context(cafile=endpoint.tls_ca)
@@ -197,12 +188,12 @@ def _check_tls(endpoint: Endpoint, deadline: float) -> None:
         try:
             with context.wrap_socket(raw, server_hostname=endpoint.host):
                 pass
-        except ssl.SSLError as exc:
+        except ssl.SSLCertVerificationError as exc:
             raise _TlsFailed(_tls_reason(exc)) from None
-        except (ConnectionResetError, BrokenPipeError):
-            raise _TlsFailed("the server hung up during the handshake (not a TLS listener?)") from None
-        except TimeoutError:
-            raise _TlsFailed("no answer to the handshake (not a TLS listener?)") from None
+        except ssl.SSLError as exc:
+            if "ALERT" in str(exc.reason or "").upper():  # a TLS server said no (a client certificate?)
+                raise _TlsFailed(_tls_reason(exc)) from None
+            raise
 
 
 def _from_reason(reason: Any, endpoint: Endpoint, result: Any) -> ProbeResult:

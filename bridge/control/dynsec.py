@@ -11,8 +11,9 @@ Responses arrive like any message (paho thread -> queue -> writer); the writer h
 may hold a password in clear: the broker needs it so) nor an answer ever reaches mqtt:messages or
 mqtt:history, whatever filter a user subscribes.
 
-Passwords come sealed with CONFIG_SECRET_KEY (``{"sealed": token}``) and are opened here, just
-before the publish; they are never logged and never part of an answer.
+Passwords come sealed with CONFIG_SECRET_KEY (``{"sealed": token}``), bound to the account and the
+broker (``account_binding``), and are opened here, just before the publish; they are never logged
+and never part of an answer. No command may touch the bridge's own account (dynsec_guard.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge.contract import protocol
 from bridge.contract.errors import InvalidCommand
-from bridge.contract.secret_box import SecretBox, open_command_secret
+from bridge.contract.secret_box import SecretBox, account_binding, open_command_secret
+from bridge.control import dynsec_guard
 from bridge.control.commands import Answer
 from bridge.control.dynsec_checks import PASSWORD_FIELD, check_request
 from bridge.ingest.mqtt_source import Item
+from bridge.ingest.outgoing import UnknownOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +57,20 @@ class DynsecClient:
     """Sends dynamic-security commands and waits for their answers (command threads); receives
     the answers from the writer thread (``on_control``)."""
 
-    def __init__(self, broker: Broker, box: SecretBox | None, timeout: float = DYNSEC_TIMEOUT):
+    def __init__(
+        self,
+        broker: Broker,
+        box: SecretBox | None,
+        timeout: float = DYNSEC_TIMEOUT,
+        *,
+        broker_name: str = protocol.UNNAMED_BROKER,
+        own_username: Callable[[], str | None] = lambda: None,
+    ):
         self.broker = broker
         self.box = box
         self.timeout = timeout
+        self.broker_name = broker_name  # what passwords are sealed for (the dashboard's broker name)
+        self.own_username = own_username  # the account the live connection uses
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
 
@@ -71,10 +85,18 @@ class DynsecClient:
         request = check_request(command.args.get(ARGS_FIELD))
         name = request["command"]
         if PASSWORD_FIELD in request:
-            request[PASSWORD_FIELD] = open_command_secret(self.box, request[PASSWORD_FIELD], PASSWORD_FIELD)
+            binding = account_binding(self.broker_name, request["username"])
+            request[PASSWORD_FIELD] = open_command_secret(
+                self.box, request[PASSWORD_FIELD], PASSWORD_FIELD, binding
+            )
         if not self.broker.is_connected():
             return Answer("the broker is not connected; the dynamic-security command was not sent")
+        refused = dynsec_guard.refusal(request, self.own_username(), self._own_holdings)
+        if refused is not None:
+            return Answer(refused)
         response = self.request(request)
+        if isinstance(response, UnknownOutcome):
+            return Answer(UnknownOutcome(f"{name} may or may not have been carried out: {response}"))
         if isinstance(response, str):
             return Answer(response)
         result = {"command": name, **{k: v for k, v in response.items() if k in ("data", "error")}}
@@ -103,15 +125,38 @@ class DynsecClient:
             if error is not None:
                 return error
             if not event.wait(self.timeout):
-                return (
-                    f"the broker did not answer on {DYNSEC_RESPONSE_TOPIC} within {self.timeout:g} s: "
-                    "is the dynamic security plugin loaded, and may the bridge's account publish to "
+                # The broker took the command (PUBACK), so a plugin may have carried it out.
+                return UnknownOutcome(
+                    f"the broker took the command but did not answer on {DYNSEC_RESPONSE_TOPIC} within "
+                    f"{self.timeout:g} s, so whether it was carried out is unknown: is the dynamic "
+                    "security plugin loaded, and may the bridge's account publish to "
                     "$CONTROL/dynamic-security/v1? (docs/mosquitto.md)"
                 )
             return box[0]
         finally:
             with self._lock:
                 self._waiting.pop(correlation, None)
+
+    def _own_holdings(self) -> dynsec_guard.Holdings | str:
+        own = self.own_username()
+        found = self.request({"command": "getClient", "username": own})
+        if isinstance(found, str):
+            return found
+        if found.get("error") == "Client not found":
+            return dynsec_guard.Holdings(frozenset(), frozenset())  # not a dynamic-security account
+        if found.get("error"):
+            return f"getClient: {found['error']}"
+        return dynsec_guard.holdings_from(found.get("data"), self._group_roles)
+
+    def _group_roles(self, group: str) -> list[str] | str:
+        found = self.request({"command": "getGroup", "groupname": group})
+        if isinstance(found, str):
+            return found
+        data = found.get("data")
+        roles = data.get("group", {}).get("roles") if isinstance(data, dict) else None
+        if found.get("error") or not isinstance(roles, list):
+            return f"getGroup {group!r}: {found.get('error') or 'no roles in the answer'}"
+        return [r["rolename"] for r in roles if isinstance(r, dict) and isinstance(r.get("rolename"), str)]
 
     # --- answers (the writer thread) ------------------------------------------------------
     def on_control(self, items: list[Item]) -> None:

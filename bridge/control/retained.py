@@ -16,6 +16,7 @@ import time
 from bridge.contract import protocol
 from bridge.control.commands import PUBLISH_ACK_TIMEOUT, Answer, CommandProcessor
 from bridge.ingest.mqtt_source import MqttSource
+from bridge.ingest.outgoing import UnknownOutcome
 from bridge.insight.topics import TopicIndex
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class RetainedClearer:
             "note": NOT_SEEN if not exact else None,
         }
         if error is not None:
-            return Answer(f"stopped after clearing {len(cleared)} of {len(targets)}: {error}", result)
+            # A refusal ("Not authorized" in PUBACK) leaves that topic as it was: not counted.
+            stopped = f"stopped after clearing {len(cleared)} of {len(targets)}: {error}"
+            return Answer(UnknownOutcome(stopped) if isinstance(error, UnknownOutcome) else stopped, result)
         if remaining:
             result["note"] = (
                 f"cleared {len(cleared)} of {len(targets)} (at most {CLEAR_MAX} a command); "

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from bridge.contract import protocol
+from bridge.contract.redis_values import MAX_COUNT, count, unix_time
 from bridge.control.commands import CommandProcessor
 from bridge.group import membership
 from bridge.ingest.subscriptions import SubscriptionSet
@@ -111,7 +112,9 @@ def merged_stats(shares: list[dict[str, Any]]) -> dict[str, Any]:
     """The group's counts from its members' snapshots: messages and bytes added up, the latest
     message time, and the earliest start."""
     filters: dict[str, dict[str, Any]] = {}
-    since = [s["since"] for s in shares if isinstance(s.get("since"), int | float)]
+    # Each member's share comes back from Redis: only counts and times are taken from it (a huge
+    # or infinite number would otherwise end up in JSON no browser can parse).
+    since = [t for s in shares if (t := unix_time(s.get("since"))) is not None]
     for share in shares:
         found = share.get("filters")
         for topic_filter, stats in (found if isinstance(found, dict) else {}).items():
@@ -119,11 +122,11 @@ def merged_stats(shares: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             total = filters.setdefault(topic_filter, {"messages": 0, "bytes": 0, "last_message_at": None})
             for field in ("messages", "bytes"):
-                value = stats.get(field)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    total[field] += value
-            stamp = stats.get("last_message_at")
-            if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                value = count(stats.get(field))
+                if value is not None:
+                    total[field] = min(total[field] + value, MAX_COUNT)
+            stamp = unix_time(stats.get("last_message_at"))
+            if stamp is not None:
                 last = total["last_message_at"]
                 total["last_message_at"] = stamp if last is None else max(last, stamp)
     return {"filters": filters, "since": min(since) if since else None}

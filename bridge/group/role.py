@@ -31,18 +31,18 @@ class GroupRole:
         member: str,
         started_at: float,
         *,
+        names: protocol.Names,
         lease: LeaderLease | None = None,
         clock: Callable[[], float] = time.monotonic,
         client_id: str = "",
         on_member_dead: Callable[[str, dict[str, Any]], None] = lambda member, record: None,
-        names: protocol.Names | None = None,
     ):
-        self.names = names = names or protocol.Names()
+        self.names = names
         self.client = client
         self.group = group
         self.member = member
         self.started_at = started_at
-        self.lease = lease or LeaderLease(client, member, clock=clock, names=names)
+        self.lease = lease or LeaderLease(client, member, names=names, clock=clock)
         self.announcer = FencedAnnouncer(client, names)
         self.clock = clock
         self.client_id = client_id

@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bridge.contract import protocol
+from bridge.contract.redis_values import count
 from bridge.group import membership
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import SYS_FILTER, shared
@@ -45,7 +46,9 @@ class SessionAdopter(threading.Thread):
         self.settings = settings
         self.member = member
         self.client_id = client_id
-        self.sink = RedisSink(sink.client, sink.history_maxlen)  # its own chunk marks
+        # Its own chunk marks, under the bridge's own names (a named bridge's group drains into
+        # mqtt:brokers:<name>:…, never into the unnamed broker's history and channel).
+        self.sink = RedisSink(sink.client, sink.history_maxlen, sink.names)
         self.items: deque[tuple[str, bytes, int, bool, float, int, bool]] = deque()
         self.connected = threading.Event()
         self.ended = threading.Event()
@@ -156,7 +159,7 @@ class SessionAdopter(threading.Thread):
         found = record.get("counters")
         counters: dict[str, Any] = found if isinstance(found, dict) else {}
         for name in ("received", "forwarded"):
-            counters[name] = int(counters.get(name) or 0) + self.forwarded
+            counters[name] = (count(counters.get(name)) or 0) + self.forwarded
         record.update(counters=counters, session_released=True, adopted=self.forwarded)
         if record.get("alive") is False:  # not if it came back meanwhile
             self.sink.client.hset(self.sink.names.KEY_MEMBERS, self.member, protocol.dumps(record))

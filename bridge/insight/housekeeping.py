@@ -2,6 +2,8 @@
 keeps the periodic ones going (stats, clients, topics, heartbeat).
 
 It is the only thread that owns the status, stats and client state, so none of them needs a lock.
+It must not die: its heartbeat vouches for the bridge. An unexpected error (a bug, a value in
+Redis nobody foresaw) is logged with its traceback and the loop starts over after a backoff.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 import redis
 
 from bridge.contract import protocol, redis_topology
+from bridge.contract.backoff import Backoff
+from bridge.contract.redis_values import REJECTED, seconds, unix_time
 from bridge.group import membership
 from bridge.group.role import GroupRole
 from bridge.ingest.counters import Counters
@@ -56,6 +60,8 @@ class Housekeeper(threading.Thread):
         group: GroupRole | None = None,
         sweep_retained: Callable[[], str | None] = lambda: None,
         follow_subscriptions: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
     ):
         super().__init__(name="housekeeping", daemon=True)
         self.sink = sink
@@ -73,6 +79,9 @@ class Housekeeper(threading.Thread):
         self.group = group  # None: the single bridge, which does everything itself
         self.sweep_retained = sweep_retained
         self.follow_subscriptions = follow_subscriptions
+        self.clock = clock  # this host's wall clock: what the heartbeat is stamped with
+        self.backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self.restarts = 0  # times the loop started over after an unexpected error
         self._sweep_pending = False  # group leader: fetch retained messages after each connect
         self.events: queue.SimpleQueue[LinkEvent | list[Item]] = queue.SimpleQueue()
         self.stats = SysStats(stale_after=max(12.0, 2.5 * stats_interval))
@@ -95,14 +104,29 @@ class Housekeeper(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            wait = max(0.0, min(self._due.values()) - time.monotonic())
             try:
-                event = self.events.get(timeout=min(wait, 1.0))
-            except queue.Empty:
-                event = None
-            if event is not None:
-                self._handle(event)
-            self._tick(time.monotonic())
+                self._step()
+            except Exception:
+                self.restarts += 1
+                delay = self.backoff.next_delay()
+                logger.exception(
+                    "the housekeeping thread failed (%d times so far); it starts over in %.1f s",
+                    self.restarts,
+                    delay,
+                )
+                self.stop_event.wait(delay)
+            else:
+                self.backoff.reset()
+
+    def _step(self) -> None:
+        wait = max(0.0, min(self._due.values()) - time.monotonic())
+        try:
+            event = self.events.get(timeout=min(wait, 1.0))
+        except queue.Empty:
+            event = None
+        if event is not None:
+            self._handle(event)
+        self._tick(time.monotonic())
 
     def _handle(self, event: LinkEvent | list[Item]) -> None:
         if isinstance(event, LinkEvent):
@@ -156,12 +180,17 @@ class Housekeeper(threading.Thread):
         stats = protocol.loads_object(self.sink.client.get(names.KEY_STATS_LATEST))
         self._clients_restored = True
         data = stats.get("data") if stats else None
-        uptime = data.get("uptime_seconds") if isinstance(data, dict) else None
-        seen_at = stats.get("timestamp") if stats else None
-        if not latest or not isinstance(uptime, int | float) or not isinstance(seen_at, int | float):
+        found = data.get("uptime_seconds") if isinstance(data, dict) else None
+        uptime = seconds(found)
+        seen_at = unix_time(stats.get("timestamp")) if stats else None
+        if found is not None and uptime is None:
+            REJECTED.report(f"{names.KEY_STATS_LATEST} uptime_seconds", "not a duration in seconds")
+        if stats is not None and seen_at is None:
+            REJECTED.report(f"{names.KEY_STATS_LATEST} timestamp", "not a time in Unix seconds")
+        if not latest or uptime is None or seen_at is None:
             return  # without the uptime it was seen with, a list cannot be trusted
         # A broker that kept running has at least this uptime now; less means it restarted.
-        expected = max(float(uptime), uptime + max(0.0, time.time() - seen_at) - UPTIME_SLACK)
+        expected = max(uptime, uptime + max(0.0, time.time() - seen_at) - UPTIME_SLACK)
         if self._last_uptime is not None and self._last_uptime < expected:
             return  # the broker already said: it restarted, its old clients are gone
         restored = self.clients.restore(latest.get("clients"))
@@ -243,6 +272,7 @@ class Housekeeper(threading.Thread):
             self.status.broker,
             self.status.connected,
             self.configured_topics,
+            now=self.clock(),
         )
         if self.group is not None:
             self.group.heartbeat(body, self.topic_index.snapshot(), self.status.message())

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bridge.contract.redis_values import REJECTED
 from bridge.ingest.counters import Counters
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class BridgeCollector(Collector):
         yield commands
         yield GaugeMetricFamily(
             "mqtt_bridge_queue_depth", "Messages waiting for Redis", value=c["queue_depth"]
+        )
+        yield CounterMetricFamily(
+            "mqtt_bridge_redis_values_rejected",
+            "Values found damaged in Redis (wrong type, out of range) and replaced",
+            value=REJECTED.count,
         )
         yield GaugeMetricFamily(
             "mqtt_bridge_broker_connected", "1 when connected to the broker", value=int(self.connected())

@@ -2,7 +2,9 @@
 
 Mosquitto publishes a ``$SYS`` value only when it changes, so the snapshot keeps the last value
 of each. Per-second rates are derived here from successive counter observations, so no reader
-needs to do arithmetic.
+needs to do arithmetic. So is ``publish_dropped_recent``, what the broker dropped in the last
+LOSS_WINDOW seconds: loss at the broker (a subscriber's queue full, perhaps the bridge's) is
+invisible to the bridge's own counters, and this is how the dashboard and /health learn of it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from typing import Any
 
 from bridge.contract.server_versions import mosquitto_shortfall
@@ -50,6 +53,7 @@ _COUNTERS = {
 }
 # Counters whose per-second rate the dashboard shows.
 RATE_FIELDS = ("messages_received", "messages_sent", "bytes_received", "bytes_sent", "publish_dropped")
+LOSS_WINDOW = 60.0  # seconds over which publish_dropped_recent counts the broker's drops
 _LOAD = re.compile(r"^load/([a-z_]+(?:/[a-z_]+)?)/(1min|5min|15min)$")
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)")
 
@@ -89,6 +93,8 @@ class SysStats:
         # Mosquitto sends nothing for an unchanged counter: after this long, its rate is 0.
         self.stale_after = stale_after
         self.updated = False
+        # (time, publish_dropped) seen within LOSS_WINDOW, plus the last one before it (the base)
+        self._drops: deque[tuple[float, float]] = deque()
 
     def update(self, topic: str, payload: bytes, now: float | None = None) -> bool:
         """Fold one $SYS message in; True when it was a stat we know."""
@@ -123,8 +129,28 @@ class SysStats:
         rate = self._rates.get(field)
         if rate is not None:
             rate.observe(value, now)
+        if field == "publish_dropped":
+            self._observe_drops(value, now)
         self.updated = True
         return True
+
+    def _observe_drops(self, value: float, now: float) -> None:
+        if self._drops and value < self._drops[-1][1]:
+            self._drops.clear()  # the broker restarted: its counter began again at 0
+        self._drops.append((now, value))
+
+    def dropped_recently(self, now: float) -> int | None:
+        """How much ``publish_dropped`` rose over the last LOSS_WINDOW seconds (None before the
+        first observation). Mosquitto publishes the counter only when it changes, so the value
+        at the window's start is the last one seen before it."""
+        while len(self._drops) > 1 and self._drops[1][0] <= now - LOSS_WINDOW:
+            self._drops.popleft()
+        if not self._drops:
+            return None
+        base_time, base = self._drops[0]
+        if base_time > now - LOSS_WINDOW and len(self._drops) == 1:
+            return 0  # one observation: nothing seen to rise yet
+        return int(self._drops[-1][1] - base)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """The ``data`` of a stats_update: numbers, with ``load`` and ``rates`` nested."""
@@ -138,4 +164,6 @@ class SysStats:
             else:
                 value = round(rate.rate, 3)
             rates[f"{name}_per_s"] = value
-        return {**self.data, "load": {k: dict(v) for k, v in self.load.items()}, "rates": rates}
+        recent = self.dropped_recently(now)
+        extra = {} if recent is None else {"publish_dropped_recent": recent}
+        return {**self.data, **extra, "load": {k: dict(v) for k, v in self.load.items()}, "rates": rates}

@@ -3,6 +3,46 @@
 
 export type Encoding = 'utf-8' | 'base64'
 export type AuthMode = 'token' | 'password' | 'off'
+export type Role = 'viewer' | 'operator' | 'admin'
+
+/** Who is logged in (GET /api/session's `user`, the snapshot's `user`). */
+export interface SessionUser {
+  name: string
+  role: Role
+  /** A tenant user sees and does only what is under `topic` on `broker`. */
+  tenant: string | null
+  broker: string | null
+  topic: string | null
+  /** False for the bootstrap admin (the token or DASHBOARD_PASSWORD). */
+  named: boolean
+}
+
+/** A user as GET /api/users lists them (never a password). */
+export interface DashboardUser {
+  username: string
+  role: Role
+  tenant: string | null
+  broker: string | null
+  disabled: boolean
+  created_at: number
+  updated_at: number
+}
+
+/** One entry of the audit trail (GET /api/audit). */
+export interface AuditEntry {
+  id: string
+  timestamp: number
+  user: string | null
+  role: Role | null
+  tenant: string | null
+  action: string
+  outcome: 'ok' | 'denied' | 'failed'
+  status: number | null
+  broker: string | null
+  address: string | null
+  detail: Record<string, unknown>
+  error: string | null
+}
 
 export interface MqttMessage {
   type?: string
@@ -78,6 +118,8 @@ export interface StatsData {
   messages_sent?: number | null
   messages_stored?: number | null
   publish_dropped?: number | null
+  /** How much publish_dropped rose over the last minute (loss at the broker, by the bridge). */
+  publish_dropped_recent?: number | null
   bytes_received?: number | null
   bytes_sent?: number | null
   subscriptions?: number | null
@@ -90,6 +132,7 @@ export interface StatsData {
     messages_sent_per_s?: number | null
     bytes_received_per_s?: number | null
     bytes_sent_per_s?: number | null
+    publish_dropped_per_s?: number | null
   } | null
 }
 
@@ -123,6 +166,8 @@ export interface ClientsMessage {
   type?: string
   timestamp?: number
   clients?: ClientInfo[] | null
+  /** For a tenant user, why no client can be shown (the tenant's accounts are unknown). */
+  error?: string | null
 }
 
 export interface TopicIndexEntry {
@@ -138,11 +183,22 @@ export interface TopicsMessage {
   type?: string
   timestamp?: number
   topics?: TopicIndexEntry[] | null
+  /** For a tenant user: the tenant's own counts (the broker's $SYS totals are not theirs). */
+  summary?: TenantSummary | null
+}
+
+export interface TenantSummary {
+  topics?: number | null
+  messages?: number | null
+  retained?: number | null
+  last_seen?: number | null
 }
 
 export interface BridgeHealth {
   online?: boolean | null
   heartbeat_age?: number | null
+  /** The heartbeat is in Redis but cannot be read (damaged): why, in words. */
+  problem?: string | null
   pid?: number | null
   version?: string | null
   started_at?: number | null
@@ -174,6 +230,7 @@ export interface BridgeGroup {
 export interface Snapshot {
   worker?: number
   auth?: AuthMode
+  user?: SessionUser | null
   status?: BrokerStatus | null
   stats?: StatsMessage | null
   clients?: ClientsMessage | null
@@ -188,6 +245,8 @@ export interface CommandResult {
   command?: string
   ok?: boolean
   error?: string | null
+  /** "unknown" when it failed but may have happened all the same (a publish sent, never acknowledged). */
+  outcome?: string
   [key: string]: unknown
 }
 

@@ -47,4 +47,31 @@ describe('Banners', () => {
     expect(t).toContain('reconnecting (attempt 3)')
     expect(t).toContain('transport close')
   })
+
+  it('shows a bridge whose heartbeat cannot be read, with the reason', () => {
+    const w = mount(Banners, {
+      props: { ...base, bridge: { online: false, heartbeat_age: null, problem: 'the heartbeat is not a JSON object' } },
+    })
+    const t = w.get('[data-testid="banner-bridge"]').text()
+    expect(t).toContain('state is unknown')
+    expect(t).toContain('the heartbeat is not a JSON object')
+  })
+
+  it('shows loss at the broker with the rate and what to change', () => {
+    const stats = {
+      data: { publish_dropped: 138_414, publish_dropped_recent: 12_345, rates: { publish_dropped_per_s: 2306.5 } },
+    }
+    const w = mount(Banners, { props: { ...base, stats } })
+    const t = w.get('[data-testid="banner-loss"]').text()
+    expect(t).toContain('The broker is dropping messages: 12,345 messages in the last minute')
+    expect(t).toContain('(2,307/s now)')
+    expect(t).toContain('max_queued_messages')
+    expect(t).toContain('bridge group')
+  })
+
+  it('says nothing of drops long past', () => {
+    const stats = { data: { publish_dropped: 138_414, publish_dropped_recent: 0, rates: { publish_dropped_per_s: 0 } } }
+    const w = mount(Banners, { props: { ...base, stats } })
+    expect(w.find('[data-testid="banner-loss"]').exists()).toBe(false)
+  })
 })

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { flushPromises, mount } from '@vue/test-utils'
 import TenantsView from '../src/views/TenantsView.vue'
+import { session } from '../src/stores/session'
 
 type Route = (body: unknown) => [number, unknown]
 
@@ -26,6 +27,7 @@ describe('TenantsView', () => {
     localStorage.clear()
     sessionStorage.clear()
     vi.stubGlobal('confirm', () => true)
+    session.user = { name: 'boss', role: 'admin', tenant: null, broker: null, topic: null, named: true }
   })
   afterEach(() => vi.unstubAllGlobals())
 

@@ -22,7 +22,18 @@ from tests.helpers import REPO, DashboardProcess, Process
 pytestmark = pytest.mark.e2e
 
 AXE = REPO / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-PAGES = ("overview", "topics", "messages", "publish", "subscriptions", "clients", "connection", "brokers")
+PAGES = (
+    "overview",
+    "topics",
+    "messages",
+    "publish",
+    "subscriptions",
+    "clients",
+    "connection",
+    "brokers",
+    "users",
+    "audit",
+)
 THEME_KEY = "mqtt-dashboard:theme"
 CHARTS_KEY = "mqtt-dashboard:field-charts"
 CLIMATE = "demo/building-1/floor-2/room-{}/climate-{}/telemetry"
@@ -54,6 +65,9 @@ def demo_data(mosquitto: Process, dashboard: DashboardProcess) -> None:
     template = {"name": "Lamp on", "topic": "demo/a11y/lamp", "payload": '{"on": true}', "qos": 1}
     assert api(dashboard, "/api/publish/templates", template)[0] == 201
     assert api(dashboard, "/api/publish", {"topic": "demo/a11y/lamp", "payload": "on"})[0] == 200
+    # A user, so the Users page has a row (and the audit trail these changes).
+    user = {"username": "a11y-viewer", "password": "a long enough password", "role": "viewer"}
+    assert api(dashboard, "/api/users", user)[0] == 201
 
 
 def api(dashboard: DashboardProcess, path: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -132,6 +146,10 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
             page.get_by_test_id("connection-port-now").wait_for(timeout=10_000)
         elif view == "brokers":
             page.get_by_test_id("broker-row-default").wait_for(timeout=15_000)
+        elif view == "users":
+            page.get_by_test_id("user-row").first.wait_for(timeout=10_000)
+        elif view == "audit":
+            page.get_by_test_id("audit-row").first.wait_for(timeout=10_000)
         page.wait_for_timeout(300)
         found += serious(page, f"{view} ({theme})")
         # The detail panels too: a topic's detail, a message's payload.

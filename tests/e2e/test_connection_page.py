@@ -24,8 +24,8 @@ def test_the_test_button_says_in_words_what_happened(
     page.get_by_test_id("connection-port").fill(str(unused))
     page.get_by_test_id("connection-test").click()
     result = page.get_by_test_id("connection-result")
-    expect(result).to_have_attribute("data-outcome", "no_listener", timeout=12_000)
-    expect(result).to_contain_text(f"nothing listens at 127.0.0.1:{unused} (connection refused)")
+    expect(result).to_have_attribute("data-outcome", "no_broker", timeout=12_000)
+    expect(result).to_contain_text(f"no MQTT broker answered at 127.0.0.1:{unused} (nothing listens there")
     shot(page, "connection-test-no-listener")
 
     page.get_by_test_id("connection-port").fill(str(mosquitto.port))

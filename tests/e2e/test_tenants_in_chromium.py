@@ -107,10 +107,10 @@ def test_a_tenant_and_an_account_made_in_the_browser_work_on_the_broker(
     expect(page.get_by_test_id("new-password")).to_have_count(0)
     assert password not in page.content()
 
-    # Refused by the broker: its own words on the page.
+    # Refused: the words on the page.
     page.get_by_test_id("tenant-name").fill("acme")
     page.get_by_test_id("tenant-create").click()
-    expect(result).to_have_text("the broker refused createRole: Role already exists", timeout=20_000)
+    expect(result).to_have_text("tenant 'acme' exists already", timeout=20_000)
     expect(result).to_have_attribute("data-ok", "false")
 
     tenant.get_by_test_id("account-toggle").click()

@@ -194,6 +194,7 @@ def test_heartbeat_and_prometheus_metrics(make_bridge: Any, mosquitto: Process, 
         "reconnects",
         "commands_ok",
         "commands_failed",
+        "redis_values_rejected",
     }
     assert 0 < r.ttl(protocol.KEY_HEARTBEAT) <= protocol.HEARTBEAT_TTL
 

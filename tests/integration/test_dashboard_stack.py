@@ -7,6 +7,7 @@ bridge, and /health without a heartbeat.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_a_login_on_one_worker_holds_on_every_worker(dashboard: DashboardProcess
 
     states = per_worker(dashboard.url, session_state)
 
-    assert all(state == {"authenticated": True, "auth": "token"} for state in states.values())
+    assert all(state["authenticated"] is True and state["auth"] == "token" for state in states.values())
 
 
 def test_logout_closes_that_sessions_open_sockets_on_every_worker(dashboard: DashboardProcess) -> None:
@@ -299,3 +300,51 @@ def test_the_workers_start_without_a_warning(
 
     assert "relay (pid" in output
     assert "Warning" not in output, output
+
+
+def test_a_change_to_a_user_closes_their_sockets_on_every_worker(
+    dashboard: DashboardProcess, redis_proc: Process
+) -> None:
+    """Issue 26: a user made with the real ``mqtt-dashboard users add``, logged in on both workers,
+    loses every socket and session at once when an admin changes their role."""
+    added = subprocess.run(
+        [*DashboardProcess.command(), "users", "add", "nina", "--role", "operator"],
+        input="nina's password\n",
+        env=dashboard.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    login = requests.post(
+        f"{dashboard.url}/api/login",
+        json={"username": "nina", "password": "nina's password"},
+        headers={"Origin": dashboard.url},
+        timeout=10,
+    )
+    assert login.status_code == 200 and login.json()["user"]["role"] == "operator"
+    cookie = f"mqtt_dashboard_session={login.cookies['mqtt_dashboard_session']}"
+    sockets: list[socketio.Client] = []
+    workers: list[int] = []  # the worker of each socket, from its snapshot
+    for _ in range(20):  # until the workers have shared some out
+        client = socketio.Client(reconnection=False)
+        client.on("snapshot", lambda data: workers.append(data["worker"]))
+        client.connect(dashboard.url, transports=["websocket"], headers={"Cookie": cookie}, wait_timeout=10)
+        sockets.append(client)
+        wait_for(lambda: len(workers) == len(sockets), 10, what="the socket's snapshot")
+        if len(set(workers)) == 2 and len(sockets) >= 4:
+            break
+    assert len(set(workers)) == 2, "nina's sockets all landed on one worker"
+
+    changed = requests.patch(
+        f"{dashboard.url}/api/users/nina",
+        json={"role": "viewer"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+
+    assert changed.status_code == 200
+    wait_for(lambda: not any(c.connected for c in sockets), 10, what="every socket of nina's closed")
+    old = requests.get(f"{dashboard.url}/api/subscriptions", headers={"Cookie": cookie}, timeout=10)
+    assert old.status_code == 401

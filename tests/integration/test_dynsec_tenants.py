@@ -8,17 +8,20 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 import redis
+from flask.testing import FlaskClient
 
 from bridge.contract import protocol
-from bridge.contract.secret_box import SecretBox, generate_key, seal_for_command
-from dashboard import tenants
+from bridge.contract.secret_box import SecretBox, account_binding, generate_key, seal_for_command
+from dashboard import create_app, tenants
 from dashboard.commands import build_args_command, build_command, round_trip
+from dashboard.config import DashboardSettings
 from tests.helpers import (
     DYNSEC_BRIDGE_PASSWORD,
     DYNSEC_BRIDGE_USER,
@@ -31,6 +34,7 @@ from tests.helpers import (
     Process,
     ShippedMosquitto,
     env_with,
+    start_redis,
     wait_for,
 )
 
@@ -147,7 +151,7 @@ def test_a_tenant_account_is_confined_to_its_prefix_then_disabled_and_deleted(
     for request in tenants.create_tenant("acme", PREFIX):
         dynsec_ok(r, request)
     password = "pw-" + uuid.uuid4().hex
-    sealed = seal_for_command(SecretBox([KEY]), password)
+    sealed = seal_for_command(SecretBox([KEY]), password, account_binding("default", "acme-sensor"))
     for request in tenants.add_account("acme", "acme-sensor", sealed):
         dynsec_ok(r, request)
 
@@ -269,3 +273,172 @@ def test_the_compose_bootstrap_script_gives_the_bridge_an_account_that_bridges_a
             wait_for(lambda: bridge_account.received(lambda m: m.topic.startswith("$SYS")), 10, what="$SYS")
     finally:
         broker.stop()
+
+
+# --- the dashboard's Tenants API on the real broker (issue 21, defects 1, 12 and 17) ----------
+
+TOKEN = "tenants-integration-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "Origin": "http://localhost"}
+
+
+@dataclass
+class Stack:
+    """One dynsec broker, Redis, the real bridge and the dashboard's app (in this process), shared
+    by the tests below: each uses names of its own, so they do not disturb one another."""
+
+    broker: DynsecMosquitto
+    bridge: BridgeProcess
+    redis: redis.Redis
+    dashboard: FlaskClient
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("tenants-api")
+    broker, redis_proc = DynsecMosquitto(workdir), start_redis(workdir)
+    broker.start()
+    bridge = BridgeProcess(
+        workdir,
+        broker.port,
+        redis_proc.port,
+        MQTT_USERNAME=DYNSEC_BRIDGE_USER,
+        MQTT_PASSWORD=DYNSEC_BRIDGE_PASSWORD,
+        CONFIG_SECRET_KEY=KEY,
+    )
+    try:
+        bridge.start()
+        settings = DashboardSettings.from_env(
+            {
+                "DASHBOARD_TOKEN": TOKEN,
+                "DASHBOARD_SECRET_KEY": "integration-session-key",
+                "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": str(redis_proc.port),
+                "CONFIG_SECRET_KEY": KEY,
+                "DASHBOARD_TENANT_PREFIX": PREFIX,
+            }
+        )
+        client = redis.Redis(port=redis_proc.port, socket_timeout=10, decode_responses=True)
+        app = create_app(settings, redis_client=client, start_relay=False)
+        yield Stack(broker, bridge, client, app.test_client())
+        client.close()
+    finally:
+        bridge.kill()
+        broker.stop()
+        redis_proc.stop()
+
+
+def account(r: redis.Redis, username: str) -> dict[str, Any]:
+    return dynsec_ok(r, tenants.get_client(username))["result"]["data"]["client"]
+
+
+def test_no_route_and_no_command_can_lock_the_bridge_out_or_touch_another_tenant(stack: Stack) -> None:
+    r, dashboard, dynsec_bridge = stack.redis, stack.dashboard, stack.bridge
+    for name, device in (("acme", "acme-dev"), ("other", "other-dev")):
+        assert dashboard.post("/api/tenants", json={"name": name}, headers=HEADERS).status_code == 201
+        made = dashboard.post(f"/api/tenants/{name}/accounts", json={"username": device}, headers=HEADERS)
+        assert made.status_code == 201, made.json
+    since = dynsec_bridge.status()["since"]  # type: ignore[index]
+    bridge_before = account(r, DYNSEC_BRIDGE_USER)
+
+    outside = [
+        dashboard.post(f"/api/tenants/acme/accounts/{DYNSEC_BRIDGE_USER}/disable", headers=HEADERS),
+        dashboard.delete(f"/api/tenants/acme/accounts/{DYNSEC_BRIDGE_USER}", headers=HEADERS),
+        dashboard.post("/api/tenants/acme/accounts/other-dev/disable", headers=HEADERS),
+        dashboard.delete("/api/tenants/acme/accounts/other-dev", headers=HEADERS),
+    ]
+    direct = [
+        dynsec(r, {"command": "disableClient", "username": DYNSEC_BRIDGE_USER}),
+        dynsec(r, {"command": "deleteClient", "username": DYNSEC_BRIDGE_USER}),
+        dynsec(r, {"command": "removeClientRole", "username": DYNSEC_BRIDGE_USER, "rolename": "admin"}),
+        dynsec(r, {"command": "deleteRole", "rolename": "admin"}),
+    ]
+    inside = dashboard.post("/api/tenants/acme/accounts/acme-dev/disable", headers=HEADERS)
+
+    for answer in outside:
+        assert answer.status_code == 404 and "nothing was changed" in answer.json["error"], answer.json
+    for answer in direct:
+        assert answer["ok"] is False, answer
+        assert f"the bridge connects to the broker with the account {DYNSEC_BRIDGE_USER!r}" in answer["error"]
+    # What was asked of the tenant's own account happened, and the API says so.
+    assert inside.status_code == 200 and inside.json["ok"] is True
+    assert account(r, "acme-dev").get("disabled") is True
+    assert not account(r, "other-dev").get("disabled")
+    assert account(r, DYNSEC_BRIDGE_USER) == bridge_before
+    status = dynsec_bridge.status()
+    assert status is not None and status["connected"] is True and status["since"] == since
+
+
+def test_a_publish_to_control_topics_cannot_bypass_the_dynsec_checks(stack: Stack) -> None:
+    dashboard, text_redis = stack.dashboard, stack.redis
+    backdoor = json.dumps(
+        {"commands": [{"command": "createClient", "username": "backdoor", "password": "x"}]}
+    )
+    open_door = json.dumps({"commands": [{"command": "setDefaultACLAccess", "acls": []}]})
+
+    via_api = dashboard.post(
+        "/api/publish", json={"topic": "$CONTROL/dynamic-security/v1", "payload": backdoor}, headers=HEADERS
+    )
+    via_redis = round_trip(
+        text_redis,
+        {
+            **protocol.command_body(protocol.CMD_PUBLISH, "$CONTROL/dynamic-security/v1", payload=open_door),
+            "id": "c1",
+        },
+        10,
+    )
+
+    assert via_api.status_code == 400 and "starts with '$'" in via_api.json["error"]
+    assert via_redis["ok"] is False and "belong to the broker" in via_redis["error"]
+    missing = dynsec(text_redis, tenants.get_client("backdoor"))
+    assert missing["result"]["error"] == "Client not found"
+
+
+def test_a_tenant_half_made_when_its_bridge_died_can_be_finished_or_deleted(stack: Stack) -> None:
+    """The bridge (or a group's leader) died between the role and the group of a new tenant."""
+    dashboard, text_redis = stack.dashboard, stack.redis
+    for name in ("half", "gone"):
+        dynsec_ok(text_redis, tenants.create_tenant(name, PREFIX)[0])  # its role only
+
+    finished = dashboard.post("/api/tenants", json={"name": "half"}, headers=HEADERS)
+    deleted = dashboard.delete("/api/tenants/gone", headers=HEADERS)
+    again = dashboard.delete("/api/tenants/gone", headers=HEADERS)
+
+    assert finished.status_code == 201, finished.json
+    listed = dashboard.get("/api/tenants", headers=HEADERS).json
+    assert "half" in [t["name"] for t in listed["tenants"]] and "gone" not in [
+        t["name"] for t in listed["tenants"]
+    ]
+    assert deleted.status_code == 200, deleted.json
+    roles = dynsec_ok(text_redis, tenants.LIST_ROLES)["result"]["data"]["roles"]
+    assert "tenant:gone" not in roles and "tenant:half" in roles
+    assert again.status_code == 404
+
+
+def test_a_subscription_the_broker_refuses_is_a_failure_in_its_words(stack: Stack) -> None:
+    """SUBACK's reason code (issue 21, defect 13), on MQTT 5: a role of the bridge's account denies
+    one filter (set up with mosquitto_ctrl: the bridge itself refuses to change its own account).
+    The filters start with '$' so that the bridge's own '#' does not cover them (a covered filter
+    is not subscribed on the broker at all)."""
+    since = stack.bridge.status()["since"]  # type: ignore[index]
+    stack.broker.ctrl("createRole", "no-secrets")
+    stack.broker.ctrl("addRoleACL", "no-secrets", "subscribeLiteral", "$private/#", "deny", "10")
+    stack.broker.ctrl("addClientRole", DYNSEC_BRIDGE_USER, "no-secrets", "10")
+    # The plugin drops a client whose roles change; the bridge is back once its status says so.
+    wait_for(
+        lambda: (status := stack.bridge.status()) and status["connected"] and status["since"] != since,
+        20,
+        what="the bridge to reconnect with its new role",
+    )
+
+    def subscribe(topic_filter: str) -> dict[str, Any]:
+        body = build_command(protocol.CMD_SUBSCRIBE, {"filter": topic_filter}, "filter")
+        return round_trip(stack.redis, body, 10)
+
+    try:
+        refused, allowed = subscribe("$private/#"), subscribe("$public/#")
+    finally:
+        stack.broker.ctrl("removeClientRole", DYNSEC_BRIDGE_USER, "no-secrets")
+
+    assert (refused["ok"], refused["error"]) == (False, "the broker refused the subscribe: Not authorized")
+    assert not stack.redis.hexists(protocol.KEY_SUBSCRIPTIONS, "$private/#")  # forgotten, not retried
+    assert allowed["ok"] is True

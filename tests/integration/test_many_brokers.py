@@ -137,7 +137,7 @@ def test_two_brokers_never_cross(
             return body if response.status_code == 503 else None
 
         body = wait_for(b_offline, 10, what="/health to report broker b")
-        assert body["brokers"]["a"] == {"online": True, "connected": True}
+        assert body["brokers"]["a"] == {"online": True, "connected": True, "dropping": False}
         assert body["brokers"]["b"]["online"] is False
         overview = requests.get(f"{dashboard.url}/api/brokers", headers=AUTH, timeout=5).json()["brokers"]
         assert {row["name"]: row["online"] for row in overview} == {"a": True, "b": False}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import signal
 import socket
@@ -44,6 +45,36 @@ def healthy(port: int) -> bool:
             return json.load(response)["broker"]["connected"] is True
     except OSError:  # refused, or HTTPError 503 while the bridge warms up
         return False
+
+
+def listening_addresses(port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The local addresses of every socket that listens on TCP ``port``, read from /proc/net/tcp
+    and tcp6 (what the kernel has, whatever a config file says)."""
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # The kernel prints each 32-bit word of the address in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(ipaddress.ip_address(words))
+    return found
+
+
+def assert_loopback_only(ports: dict[str, int]) -> None:
+    """Everything the script opened listens on loopback only: an anonymous broker (or an open
+    Redis) must never be reachable from the network."""
+    for name, port in ports.items():
+        addresses = listening_addresses(port)
+        assert addresses, f"nothing listens on {name}={port}"
+        for address in addresses:
+            mapped = getattr(address, "ipv4_mapped", None)
+            assert address.is_loopback or (mapped is not None and mapped.is_loopback), (
+                f"{name}={port} listens on {address}, not only on loopback"
+            )
 
 
 # The tests that run the whole script need what it would otherwise build first.
@@ -95,7 +126,7 @@ def running_script(
 
 
 @needs_the_built_project
-def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_run_local_starts_everything_on_loopback_only_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     ports = {
         name: free_port() for name in ("MQTT_BROKER_PORT", "MQTT_WS_PORT", "REDIS_PORT", "DASHBOARD_PORT")
     }
@@ -103,6 +134,12 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
         url = next(line for line in output.read_text().splitlines() if "run-local: dashboard: " in line)
         assert f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/?token=" in url
+        # The address once, last, on its own: the programs' logs go to their files.
+        lines = [line for line in output.read_text().splitlines() if line.strip()]
+        assert lines[-1] == url and sum("token=" in line for line in lines) == 1, lines
+        assert (tmp_path / "run" / "logs" / "bridge.log").exists()
+        # mosquitto 2.0 binds a websockets listener to every interface unless told otherwise
+        assert_loopback_only(ports)
 
         db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
 
@@ -117,7 +154,12 @@ def test_run_local_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         ) as health:
             assert json.load(health)["broker"]["connected"] is True
 
-    assert "run-local: stopped" in output.read_text()
+    text = output.read_text()
+    assert "run-local: stopped" in text
+    assert "ERROR" not in text and "Traceback" not in text, text[-3000:]  # Ctrl-C stops quietly
+    for log in ("bridge.log", "dashboard.log"):
+        logged = (tmp_path / "run" / "logs" / log).read_text()
+        assert " ERROR " not in logged and "Traceback" not in logged, logged[-3000:]
 
 
 @pytest.mark.skipif(
@@ -165,6 +207,11 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
     }
     with running_script(tmp_path, ports, (*CALLERS_SETTINGS, "BRIDGE_NAME"), RUN_BROKERS="2") as output:
         wait_for(lambda: "run-local: dashboard: " in output.read_text(), 60, what="the dashboard URL")
+        second_broker = {
+            "MQTT_BROKER_PORT+1": ports["MQTT_BROKER_PORT"] + 1,
+            "MQTT_WS_PORT+1": ports["MQTT_WS_PORT"] + 1,
+        }
+        assert_loopback_only(ports | second_broker)
         db = redis.Redis(port=ports["REDIS_PORT"], decode_responses=True)
 
         def demo_in(names: protocol.Names) -> bool:
@@ -187,8 +234,8 @@ def test_run_brokers_2_starts_two_brokers_and_bridges_with_demo_data_on_both(tmp
             except OSError:
                 return False
             return body["brokers"] == {
-                "default": {"online": True, "connected": True},
-                "broker-2": {"online": True, "connected": True},
+                "default": {"online": True, "connected": True, "dropping": False},
+                "broker-2": {"online": True, "connected": True, "dropping": False},
             }
 
         wait_for(both_healthy, 20, what="/health to report both brokers")

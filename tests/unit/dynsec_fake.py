@@ -119,6 +119,24 @@ class FakeDynsecBroker:
     def _enableClient(self, c: dict[str, Any]) -> None:
         self._client(c).pop("disabled", None)
 
+    def _addClientRole(self, c: dict[str, Any]) -> None:
+        if c["rolename"] not in self.roles:
+            raise LookupError("Role not found")
+        self._client(c)["roles"].append({"rolename": c["rolename"]})
+
+    def _setClientPassword(self, c: dict[str, Any]) -> None:
+        self._client(c)["password"] = c["password"]
+
+    def _getGroup(self, c: dict[str, Any]) -> dict[str, Any]:
+        if c["groupname"] not in self.groups:
+            raise LookupError("Group not found")
+        return {"group": self.groups[c["groupname"]]}
+
+    def _addRoleACL(self, c: dict[str, Any]) -> None:
+        if c["rolename"] not in self.roles:
+            raise LookupError("Role not found")
+        self.roles[c["rolename"]]["acls"].append({k: c[k] for k in ("acltype", "topic") if k in c})
+
     def _getClient(self, c: dict[str, Any]) -> dict[str, Any]:
         client = {k: v for k, v in self._client(c).items() if k != "password"}
         return {"client": client}

@@ -10,7 +10,7 @@ export const UNNAMED_BROKER = 'default'
 const NAME = /^[a-z0-9-]{1,32}$/
 
 /** The REST routes that belong to the dashboard, not to one broker. */
-const GLOBAL = ['/api/session', '/api/login', '/api/logout', '/api/brokers']
+const GLOBAL = ['/api/session', '/api/login', '/api/logout', '/api/brokers', '/api/users', '/api/audit']
 
 export function brokerFromSearch(search: string): string {
   const asked = new URLSearchParams(search).get('broker')

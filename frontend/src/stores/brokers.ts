@@ -12,6 +12,10 @@ export interface BrokerRow {
   clients_connected: number | null
   messages_per_s: number | null
   forwarded: number | null
+  /** Its heartbeat is in Redis but cannot be read: why. */
+  problem?: string | null
+  dropped_per_s?: number | null
+  dropped_last_minute?: number | null
 }
 
 /** Every broker this dashboard knows (registered bridges and DASHBOARD_BROKERS), refreshed often. */

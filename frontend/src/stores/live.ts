@@ -1,6 +1,8 @@
 import { reactive } from 'vue'
 import { io, type Socket } from 'socket.io-client'
+import { shallowRef } from 'vue'
 import type {
+  TenantSummary,
   BridgeHealth,
   BrokerStatus,
   ClientsMessage,
@@ -27,6 +29,9 @@ export const connection = reactive({
   serverFilterError: '',
 })
 
+/** A tenant user's own counts (the server sends them with the tenant's topics). */
+export const tenantSummary = shallowRef<TenantSummary | null>(null)
+
 let socket: Socket | null = null
 let tickTimer: ReturnType<typeof setInterval> | null = null
 let retryTimer: ReturnType<typeof setTimeout> | null = null
@@ -36,6 +41,8 @@ export function applySnapshot(s: Snapshot | null | undefined): void {
   if (!s || typeof s !== 'object') return
   if (typeof s.worker === 'number') connection.worker = s.worker
   if (s.auth === 'off' || s.auth === 'token' || s.auth === 'password') session.auth = s.auth
+  if (s.user && typeof s.user === 'object') session.user = s.user
+  tenantSummary.value = s.topics?.summary ?? null
   broker.applyStatus(s.status)
   broker.applyStats(s.stats)
   broker.applyClients(s.clients)
@@ -89,7 +96,10 @@ export function startLive(): void {
   s.on('broker_status', (data: BrokerStatus) => broker.applyStatus(data))
   s.on('broker_stats', (data: StatsMessage) => broker.applyStats(data))
   s.on('clients_update', (data: ClientsMessage) => broker.applyClients(data))
-  s.on('topics_update', (data: TopicsMessage) => topics.applyIndex(data?.topics, data?.timestamp))
+  s.on('topics_update', (data: TopicsMessage) => {
+    topics.applyIndex(data?.topics, data?.timestamp)
+    if (data?.summary) tenantSummary.value = data.summary
+  })
   s.on('bridge_health', (data: BridgeHealth) => broker.applyBridge(data))
   s.on('mqtt_messages', (data: MessagesFrame) => messages.ingestFrame(data))
 

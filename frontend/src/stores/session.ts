@@ -1,13 +1,17 @@
-import { reactive } from 'vue'
+import { computed, reactive } from 'vue'
 import { api, ApiError } from '../lib/api'
 import { clearPublishesFromStorage } from './recentPublishes'
-import type { AuthMode } from '../types'
+import type { AuthMode, Role, SessionUser } from '../types'
 
 export const session = reactive({
   /** False until GET /api/session has answered once. */
   checked: false,
   authenticated: false,
   auth: 'token' as AuthMode,
+  /** Whether named users exist: the login page then offers the user form first. */
+  users: false,
+  /** Who is logged in; null until known. Only ever in memory, never in browser storage. */
+  user: null as SessionUser | null,
   /** Why the session could not be checked or the login failed. */
   error: '',
   busy: false,
@@ -15,14 +19,44 @@ export const session = reactive({
   unreachable: false,
 })
 
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 }
+
+/** Whether the user's role is at least `role` (the server decides; this only shapes the page). */
+export function hasRole(role: Role): boolean {
+  const mine = session.auth === 'off' ? 'admin' : session.user?.role
+  return mine !== undefined && RANK[mine] >= RANK[role]
+}
+
+/** Reactive: operator or admin (publish, subscribe, pause/resume, clear retained). */
+export const canOperate = computed(() => hasRole('operator'))
+/** Reactive: admin (the broker connection, tenants, users, the audit trail). */
+export const canAdminister = computed(() => hasRole('admin'))
+/** Reactive: the tenant's topic filter when the user is a tenant's, else null. */
+export const tenantTopic = computed(() => session.user?.topic ?? null)
+
+/** "a viewer", "an operator", "an admin". */
+export function aRole(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`
+}
+
+/** The words the page shows where a control is off for this role. */
+export function roleNote(what: string, needed: Role): string {
+  const who = session.user ? `${session.user.name} is ${aRole(session.user.role)}` : 'your role is lower'
+  return `${what} needs the ${needed} role or higher; ${who}. Ask an admin for the ${needed} role.`
+}
+
 interface SessionAnswer {
   authenticated?: boolean
   auth?: AuthMode
+  users?: boolean
+  user?: SessionUser | null
 }
 
 function apply(answer: SessionAnswer): void {
   if (answer.auth === 'token' || answer.auth === 'password' || answer.auth === 'off') session.auth = answer.auth
   session.authenticated = answer.auth === 'off' ? true : Boolean(answer.authenticated)
+  session.users = Boolean(answer.users)
+  session.user = answer.user && typeof answer.user === 'object' ? answer.user : null
 }
 
 export async function checkSession(): Promise<void> {
@@ -38,25 +72,31 @@ export async function checkSession(): Promise<void> {
   }
 }
 
-/** Logs in with a token or password (whichever the server asks for). Returns true on success. */
-export async function login(secret: string): Promise<boolean> {
+async function logInWith(body: Record<string, string>, wrong: string): Promise<boolean> {
   session.busy = true
   session.error = ''
   try {
-    const body = session.auth === 'password' ? { password: secret } : { token: secret }
-    await api.post('/api/login', body)
+    const answer = await api.post<SessionAnswer>('/api/login', body)
     session.authenticated = true
+    session.user = answer?.user ?? null
     return true
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) {
-      session.error = session.auth === 'password' ? 'Wrong password.' : 'Wrong token.'
-    } else {
-      session.error = e instanceof Error ? e.message : String(e)
-    }
+    session.error = e instanceof ApiError && e.status === 401 ? wrong : e instanceof Error ? e.message : String(e)
     return false
   } finally {
     session.busy = false
   }
+}
+
+/** Logs in with the token or the dashboard password (whichever the server asks for). */
+export function login(secret: string): Promise<boolean> {
+  const password = session.auth === 'password'
+  return logInWith(password ? { password: secret } : { token: secret }, password ? 'Wrong password.' : 'Wrong token.')
+}
+
+/** Logs in as a named user. */
+export function loginUser(username: string, password: string): Promise<boolean> {
+  return logInWith({ username, password }, 'Wrong user name or password.')
 }
 
 export async function logout(): Promise<void> {
@@ -66,6 +106,7 @@ export async function logout(): Promise<void> {
     // logged out either way
   }
   clearPublishesFromStorage()
+  session.user = null
   session.authenticated = session.auth === 'off'
 }
 
@@ -73,6 +114,7 @@ export async function logout(): Promise<void> {
 export function sessionExpired(): void {
   if (session.auth !== 'off') {
     session.authenticated = false
+    session.user = null
     session.error = 'Your session has ended. Please log in again.'
     clearPublishesFromStorage() // it may have ended by a logout in another tab
   }

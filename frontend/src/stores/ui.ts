@@ -1,17 +1,25 @@
 import { reactive } from 'vue'
-import type { Encoding } from '../types'
+import type { Encoding, Role } from '../types'
 
+/**
+ * The pages. `role`: the least role that sees the page at all (the server enforces the same and
+ * more: docs/operations.md "Users and roles"); `tenants`: false for pages of broker-wide data or
+ * settings, which a tenant user is never shown.
+ */
 export const VIEWS = [
-  { id: 'overview', label: 'Overview', icon: '◎' },
-  { id: 'topics', label: 'Topics', icon: '⋔' },
-  { id: 'messages', label: 'Messages', icon: '≡' },
-  { id: 'publish', label: 'Publish', icon: '↗' },
-  { id: 'subscriptions', label: 'Subscriptions', icon: '⊕' },
-  { id: 'clients', label: 'Clients', icon: '▣' },
-  { id: 'connection', label: 'Connection', icon: '⇄' },
-  { id: 'tenants', label: 'Tenants', icon: '⊞' },
-  { id: 'brokers', label: 'All brokers', icon: '⊞' },
-] as const
+  { id: 'overview', label: 'Overview', icon: '◎', role: 'viewer', tenants: true },
+  { id: 'topics', label: 'Topics', icon: '⋔', role: 'viewer', tenants: true },
+  { id: 'messages', label: 'Messages', icon: '≡', role: 'viewer', tenants: true },
+  { id: 'publish', label: 'Publish', icon: '↗', role: 'viewer', tenants: true },
+  { id: 'subscriptions', label: 'Subscriptions', icon: '⊕', role: 'viewer', tenants: true },
+  { id: 'clients', label: 'Clients', icon: '▣', role: 'viewer', tenants: true },
+  { id: 'connection', label: 'Connection', icon: '⇄', role: 'viewer', tenants: false },
+  { id: 'tenants', label: 'Tenants', icon: '⊞', role: 'viewer', tenants: false },
+  { id: 'brokers', label: 'All brokers', icon: '⊞', role: 'viewer', tenants: false },
+  { id: 'users', label: 'Users', icon: '⊚', role: 'admin', tenants: false },
+  { id: 'audit', label: 'Audit trail', icon: '⊟', role: 'admin', tenants: false },
+  { id: 'account', label: 'My account', icon: '◉', role: 'viewer', tenants: true },
+] as const satisfies readonly { id: string; label: string; icon: string; role: Role; tenants: boolean }[]
 
 export type ViewId = (typeof VIEWS)[number]['id']
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from dashboard import create_app
 from dashboard.config import DashboardSettings
 from dashboard.extensions import Services, services
-from tests.unit.dashboard.fakes import BASE_ENV, FakeBridge
+from tests.unit.dashboard.fakes import BASE_ENV, FAST_HASHER, FakeBridge
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def make_app(redis_client: fakeredis.FakeRedis) -> Callable[..., Flask]:
 
     def build(**env: str) -> Flask:
         settings = DashboardSettings.from_env({**BASE_ENV, **env})
-        return create_app(settings, redis_client=redis_client, start_relay=False)
+        return create_app(settings, redis_client=redis_client, start_relay=False, password_hasher=FAST_HASHER)
 
     return build
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from bridge.contract.errors import InvalidCommand
 from bridge.contract.protocol import (
+    HEARTBEAT_TTL,
     HISTORY_FIELD,
     KEY_HEARTBEAT,
     KEY_HISTORY,
@@ -22,6 +23,7 @@ from bridge.contract.protocol import (
     parse_command,
 )
 from dashboard.extensions import services
+from dashboard.passwords import PasswordHasher
 
 TOKEN = "unit-test-token"
 PASSWORD = "unit-test-password"
@@ -35,6 +37,24 @@ BASE_ENV = {
     "DASHBOARD_HISTORY_ON_CONNECT": "3",
 }
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SAME_ORIGIN = {"Origin": ORIGIN}
+# Real scrypt, at a cost a unit test can afford (the default takes ~0.1 s per hash).
+FAST_HASHER = PasswordHasher(n=2**4, r=1, p=1)
+USER_PASSWORD = "correct horse battery"
+
+
+def add_user(app: Flask, name: str, role: str, tenant: str | None = None, broker: str | None = None) -> None:
+    services(app).users.add(name, USER_PASSWORD, role, tenant, broker)
+
+
+def log_in_as(app: Flask, name: str, password: str = USER_PASSWORD, **environ: Any) -> FlaskClient:
+    """A test client with a session of ``name`` (``environ``: e.g. REMOTE_ADDR)."""
+    client = app.test_client()
+    if environ:
+        client.environ_base.update(environ)
+    response = client.post("/api/login", json={"username": name, "password": password}, headers=SAME_ORIGIN)
+    assert response.status_code == 200, response.get_json()
+    return client
 
 
 def socket_client(app: Flask, flask_client: FlaskClient | None = None, **options: Any) -> Any:
@@ -68,6 +88,9 @@ def add_history(client: Any, topic: str, payload: bytes = b"x") -> str:
 
 
 def set_heartbeat(client: Any, age: float = 1.0, **fields: Any) -> None:
+    """A heartbeat written ``age`` seconds ago, as Redis then holds it: with the rest of its
+    TTL while it would still live; an older one is kept without a TTL (as if set by hand), so
+    readers judge it by its stamp against Redis's clock."""
     body = {
         "type": "heartbeat",
         "timestamp": time.time() - age,
@@ -79,22 +102,31 @@ def set_heartbeat(client: Any, age: float = 1.0, **fields: Any) -> None:
         "topics": ["#"],
         **fields,
     }
-    client.set(KEY_HEARTBEAT, dumps(body), ex=15)
+    left = HEARTBEAT_TTL - age
+    client.set(KEY_HEARTBEAT, dumps(body), px=int(left * 1000) if left > 0 else None)
 
 
 class FakeBridge:
     """Answers commands on the command channel as the bridge would, from a thread.
 
-    ``refuse`` makes every valid command fail with that error; ``silent`` listens but never
-    answers (a hung bridge). ``received`` holds the command bodies as sent.
+    ``refuse`` makes every valid command fail with that error (``outcome``, if given, says it may
+    have happened all the same); ``silent`` listens but never answers (a hung bridge).
+    ``received`` holds the command bodies as sent.
     """
 
     def __init__(
-        self, client: Any, *, refuse: str | None = None, silent: bool = False, names: Names | None = None
+        self,
+        client: Any,
+        *,
+        refuse: str | None = None,
+        silent: bool = False,
+        names: Names | None = None,
+        outcome: str | None = None,
     ):
         self.client = client
         self.names = names or Names()  # a named bridge listens on its own command channel
         self.refuse = refuse
+        self.outcome = outcome
         self.silent = silent
         self.received: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -121,7 +153,9 @@ class FakeBridge:
                 continue
             try:
                 command = parse_command(item["data"])
-                result = command_result(command.id, command.type, self.refuse is None, self.refuse)
+                result = command_result(
+                    command.id, command.type, self.refuse is None, self.refuse, outcome=self.outcome
+                )
             except InvalidCommand as exc:
                 result = command_result(exc.command_id, exc.command, False, str(exc))
             self.client.publish(self.names.CHANNEL_RESULTS, dumps(result))

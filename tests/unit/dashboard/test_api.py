@@ -375,6 +375,9 @@ def test_publish_defaults_to_an_empty_payload(client: FlaskClient, bridge: FakeB
         ({"topic": "a", "payload": "!!", "encoding": "base64"}, "payload is not valid base64"),
         ({"topic": "a", "encoding": "latin-1"}, "encoding must be one of utf-8, base64"),
         ({"topic": "a" * 70_000}, "MQTT allows at most 65,535"),
+        # issue 21, defect 12: the broker's own topics (a $CONTROL publish bypassed cmd_dynsec)
+        ({"topic": "$CONTROL/dynamic-security/v1", "payload": "{}"}, "starts with '$'"),
+        ({"topic": "$SYS/broker/version"}, "topics starting with '$' belong to the broker"),
     ],
 )
 def test_bad_publishes_get_the_bridges_words(
@@ -517,3 +520,20 @@ def test_review_findings_on_odd_input_get_400_not_500(client: FlaskClient) -> No
     )
     assert deep.status_code == 400
     assert deep.get_json()["error"] == "the body must be JSON"
+
+
+def test_a_publish_whose_outcome_is_unknown_is_a_504_that_says_it_may_have_arrived(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    """Issue 21, defect 2: sent but never acknowledged is not "refused" (400): retrying blindly
+    could actuate a device twice."""
+    words = (
+        "the broker did not acknowledge the publish within 3 s; "
+        "it had already been sent, so it may still reach subscribers"
+    )
+    with FakeBridge(redis_client, refuse=words, outcome="unknown"):
+        response = client.post("/api/publish", json={"topic": "valve/1", "qos": 1}, headers=BEARER)
+
+    assert response.status_code == 504
+    body = response.get_json()
+    assert (body["ok"], body["outcome"], body["error"]) == (False, "unknown", words)

@@ -29,7 +29,7 @@ def test_the_session_route_tells_the_ui_what_to_show(client: FlaskClient) -> Non
     response = client.get("/api/session")
 
     assert response.status_code == 200
-    assert response.get_json() == {"authenticated": False, "auth": "token"}
+    assert response.get_json() == {"authenticated": False, "auth": "token", "users": False}
 
 
 def test_api_routes_need_a_login(client: FlaskClient) -> None:
@@ -53,12 +53,14 @@ def test_login_with_the_token_sets_a_strict_httponly_cookie(client: FlaskClient)
     response = client.post("/api/login", json={"token": TOKEN}, headers=SAME_ORIGIN)
 
     assert response.status_code == 200
-    assert response.get_json() == {"authenticated": True}
+    assert response.get_json()["authenticated"] is True
+    assert response.get_json()["user"]["role"] == "admin"  # the token is the bootstrap admin
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
     assert TOKEN not in cookie
-    assert client.get("/api/session").get_json() == {"authenticated": True, "auth": "token"}
+    session = client.get("/api/session").get_json()
+    assert session["authenticated"] is True and session["auth"] == "token"
     assert client.get("/api/subscriptions").status_code == 200
 
 
@@ -180,7 +182,9 @@ def test_bearer_requests_need_no_origin(client: FlaskClient) -> None:
 def test_with_auth_off_everything_is_open_but_csrf_still_applies(make_app: Callable[..., Flask]) -> None:
     client = make_app(DASHBOARD_AUTH="off").test_client()
 
-    assert client.get("/api/session").get_json() == {"authenticated": True, "auth": "off"}
+    session = client.get("/api/session").get_json()
+    assert session["authenticated"] is True and session["auth"] == "off"
+    assert session["user"]["role"] == "admin"
     assert client.get("/api/subscriptions").status_code == 200
     assert client.post("/api/publish", json={"topic": "a"}, headers=SAME_ORIGIN).status_code == 504
     assert (

@@ -88,8 +88,8 @@ def test_health_reports_each_broker_and_a_dead_one_is_not_forgotten(client: Flas
     assert response.status_code == 503
     body = response.get_json()
     assert body["brokers"] == {
-        "a": {"online": True, "connected": True},
-        "b": {"online": False, "connected": True},  # its last status said connected
+        "a": {"online": True, "connected": True, "dropping": False},
+        "b": {"online": False, "connected": True, "dropping": False},  # its last status said connected
     }
     assert body["bridge"] == {"online": False}
     details = client.get("/api/brokers/a/health", headers=BEARER)
@@ -104,7 +104,7 @@ def test_dashboard_brokers_names_the_brokers_health_waits_for(
     assert app.test_client().get("/health").status_code == 200
     app = make_app(DASHBOARD_BROKERS="a,c")  # c never registered: expected, so reported
     body = app.test_client().get("/health").get_json()
-    assert body["brokers"]["c"] == {"online": False, "connected": None}
+    assert body["brokers"]["c"] == {"online": False, "connected": None, "dropping": False}
     assert app.test_client().get("/api/brokers/c/broker/status", headers=BEARER).status_code == 503
 
 

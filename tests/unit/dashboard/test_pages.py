@@ -38,8 +38,8 @@ def test_health_is_ok_when_redis_bridge_and_broker_are(
         "worker": os.getpid(),
         "redis": True,
         "bridge": {"online": True},
-        "broker": {"connected": True},
-        "brokers": {"default": {"online": True, "connected": True}},
+        "broker": {"connected": True, "dropping": False},
+        "brokers": {"default": {"online": True, "connected": True, "dropping": False}},
     }
 
 
@@ -78,7 +78,8 @@ def test_the_health_details_need_a_login(client: FlaskClient, redis_client: fake
     assert body["bridge"]["online"] is True
     assert body["bridge"]["pid"] == 4242
     assert body["bridge"]["counters"] == {"received": 10, "forwarded": 10}
-    assert body["broker"] == {"connected": True, "broker": "mqtt:1883"}
+    assert body["broker"] == {"connected": True, "broker": "mqtt:1883", "dropping": False}
+    assert body["problems"] == []
     assert body["socket_clients"] == 0
 
 
@@ -89,7 +90,7 @@ def test_health_without_a_heartbeat_reports_the_bridge_offline(client: FlaskClie
     body = response.get_json()
     assert body["status"] == "degraded"
     assert body["bridge"] == {"online": False}
-    assert body["broker"] == {"connected": None}
+    assert body["broker"] == {"connected": None, "dropping": False}
 
 
 def test_health_with_the_broker_disconnected_is_degraded(

@@ -142,3 +142,23 @@ def test_running_an_unknown_template_is_404(client: FlaskClient) -> None:
     response = post(client, "/api/publish/templates/nope/run", {})
     assert response.status_code == 404
     assert response.get_json()["error"] == "no template 'nope'"
+
+
+def test_a_refused_publishs_huge_properties_are_kept_by_size_only(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    """Issue 21, defect 17: like a large payload, properties of more than 16 KiB are not stored."""
+    huge = {"user_properties": [["k", "v" * 10_000]] * 101}  # refused: at most 100 pairs
+
+    assert post(client, "/api/publish", {"topic": "a/b", "properties": huge}).status_code == 400
+
+    (entry,) = client.get("/api/publish/history", headers=BEARER).get_json()["publishes"]
+    assert entry["properties"] is None and entry["properties_bytes"] > 1_000_000
+    assert len(redis_client.lindex(KEY_PUBLISH_HISTORY, 0) or "") < 2_000
+
+
+def test_a_template_may_not_publish_to_the_brokers_own_topics(client: FlaskClient) -> None:
+    """Issue 21, defect 12: $CONTROL/... would bypass cmd_dynsec's checks."""
+    for topic in ("$CONTROL/dynamic-security/v1", "$SYS/broker/version"):
+        answer = post(client, "/api/publish/templates", {**LAMP, "topic": topic})
+        assert answer.status_code == 400 and "starts with '$'" in answer.get_json()["error"]

@@ -147,12 +147,15 @@ def test_deleting_a_tenant_deletes_its_accounts_then_group_then_role(
 
 def test_the_broker_refusal_is_shown_in_its_own_words(api: FlaskClient, broker: FakeDynsecBroker) -> None:
     api.post("/api/tenants", json={"name": "acme"}, headers=HEADERS)
+    api.post("/api/tenants/acme/accounts", json={"username": "dev1"}, headers=HEADERS)
 
     again = api.post("/api/tenants", json={"name": "acme"}, headers=HEADERS)
+    taken = api.post("/api/tenants/acme/accounts", json={"username": "dev1"}, headers=HEADERS)
     no_tenant = api.post("/api/tenants/ghost/accounts", json={"username": "dev9"}, headers=HEADERS)
 
-    assert again.status_code == 400
-    assert again.json["error"] == "the broker refused createRole: Role already exists"
+    assert (again.status_code, again.json["error"]) == (409, "tenant 'acme' exists already")
+    assert taken.status_code == 400
+    assert taken.json["error"] == "the broker refused createClient: Client already exists"
     assert no_tenant.status_code == 400
     assert no_tenant.json["error"] == "the broker refused addGroupClient: Group not found"
     assert "dev9" not in broker.clients  # the half-made account was removed again
@@ -210,3 +213,76 @@ def test_a_tenant_prefix_that_is_not_plain_topic_levels_stops_the_dashboard(pref
 def test_a_nested_tenant_prefix_is_accepted() -> None:
     settings = DashboardSettings.from_env({"DASHBOARD_TOKEN": "t", "DASHBOARD_TENANT_PREFIX": "org/eu-1"})
     assert settings.tenant_prefix == "org/eu-1"
+
+
+# --- issue 21: defects 1 and 17 --------------------------------------------------------------
+
+
+def test_an_account_outside_the_tenant_is_refused_and_left_as_it_is(
+    api: FlaskClient, broker: FakeDynsecBroker
+) -> None:
+    api.post("/api/tenants", json={"name": "acme"}, headers=HEADERS)
+    api.post("/api/tenants", json={"name": "other"}, headers=HEADERS)
+    api.post("/api/tenants/other/accounts", json={"username": "theirs"}, headers=HEADERS)
+    broker.clients["mqtt-bridge"] = {"username": "mqtt-bridge", "password": "x", "roles": [], "groups": []}
+    before = json.dumps(broker.clients, sort_keys=True)
+
+    answers = [
+        api.post("/api/tenants/acme/accounts/theirs/disable", headers=HEADERS),
+        api.delete("/api/tenants/acme/accounts/theirs", headers=HEADERS),
+        api.post("/api/tenants/acme/accounts/mqtt-bridge/disable", headers=HEADERS),
+        api.delete("/api/tenants/acme/accounts/mqtt-bridge", headers=HEADERS),
+        api.post("/api/tenants/acme/accounts/nobody/enable", headers=HEADERS),
+    ]
+
+    for answer in answers:
+        assert answer.status_code == 404, answer.json
+        assert answer.json["error"].endswith("in tenant 'acme'; nothing was changed")
+    assert json.dumps(broker.clients, sort_keys=True) == before
+
+
+def test_creating_a_tenant_finishes_one_half_made_and_deleting_takes_what_is_there(
+    api: FlaskClient, broker: FakeDynsecBroker
+) -> None:
+    """A bridge died between a tenant's role and its group: the role is there, the group is not."""
+    broker.roles["tenant:half"] = {"rolename": "tenant:half", "acls": []}
+    broker.roles["tenant:gone"] = {"rolename": "tenant:gone", "acls": []}
+
+    finished = api.post("/api/tenants", json={"name": "half"}, headers=HEADERS)
+    deleted = api.delete("/api/tenants/gone", headers=HEADERS)
+
+    assert finished.status_code == 201 and broker.groups["tenant:half"]["roles"] == [
+        {"rolename": "tenant:half"}
+    ]
+    assert deleted.status_code == 200 and "tenant:gone" not in broker.roles
+    assert api.delete("/api/tenants/gone", headers=HEADERS).status_code == 404
+    assert api.post("/api/tenants", json={"name": "half"}, headers=HEADERS).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/api/tenants", {"name": "acme\n"}),
+        ("post", "/api/tenants/acme/accounts", {"username": "dev1\n"}),
+        ("post", "/api/tenants/acme%0A/accounts", {"username": "dev1"}),
+        ("delete", "/api/tenants/acme%0A", None),
+        ("post", "/api/tenants/acme/accounts/dev1%0A/disable", None),
+    ],
+)
+def test_names_with_a_trailing_newline_are_refused(
+    api: FlaskClient, broker: FakeDynsecBroker, method: str, path: str, body: Any
+) -> None:
+    answer = getattr(api, method)(path, json=body, headers=HEADERS)
+
+    assert answer.status_code == 400 and "name is 1-" in answer.json["error"]
+    assert broker.requests == []
+
+
+@pytest.mark.parametrize("path", ["/api/tenants", "/api/tenants/acme/accounts"])
+def test_deeply_nested_json_is_a_400_in_words(api: FlaskClient, broker: FakeDynsecBroker, path: str) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+
+    answer = api.post(path, data=nested, headers={**HEADERS, "Content-Type": "application/json"})
+
+    assert answer.status_code == 400 and answer.json["error"] == "the body must be JSON"
+    assert broker.requests == []

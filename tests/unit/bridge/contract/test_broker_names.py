@@ -127,11 +127,12 @@ def test_healthcheck_reads_the_named_bridges_heartbeat() -> None:
     sink = RedisSink(client, 100, protocol.Names("b"))
     sink.heartbeat({"timestamp": time.time()}, {"connected": True, "broker": "h:1"})
     assert check(client, names=protocol.Names("b"))[0] is True
-    assert check(client)[0] is False  # the unnamed bridge is not running
+    assert check(client, names=protocol.Names())[0] is False  # the unnamed bridge is not running
 
 
 # The dashboard's own names that are per broker on purpose (what was done *to* one broker).
-DASHBOARD_NAMES_PER_BROKER = {"KEY_PUBLISH_HISTORY"}
+# A broker's tenant accounts are that broker's dynamic security's.
+DASHBOARD_NAMES_PER_BROKER = {"KEY_PUBLISH_HISTORY", "KEY_TENANT_ACCOUNTS"}
 
 
 def test_a_dashboard_name_is_a_deliberate_choice() -> None:

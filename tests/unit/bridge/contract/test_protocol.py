@@ -214,7 +214,16 @@ def test_command_result_shape() -> None:
     assert isinstance(result["timestamp"], float)
 
 
-@pytest.mark.parametrize("raw", [b"garbage", b"[]", b'{"qos": 9, "created_at": "x"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"garbage",
+        b"[]",
+        b'{"qos": 9, "created_at": "x"}',
+        b'{"created_at": 1e999}',  # infinite: "Infinity" is not JSON a browser can read
+        b'{"created_at": ' + b"9" * 400 + b"}",
+    ],
+)
 def test_damaged_subscription_records_fall_back_to_qos_0(raw: bytes) -> None:
     assert protocol.parse_subscription_record(raw) == {"qos": 0, "created_at": None}
 

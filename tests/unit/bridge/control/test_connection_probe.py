@@ -32,9 +32,9 @@ def test_any_other_refusal_is_named_as_the_broker_named_it() -> None:
 
 
 def test_the_result_object_has_a_machine_readable_outcome() -> None:
-    found = ProbeResult(connection_probe.TIMED_OUT, "no answer", 8.0004)
+    found = ProbeResult(connection_probe.NO_BROKER, "no MQTT broker answered", 8.0004)
 
-    assert found.as_result() == {"outcome": "timed_out", "message": "no answer", "seconds": 8.0}
+    assert found.as_result() == {"outcome": "no_broker", "message": "no MQTT broker answered", "seconds": 8.0}
     assert not found.ok
 
 

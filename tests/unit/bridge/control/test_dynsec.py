@@ -13,11 +13,12 @@ import fakeredis
 import pytest
 
 from bridge.contract import protocol
-from bridge.contract.secret_box import NO_KEY, SecretBox, generate_key, seal_for_command
+from bridge.contract.secret_box import NO_KEY, SecretBox, account_binding, generate_key, seal_for_command
 from bridge.control.commands import CommandProcessor
 from bridge.control.dynsec import DYNSEC_RESPONSE_TOPIC, DYNSEC_TOPIC, DynsecClient
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import Item
+from bridge.ingest.outgoing import UnknownOutcome
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import SubscriptionSet
 from bridge.ingest.writer import Writer, drain
@@ -85,7 +86,8 @@ def test_a_sealed_password_reaches_only_the_broker(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    request = {"command": "createClient", "username": "dev1", "password": seal_for_command(BOX, "s3cret-pw")}
+    sealed = seal_for_command(BOX, "s3cret-pw", account_binding("default", "dev1"))
+    request = {"command": "createClient", "username": "dev1", "password": sealed}
 
     answer = run(processor, r, request)
 
@@ -107,7 +109,11 @@ def test_a_password_that_is_not_sealed_with_the_key_is_refused_and_nothing_is_se
 ) -> None:
     client = DynsecClient(broker, box, timeout=0.5)
     broker.deliver = client.on_control
-    sealed = seal_for_command(BOX, "hunter2-secret") if password is None else password
+    sealed = (
+        seal_for_command(BOX, "hunter2-secret", account_binding("default", "u"))
+        if password is None
+        else password
+    )
     command = protocol.Command(
         type=protocol.CMD_DYNSEC,
         args={"dynsec": {"command": "setClientPassword", "username": "u", "password": sealed}},
@@ -186,6 +192,10 @@ def test_a_broker_that_never_answers_gets_a_sentence_naming_the_plugin(
 
     assert answer.error is not None and "did not answer" in answer.error
     assert "dynamic security plugin" in answer.error
+    # The broker took the command (PUBACK): it may have been carried out, and the answer says so.
+    assert (
+        isinstance(answer.error, UnknownOutcome) and "whether it was carried out is unknown" in answer.error
+    )
 
 
 def test_a_disconnected_broker_is_said_at_once(dynsec: DynsecClient, broker: FakeDynsecBroker) -> None:
@@ -280,3 +290,111 @@ def test_control_messages_never_reach_redis_and_are_acknowledged(r: fakeredis.Fa
     assert [item[0] for item in control] == [DYNSEC_TOPIC, DYNSEC_RESPONSE_TOPIC]
     assert acked == [5]  # no Redis write will acknowledge it, so the writer does
     assert (counters.forwarded, counters.system, writer.in_flight) == (1, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("broker_name", "username"),
+    [("other-broker", "dev1"), ("default", "someone-else")],
+)
+def test_a_password_sealed_for_another_account_or_broker_is_refused_and_not_sent(
+    broker: FakeDynsecBroker, broker_name: str, username: str
+) -> None:
+    client = DynsecClient(broker, BOX, timeout=0.5)
+    broker.deliver = client.on_control
+    sealed = seal_for_command(BOX, "pw-for-elsewhere", account_binding(broker_name, username))
+    command = protocol.Command(
+        type=protocol.CMD_DYNSEC,
+        args={"dynsec": {"command": "createClient", "username": "dev1", "password": sealed}},
+    )
+
+    with pytest.raises(protocol.InvalidCommand, match="sealed for another destination"):
+        client.handle(command)
+    assert broker.requests == [] and "dev1" not in broker.clients
+
+
+# --- the bridge's own account (issue 21, defect 1) ------------------------------------------
+
+OWN = "mqtt-bridge"
+
+
+@pytest.fixture
+def guarded(broker: FakeDynsecBroker) -> DynsecClient:
+    """A DynsecClient whose live connection uses the account OWN, which holds role "admin" and is in
+    group "ops" (which has role "ops-role")."""
+    broker.roles.update({name: {"rolename": name, "acls": []} for name in ("admin", "ops-role", "tenant:a")})
+    broker.groups["ops"] = {"groupname": "ops", "roles": [{"rolename": "ops-role"}]}
+    broker.clients[OWN] = {
+        "username": OWN,
+        "password": "x",
+        "roles": [{"rolename": "admin"}],
+        "groups": [{"groupname": "ops"}],
+    }
+    broker.clients["dev"] = {"username": "dev", "password": "y", "roles": [], "groups": []}
+    client = DynsecClient(broker, BOX, timeout=0.5, own_username=lambda: OWN)
+    broker.deliver = client.on_control
+    return client
+
+
+def _dynsec(request: dict[str, Any]) -> protocol.Command:
+    return protocol.Command(type=protocol.CMD_DYNSEC, args={"dynsec": request})
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"command": "disableClient", "username": OWN},
+        {"command": "deleteClient", "username": OWN},
+        {"command": "setClientPassword", "username": OWN, "password": "sealed below"},
+        {"command": "addClientRole", "username": OWN, "rolename": "tenant:a"},
+        {"command": "removeClientRole", "username": OWN, "rolename": "admin"},
+        {"command": "addGroupClient", "groupname": "ops", "username": OWN},
+        {"command": "removeGroupClient", "groupname": "ops", "username": OWN},
+        {"command": "deleteRole", "rolename": "admin"},
+        {"command": "deleteRole", "rolename": "ops-role"},  # held through its group
+        {"command": "addRoleACL", "rolename": "admin", "acltype": "publishClientSend", "topic": "#"},
+        {"command": "removeRoleACL", "rolename": "admin", "acltype": "publishClientSend", "topic": "#"},
+        {"command": "deleteGroup", "groupname": "ops"},
+        {"command": "removeGroupRole", "groupname": "ops", "rolename": "ops-role"},
+    ],
+)
+def test_no_command_can_change_the_bridges_own_account(
+    guarded: DynsecClient, broker: FakeDynsecBroker, request_body: dict[str, Any]
+) -> None:
+    if "password" in request_body:
+        request_body = {
+            **request_body,
+            "password": seal_for_command(BOX, "new", account_binding("default", OWN)),
+        }
+    before = json.dumps([broker.clients, broker.roles, broker.groups], sort_keys=True)
+
+    answer = guarded.handle(_dynsec(request_body))
+
+    assert (
+        answer.error is not None
+        and f"the bridge connects to the broker with the account {OWN!r}" in answer.error
+    )
+    assert json.dumps([broker.clients, broker.roles, broker.groups], sort_keys=True) == before
+    sent = [json.loads(p)["commands"][0]["command"] for p in broker.requests]
+    assert request_body["command"] not in sent  # at most the lookups (getClient, getGroup) went out
+
+
+def test_the_same_commands_on_other_accounts_roles_and_groups_still_run(
+    guarded: DynsecClient, broker: FakeDynsecBroker
+) -> None:
+    broker.groups["tenant:a"] = {"groupname": "tenant:a", "roles": []}
+    for request_body in (
+        {"command": "disableClient", "username": "dev"},
+        {"command": "deleteRole", "rolename": "tenant:a"},
+        {"command": "deleteGroup", "groupname": "tenant:a"},
+    ):
+        assert guarded.handle(_dynsec(request_body)).error is None, request_body
+    assert broker.clients["dev"]["disabled"] is True
+    assert "tenant:a" not in broker.roles and "tenant:a" not in broker.groups
+
+
+def test_without_a_user_name_the_bridge_has_no_account_to_protect(broker: FakeDynsecBroker) -> None:
+    broker.clients[OWN] = {"username": OWN, "password": "x", "roles": [], "groups": []}
+    client = DynsecClient(broker, BOX, timeout=0.5, own_username=lambda: None)
+    broker.deliver = client.on_control
+
+    assert client.handle(_dynsec({"command": "disableClient", "username": OWN})).error is None

@@ -116,3 +116,22 @@ def test_unsubscribing_a_paused_filter_ends_its_pause() -> None:
         assert answer is not None and answer["ok"] is True, answer
 
     assert subs.paused() == set() and not r.hexists(protocol.KEY_SUBSCRIPTIONS_PAUSED, "alerts/#")
+
+
+def test_a_members_damaged_counts_are_left_out_of_the_groups_sum() -> None:
+    from bridge.control.subscription_control import merged_stats
+
+    good = {
+        "filters": {"a/#": {"messages": 2, "bytes": 20, "last_message_at": 1_718_000_000.0}},
+        "since": 1.0,
+    }
+    bad = {
+        "filters": {"a/#": {"messages": int("9" * 400), "bytes": -1, "last_message_at": float("inf")}},
+        "since": float("inf"),
+    }
+    merged = merged_stats([good, bad])
+    assert merged == {
+        "filters": {"a/#": {"messages": 2, "bytes": 20, "last_message_at": 1_718_000_000.0}},
+        "since": 1.0,
+    }
+    json.loads(protocol.dumps(merged), parse_constant=lambda name: 1 / 0)  # no Infinity in it

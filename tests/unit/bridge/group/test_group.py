@@ -30,6 +30,8 @@ from bridge.insight.housekeeping import Housekeeper
 from tests.unit.bridge.conftest import make_housekeeper
 from tests.unit.bridge.fakes import FakeBroker
 
+UNNAMED = protocol.Names()  # the unnamed bridge's names
+
 
 class Clock:
     """A monotonic clock the test moves by hand."""
@@ -88,10 +90,10 @@ def test_data_filters_are_shared_and_sys_is_not() -> None:
 
 def test_one_member_leads_and_the_other_waits(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    a, b = LeaderLease(r, "a", clock=clock), LeaderLease(r, "b", clock=clock)
+    a, b = LeaderLease(r, "a", names=UNNAMED, clock=clock), LeaderLease(r, "b", names=UNNAMED, clock=clock)
     assert a.tick() is True
     assert b.tick() is False
-    leader = read_leader(r)
+    leader = read_leader(r, UNNAMED)
     assert leader is not None and leader["member"] == "a" and leader["token"] == a.token
     assert 0 < r.pttl(protocol.KEY_LEADER) <= 6000
     clock.now += 2
@@ -100,22 +102,22 @@ def test_one_member_leads_and_the_other_waits(r: fakeredis.FakeRedis) -> None:
 
 def test_lease_lost_in_redis_is_noticed_and_taken_over_with_a_larger_token(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    a, b = LeaderLease(r, "a", clock=clock), LeaderLease(r, "b", clock=clock)
+    a, b = LeaderLease(r, "a", names=UNNAMED, clock=clock), LeaderLease(r, "b", names=UNNAMED, clock=clock)
     a.tick()
     first = a.token
     r.delete(protocol.KEY_LEADER)  # the lease expired (or Redis restarted empty)
     assert b.tick() is True
     assert a.tick() is False  # its renewal finds b's lease: a steps down
     assert b.token is not None and first is not None and b.token > first
-    assert read_leader(r)["member"] == "b"  # type: ignore[index]
+    assert read_leader(r, UNNAMED)["member"] == "b"  # type: ignore[index]
 
 
 def test_a_paused_leader_stops_leading_by_its_own_clock_and_its_writes_are_refused(
     r: fakeredis.FakeRedis,
 ) -> None:
     clock = Clock()
-    a, b = LeaderLease(r, "a", clock=clock), LeaderLease(r, "b", clock=clock)
-    announcer = FencedAnnouncer(r)
+    a, b = LeaderLease(r, "a", names=UNNAMED, clock=clock), LeaderLease(r, "b", names=UNNAMED, clock=clock)
+    announcer = FencedAnnouncer(r, UNNAMED)
     a.tick()
     stale = a.token
     assert stale is not None
@@ -137,7 +139,7 @@ def test_a_paused_leader_stops_leading_by_its_own_clock_and_its_writes_are_refus
 def test_unrenewed_lease_runs_out_by_the_monotonic_clock(server: fakeredis.FakeServer) -> None:
     clock = Clock()
     r = fakeredis.FakeRedis(server=server)
-    lease = LeaderLease(r, "a", clock=clock)
+    lease = LeaderLease(r, "a", names=UNNAMED, clock=clock)
     lease.tick()
     server.connected = False  # Redis unreachable: no renewal
     clock.now += 4.0
@@ -148,7 +150,7 @@ def test_unrenewed_lease_runs_out_by_the_monotonic_clock(server: fakeredis.FakeS
 
 def test_a_wall_clock_jump_changes_nothing(r: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    lease = LeaderLease(r, "a", clock=clock)
+    lease = LeaderLease(r, "a", names=UNNAMED, clock=clock)
     lease.tick()
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this host's clock jumps back an hour
@@ -160,7 +162,7 @@ def test_a_wall_clock_jump_changes_nothing(r: fakeredis.FakeRedis, monkeypatch: 
 
 def test_release_frees_the_lease_for_the_next_member_at_once(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    a, b = LeaderLease(r, "a", clock=clock), LeaderLease(r, "b", clock=clock)
+    a, b = LeaderLease(r, "a", names=UNNAMED, clock=clock), LeaderLease(r, "b", names=UNNAMED, clock=clock)
     a.tick()
     b.tick()
     a.release()
@@ -169,12 +171,12 @@ def test_release_frees_the_lease_for_the_next_member_at_once(r: fakeredis.FakeRe
 
 def test_release_never_frees_another_members_lease(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    a, b = LeaderLease(r, "a", clock=clock), LeaderLease(r, "b", clock=clock)
+    a, b = LeaderLease(r, "a", names=UNNAMED, clock=clock), LeaderLease(r, "b", names=UNNAMED, clock=clock)
     a.tick()
     r.delete(protocol.KEY_LEADER)
     b.tick()
     a.release()
-    assert read_leader(r)["member"] == "b"  # type: ignore[index]
+    assert read_leader(r, UNNAMED)["member"] == "b"  # type: ignore[index]
 
 
 # --- leader-only work -----------------------------------------------------------------------
@@ -186,7 +188,7 @@ def _housekeeper(r: fakeredis.FakeRedis, role: GroupRole) -> Housekeeper:
 
 def test_only_the_leader_announces_and_every_member_keeps_its_heartbeat(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    roles = [GroupRole(r, "g", m, time.time(), clock=clock) for m in ("a", "b")]
+    roles = [GroupRole(r, "g", m, time.time(), names=UNNAMED, clock=clock) for m in ("a", "b")]
     keepers = [_housekeeper(r, role) for role in roles]
     pubsub = r.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(protocol.CHANNEL_STATUS)
@@ -200,7 +202,7 @@ def test_only_the_leader_announces_and_every_member_keeps_its_heartbeat(r: faker
             statuses.append(json.loads(message["data"]))
     assert [s["leader"] for s in statuses] == ["a"]  # announced once, by the leader
     assert r.exists("mqtt:bridge:heartbeat:a") and r.exists("mqtt:bridge:heartbeat:b")
-    members = membership.read_members(r)
+    members = membership.read_members(r, UNNAMED)
     assert (members["a"]["leader"], members["b"]["leader"]) == (True, False)
     keepers[0]._due["heartbeat"] = 0.0  # the leader's next heartbeat sees b too
     keepers[0]._tick(time.monotonic())
@@ -210,7 +212,7 @@ def test_only_the_leader_announces_and_every_member_keeps_its_heartbeat(r: faker
 
 def test_a_new_leader_announces_at_once(r: fakeredis.FakeRedis) -> None:
     clock = Clock()
-    a, b = (GroupRole(r, "g", m, time.time(), clock=clock) for m in ("a", "b"))
+    a, b = (GroupRole(r, "g", m, time.time(), names=UNNAMED, clock=clock) for m in ("a", "b"))
     ka, kb = _housekeeper(r, a), _housekeeper(r, b)
     for keeper in (ka, kb):
         keeper._handle(LinkEvent(True, None))
@@ -230,7 +232,7 @@ def pair(r: fakeredis.FakeRedis) -> list[tuple[CommandProcessor, FakeBroker]]:
     clock = Clock()
     out = []
     for member in ("a", "b"):
-        role = GroupRole(r, "g", member, time.time(), clock=clock)
+        role = GroupRole(r, "g", member, time.time(), names=UNNAMED, clock=clock)
         role.tick()
         broker = FakeBroker()
         subs = SubscriptionSet(("sensors/#",), 1)
@@ -285,30 +287,35 @@ def test_a_leader_that_lost_its_lease_does_not_publish(
 
 
 def test_a_dead_member_is_marked_with_its_loss_estimate_then_forgotten(r: fakeredis.FakeRedis) -> None:
-    membership.write_member(r, "a", {"counters": {"queue_depth": 1234, "received": 5}}, [])
+    membership.write_member(r, "a", {"counters": {"queue_depth": 1234, "received": 5}}, [], UNNAMED)
     r.delete("mqtt:bridge:heartbeat:a")  # its heartbeat ran out: killed
-    assert membership.prune(r, now=5000.0) == ["a"]
-    record = membership.read_members(r)["a"]
+    assert membership.prune(r, 5000.0, UNNAMED) == ["a"]
+    record = membership.read_members(r, UNNAMED)["a"]
     assert (record["alive"], record["estimated_lost"], record["died_at"]) == (False, 1234, 5000.0)
-    assert membership.prune(r, now=5001.0) == []  # marked once
-    membership.prune(r, now=5000.0 + protocol.MEMBER_FORGET_AFTER + 1)
-    assert membership.read_members(r) == {} and r.hlen(protocol.KEY_MEMBER_TOPICS) == 0
+    assert membership.prune(r, 5001.0, UNNAMED) == []  # marked once
+    membership.prune(r, 5000.0 + protocol.MEMBER_FORGET_AFTER + 1, UNNAMED)
+    assert membership.read_members(r, UNNAMED) == {} and r.hlen(protocol.KEY_MEMBER_TOPICS) == 0
 
 
 def test_topics_and_counters_cover_the_whole_group(r: fakeredis.FakeRedis) -> None:
     row = {"topic": "t", "retained": False, "last_payload_preview": "x"}
     membership.write_member(
-        r, "a", {"counters": {"received": 3, "forwarded": 3}}, [{**row, "messages": 3, "last_seen": 1.0}]
+        r,
+        "a",
+        {"counters": {"received": 3, "forwarded": 3}},
+        [{**row, "messages": 3, "last_seen": 1.0}],
+        UNNAMED,
     )
     membership.write_member(
         r,
         "b",
         {"counters": {"received": 4, "forwarded": 4}},
         [{**row, "messages": 4, "last_seen": 2.0, "last_payload_preview": "y"}],
+        UNNAMED,
     )
-    merged = membership.merged_topics(r, 100)
+    merged = membership.merged_topics(r, 100, UNNAMED)
     assert [(t["topic"], t["messages"], t["last_payload_preview"]) for t in merged] == [("t", 7, "y")]
-    totals = membership.group_counters(membership.read_members(r))
+    totals = membership.group_counters(membership.read_members(r, UNNAMED))
     assert (totals["received"], totals["forwarded"]) == (7, 7)
 
 
@@ -318,18 +325,23 @@ def test_topics_and_counters_cover_the_whole_group(r: fakeredis.FakeRedis) -> No
 def test_healthcheck_checks_the_member_it_is_told(r: fakeredis.FakeRedis) -> None:
     from bridge.insight import health
 
-    membership.write_member(r, "a", {"timestamp": time.time(), "connected": True, "pid": 7}, None)
-    membership.write_member(r, "b", {"timestamp": time.time(), "connected": False, "pid": 8}, None)
+    membership.write_member(r, "a", {"timestamp": time.time(), "connected": True, "pid": 7}, None, UNNAMED)
+    membership.write_member(r, "b", {"timestamp": time.time(), "connected": False, "pid": 8}, None, UNNAMED)
     r.set(protocol.KEY_LEADER, protocol.dumps({"member": "a", "token": 1}))
-    healthy, line = health.check_member(r, "a")
+    healthy, line = health.check_member(r, "a", UNNAMED)
     assert healthy and "the leader" in line
-    healthy, line = health.check_member(r, "b")
+    healthy, line = health.check_member(r, "b", UNNAMED)
     assert not healthy and "not connected" in line
-    healthy, line = health.check_member(r, "c")
+    healthy, line = health.check_member(r, "c", UNNAMED)
     assert not healthy and "no heartbeat" in line
+    # A member whose clock is 60 s behind: its heartbeat was just written (Redis's TTL says so).
     old = time.time() - 60
-    membership.write_member(r, "a", {"timestamp": old, "connected": True}, None)
-    assert health.check_member(r, "a")[0] is False
+    membership.write_member(r, "a", {"timestamp": old, "connected": True}, None, UNNAMED)
+    assert health.check_member(r, "a", UNNAMED)[0] is True
+    # One left without a TTL is judged by its stamp against Redis's clock.
+    r.persist(membership.member_heartbeat_key("a", UNNAMED))
+    healthy, line = health.check_member(r, "a", UNNAMED)
+    assert not healthy and "60 s old" in line
 
 
 # --- the MQTT side in group mode ----------------------------------------------------------------
@@ -436,7 +448,7 @@ def test_a_named_bridge_group_keeps_its_lease_and_members_under_its_own_names(r:
     role.heartbeat({"timestamp": time.time(), "counters": {}}, [], {"connected": True})
 
     assert role.leading()
-    assert read_leader(r, names) is not None and read_leader(r) is None
+    assert read_leader(r, names) is not None and read_leader(r, UNNAMED) is None
     assert r.hexists("mqtt:brokers:plant-2:bridge:members", "m1")
     assert r.exists("mqtt:brokers:plant-2:bridge:heartbeat") and not r.exists(protocol.KEY_HEARTBEAT)
     assert r.exists("mqtt:brokers:plant-2:broker:status:latest")
@@ -455,7 +467,7 @@ def test_the_group_shows_the_sum_of_its_members_filter_counts(r: fakeredis.FakeR
     # Each member counts only its share of the messages; the leader writes the group's total.
     subs = SubscriptionSet(("sensors/#",), 0)
     for member, count in (("a", 3), ("b", 2)):
-        membership.write_member(r, member, {"counters": {}}, [])
+        membership.write_member(r, member, {"counters": {}}, [], UNNAMED)
         stats = FilterStats(subs)
         stats.observe([("sensors/t", b"12", 0, False, float(n), 0, False) for n in range(count)])
         stats.write(r, protocol.Names(), member, leading=member == "b")

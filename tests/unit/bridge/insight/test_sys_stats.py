@@ -107,3 +107,36 @@ def test_unknown_and_garbage_topics_are_ignored() -> None:
     assert stats.update("$SYS/broker/uptime", b"\xff\xfe", 1.0) is False
     assert stats.update("other/topic", b"5", 1.0) is False
     assert "uptime_seconds" not in stats.snapshot(now=1.0)
+
+
+def _dropped(stats: SysStats, value: int, at: float) -> None:
+    stats.update("$SYS/broker/publish/messages/dropped", str(value).encode(), at)
+
+
+def test_what_the_broker_dropped_in_the_last_minute_is_in_the_snapshot() -> None:
+    # Loss at the broker is invisible to the bridge's own counters: the snapshot carries it.
+    stats = SysStats()
+    _dropped(stats, 500, 0.0)  # the broker's lifetime total when the bridge started watching
+    assert stats.snapshot(now=0.0)["publish_dropped_recent"] == 0
+    _dropped(stats, 1_500, 10.0)
+    _dropped(stats, 4_000, 20.0)
+    snap = stats.snapshot(now=20.0)
+    assert snap["publish_dropped_recent"] == 3_500 and snap["rates"]["publish_dropped_per_s"] == 250.0
+    # mosquitto sends nothing while the counter stays put: a minute later the window is empty
+    assert stats.snapshot(now=65.0)["publish_dropped_recent"] == 3_500  # from 500, its value at 5 s
+    assert stats.snapshot(now=81.0)["publish_dropped_recent"] == 0
+    _dropped(stats, 4_010, 90.0)
+    assert stats.snapshot(now=90.0)["publish_dropped_recent"] == 10
+
+
+def test_a_broker_restart_starts_the_drop_window_again() -> None:
+    stats = SysStats()
+    _dropped(stats, 9_000, 0.0)
+    _dropped(stats, 3, 5.0)  # restarted: its counter began again
+    assert stats.snapshot(now=5.0)["publish_dropped_recent"] == 0
+    _dropped(stats, 10, 6.0)
+    assert stats.snapshot(now=6.0)["publish_dropped_recent"] == 7
+
+
+def test_without_drop_figures_there_is_no_recent_count() -> None:
+    assert "publish_dropped_recent" not in SysStats().snapshot(now=1.0)
