@@ -44,7 +44,8 @@ python-venv-support:
 # Every Python package comes from requirements.lock, pip and setuptools included, so a release
 # upstream cannot change what a fresh clone installs. The project is built without build isolation
 # because an isolated build would fetch the newest setuptools instead of the locked one.
-$(STAMP): pyproject.toml $(LOCK) | python-venv-support
+# setup.py and the C source too: a change to the compiled hot path rebuilds it in place.
+$(STAMP): pyproject.toml setup.py bridge/ingest/_wire.c $(LOCK) | python-venv-support
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
 	@# The filter hides setuptools' notice that an editable install exists, which every newcomer saw.
@@ -173,6 +174,8 @@ test-compose: venv
 
 bench: system-deps venv
 	$(PY) bench/throughput.py
+	$(PY) bench/latency.py
+	$(PY) bench/memory.py
 	$(PY) bench/fanout.py
 	$(PY) bench/group_failover.py
 

@@ -31,9 +31,10 @@ from bridge.control.retained import RetainedClearer
 from bridge.control.subscription_control import FilterStats, SubscriptionPause
 from bridge.group.role import GroupRole
 from bridge.group.session_adopter import SessionAdopter
-from bridge.ingest import redis_sink
+from bridge.ingest import heap, redis_sink, wire
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import Item, LinkEvent, MqttSource
+from bridge.ingest.queue import IngestQueue
 from bridge.ingest.redis_sink import RedisSink
 from bridge.ingest.subscriptions import Subscription, SubscriptionSet
 from bridge.ingest.writer import Writer
@@ -85,7 +86,7 @@ class Bridge:
         settings = saved or settings
         self.settings = settings
         self.sink = RedisSink(self.redis, settings.history_maxlen, settings.names)
-        self.items: deque[Item] = deque()
+        self.items: deque[Item] = IngestQueue(settings.queue_max_bytes)
         self.counters = Counters(queue_depth=lambda: len(self.items) + self.writer.in_flight)
         self.subscriptions = SubscriptionSet(settings.topics, settings.subscribe_qos)
         self.filter_stats = FilterStats(self.subscriptions)
@@ -159,6 +160,8 @@ class Bridge:
             backoff=backoff,
             payload_max_bytes=settings.payload_max_bytes,
             ack=self.source.ack,
+            ack_items=self.source.ack_items,
+            linger=settings.writer_linger_ms / 1000,
             history_max_bytes=settings.history_max_bytes,
             on_forwarded=self.filter_stats.observe,
             on_control=self.dynsec.on_control,
@@ -327,6 +330,8 @@ class Bridge:
                 else ""
             ),
         )
+        wire.warn_if_python()
+        heap.tune()  # before the threads allocate (bridge/ingest/heap.py)
         if self.settings.metrics_port:
             serve(
                 self.settings.metrics_port,

@@ -242,6 +242,8 @@ def message_json(
     max_payload: int = DEFAULT_PAYLOAD_MAX_BYTES,
     dup: bool = False,
     properties: Mapping[str, Any] | None = None,
+    size: int | None = None,
+    properties_size: int | None = None,
 ) -> str:
     """The ``message_received`` JSON, as published on CHANNEL_MESSAGES and kept in history.
 
@@ -251,13 +253,22 @@ def message_json(
     real ``size``: Redis disconnects a subscriber whose pending output passes 32 MB, so one huge
     message would otherwise cut every dashboard off. ``properties`` (MQTT 5, as
     ``bridge.mqtt5_properties.from_paho`` gives them) appear only when a message had some.
+    ``size``: the payload's size as received, when it was cut before this call (the bridge cuts
+    payloads before queueing them, so a message's bytes never wait in memory whole).
+    ``properties_size``: the properties' JSON size before they were cut to PROPERTIES_MAX_BYTES
+    (flagged ``properties_truncated``), when they were.
     """
     extra = ',"dup":true' if dup else ""  # a redelivery (MQTT DUP flag); absent when false
     if properties:
         extra += ',"properties":' + dumps(properties)
+    if properties_size is not None:
+        extra += f',"properties_truncated":true,"properties_size":{properties_size}'
+    if size is None or size < len(payload):
+        size = len(payload)
     if len(payload) > max_payload:
-        extra += f',"truncated":true,"size":{len(payload)}'
         payload = payload[:max_payload]
+    if size > len(payload):
+        extra += f',"truncated":true,"size":{size}'
     head = topic_cache.get(topic) if topic_cache is not None else None
     if head is None:
         head = '{"type":"' + TYPE_MESSAGE + '","topic":' + _json_text(topic)

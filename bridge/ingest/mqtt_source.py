@@ -1,7 +1,8 @@
 """The bridge's one MQTT connection: paho-mqtt 2.x, network loop in paho's own thread.
 
-The paho thread never does Redis I/O. ``on_message`` appends a plain tuple to a bounded deque
-(or counts a drop); connection changes go to the housekeeping thread as events.
+The paho thread never does Redis I/O. Received messages become plain tuples in a deque bounded
+in count and bytes (``ingest/queue.py``), payloads and properties already cut to their budgets
+(or a drop is counted); connection changes go to the housekeeping thread as events.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge.contract.mqtt5_properties import NEEDS_MQTT5, from_paho, to_paho
-from bridge.ingest import outgoing
+from bridge.ingest import outgoing, queue, wire
+from bridge.ingest.budgets import cap_properties
 from bridge.ingest.counters import Counters
 from bridge.ingest.dedup import CopyFilter, can_overlap
 from bridge.ingest.fast_publish import FAST_PATH_OK, FastClient
@@ -42,10 +44,14 @@ logger = logging.getLogger(__name__)
 # than keeping paho's MQTTMessage alive (measured: 10-25 % of its per-message time). ``mid`` is
 # what the writer acknowledges once Redis holds a QoS >= 1 message; ``dup`` marks a redelivery.
 # A message with MQTT 5 properties (rare, and never on the fast path) carries them as an eighth
-# element, so the common message pays nothing for them.
+# element, so the common message pays nothing for them. A payload cut to PAYLOAD_MAX_BYTES before
+# queueing carries its size as received as a ninth (properties None if it had none), and
+# properties cut to PROPERTIES_MAX_BYTES their JSON size before the cut as a tenth.
 Item = (
     tuple[str, bytes, int, bool, float, int, bool]
-    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any]]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any] | None]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any] | None, int]
+    | tuple[str, bytes, int, bool, float, int, bool, dict[str, Any] | None, int, int | None]
 )
 
 SUBACK_TIMEOUT = 3.0  # below the dashboard's 5 s wait for an answer (see commands.py)
@@ -108,6 +114,7 @@ class MqttSource:
         # QoS >= 1 messages wait unacknowledged, so the broker's Receive Maximum bounds them: they
         # may pass QUEUE_MAXSIZE by that many before one is refused (and left to the broker).
         self._acked_maxsize = queue_maxsize + settings.receive_maximum
+        self._budget = queue.budget_of(items)  # QUEUE_MAX_BYTES, when the queue has a budget
         self._reconnect_range = (reconnect_min, reconnect_max)
         self._leaving_reason: str | None = None
         self._links_lost = 0  # counts connection losses, so a publish waiting for its PUBACK can tell
@@ -135,6 +142,10 @@ class MqttSource:
         )
         if FAST_PATH_OK:  # else stock paho, slower but the same (see bridge/fast_publish.py)
             client.fast_handler = self._on_publish
+            if wire.COMPILED:  # whole socket reads at a time (bridge/ingest/wire.py)
+                client.batch_handler = self._on_items
+                client.max_payload = s.payload_max_bytes
+                client.retain_slow = self._group is not None  # each one checked by _on_publish
         else:
             logger.warning("paho-mqtt is not version 2.2.0 as locked: the lean PUBLISH path is off")
         if not OUTGOING_OK:
@@ -213,6 +224,20 @@ class MqttSource:
         connection it is harmless: the broker then acknowledges the redelivered copy."""
         self.client.ack(mid, qos)
 
+    def ack_items(self, items: list[Item], start: int, end: int) -> None:
+        """Acknowledge the QoS >= 1 messages of items[start:end] (writer thread): their PUBACKs go
+        out as one buffer, as paho's ``ack`` would have sent them one by one."""
+        client = self.client
+        if not isinstance(client, FastClient) or not FAST_PATH_OK:
+            for item in items[start:end]:
+                if item[2]:
+                    client.ack(item[5], item[2])
+            return
+        packet, qos2 = wire.pubacks(items, start, end)
+        client.queue_pubacks(packet)
+        for mid in qos2:
+            client.ack(mid, 2)
+
     def stop(self, timeout: float = 2.0) -> None:
         """Say 'offline' on the status topic (the will only fires on an unclean loss), then leave."""
         if self.is_connected():
@@ -245,23 +270,81 @@ class MqttSource:
         if not self._accepting:
             return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
         self.counters.received += 1
-        if len(self._items) >= (self._acked_maxsize if msg.qos else self._maxsize):
-            # Dropped; a QoS >= 1 one is not acknowledged, so the broker delivers it again after
-            # the next reconnect.
-            self.counters.dropped_queue += 1
-            return
         try:
             topic = msg.topic
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             topic = msg._topic.decode("utf-8", "replace")
         properties = from_paho(msg.properties) if msg.properties is not None else None
-        # paho types payload as bytes | bytearray; a received message's is always bytes.
-        if properties is None:
-            self._items.append((topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup))  # type: ignore[arg-type]
+        self._offer(topic, bytes(msg.payload), msg.qos, msg.retain, msg.mid, msg.dup, properties)
+
+    def _offer(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        mid: int,
+        dup: bool,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one message with its payload and properties cut to their budgets, or count it
+        dropped: a QoS >= 1 one is then not acknowledged, so the broker delivers it again after
+        the next reconnect."""
+        size = len(payload)
+        cut = size > self.settings.payload_max_bytes
+        if cut:
+            payload = payload[: self.settings.payload_max_bytes]
+        properties_size = None
+        if properties is not None:
+            properties, properties_size = cap_properties(properties, self.settings.properties_max_bytes)
+        item: Item
+        if properties_size is not None:
+            item = (topic, payload, qos, retain, time.time(), mid, dup, properties, size, properties_size)
+        elif cut:
+            item = (topic, payload, qos, retain, time.time(), mid, dup, properties, size)
+        elif properties is not None:
+            item = (topic, payload, qos, retain, time.time(), mid, dup, properties)
         else:
-            self._items.append(
-                (topic, msg.payload, msg.qos, msg.retain, time.time(), msg.mid, msg.dup, properties)  # type: ignore[arg-type]
-            )
+            item = (topic, payload, qos, retain, time.time(), mid, dup)
+        if not self._room(qos, 1, wire.item_weight(item)):
+            self.counters.dropped_queue += 1
+            return
+        self._items.append(item)
+        if self._budget is not None:
+            self._budget.added(wire.item_weight(item))
+
+    def _room(self, qos: int, count: int, weight: int) -> bool:
+        """Whether ``count`` more messages of ``weight`` bytes in all fit in the queue. QoS >= 1
+        ones may pass the count by Receive Maximum messages (the broker bounds those) and the
+        bytes by QUEUE_MAX_BYTES again: one refused stays unacknowledged, and so holds one of the
+        broker's Receive Maximum slots until the next reconnect."""
+        if len(self._items) + count > (self._acked_maxsize if qos else self._maxsize):
+            return False
+        budget = self._budget
+        return budget is None or budget.room(weight, budget.max_bytes if qos else 0)
+
+    def _on_items(self, items: list[Item]) -> None:
+        """The compiled path (``FastClient._packet_read``): plain PUBLISH packets of one socket
+        read, as items with their payloads already cut. Such a message has no properties and no
+        ``$`` topic, and in a group no retain flag, so only the queue's limits apply."""
+        if not self._accepting:
+            return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
+        count = len(items)
+        self.counters.received += count
+        weight = wire.weigh(items)
+        if self._room(0, count, weight):
+            self._items.extend(items)
+            if self._budget is not None:
+                self._budget.added(weight)
+            return
+        for item in items:  # the queue is (nearly) full: one at a time, QoS >= 1 ones may pass
+            one = wire.item_weight(item)
+            if self._room(item[2], 1, one):
+                self._items.append(item)
+                if self._budget is not None:
+                    self._budget.added(one)
+            else:
+                self.counters.dropped_queue += 1
 
     def _on_publish(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool) -> None:
         """The hot path for a PUBLISH without MQTT 5 properties (bridge/fast_publish.py). Such a
@@ -275,14 +358,11 @@ class MqttSource:
         if not self._accepting:
             return  # shutting down; not acknowledged, so a QoS >= 1 message comes again next time
         self.counters.received += 1
-        if len(self._items) >= (self._acked_maxsize if qos else self._maxsize):
-            self.counters.dropped_queue += 1
-            return
         try:
             text = topic.decode("utf-8")
         except UnicodeDecodeError:  # mosquitto rejects these, other brokers may not
             text = topic.decode("utf-8", "replace")
-        self._items.append((text, payload, qos, retain, time.time(), mid, dup))
+        self._offer(text, payload, qos, retain, mid, dup)
 
     def _group_copy_wanted(self, msg: mqtt.MQTTMessage) -> bool:
         """Group mode: retained messages count only from the leader's sweep; the sweep's live

@@ -2,6 +2,10 @@
 
 Source (paho thread) -> bounded deque -> this thread -> RedisSink. ``$SYS`` messages are routed
 to the broker-insight handler instead, and forwarded too only when a ``$SYS`` filter asks for it.
+
+The thread sleeps until the queue wakes it (``queue.QueueBudget``), not on a clock: a message
+that arrives alone is written at once (sub-millisecond, publish to reader), and under a flood
+each pass takes what waited meanwhile, so batches grow with the load by themselves.
 """
 
 from __future__ import annotations
@@ -17,26 +21,36 @@ import redis
 
 from bridge.contract import protocol, redis_topology
 from bridge.contract.backoff import Backoff
+from bridge.ingest import heap, queue, wire
+from bridge.ingest.budgets import HistoryBudget
 from bridge.ingest.counters import Counters
 from bridge.ingest.mqtt_source import Item
-from bridge.ingest.redis_sink import RedisSink, chunks
+from bridge.ingest.redis_sink import MAX_BATCH_BYTES, RedisSink, chunks
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["BATCH_MAX", "HistoryBudget", "Writer", "drain"]
+
 BATCH_MAX = 1000
-# Let a batch build rather than wake per message. Every pass of this thread takes the GIL from
-# paho's thread and hands it back, and on these machines each hand-off costs paho far more than
-# the pass itself: measured with bench/throughput.py, 3 ms pauses gave 0.64 x the bare paho
-# rate and 10 ms gave 0.86 x. 10 ms is invisible behind the dashboard's 100 ms frames.
+# A pass takes at most this many bytes of messages (payloads as queued), so a burst of large
+# messages is encoded a few MiB at a time rather than all at once (the bridge's memory).
+BATCH_MAX_BYTES = MAX_BATCH_BYTES
+# With a plain deque (tests), no event tells the writer that something waits: it polls.
 IDLE_WAIT = 0.010
+WAKE_TIMEOUT = 0.1  # the longest the writer sleeps on the event before looking at the stop flag
+# Small batches (messages arriving one at a time) are told to the topic index and the per-filter
+# counts together, every OBSERVE_EVERY messages, OBSERVE_BYTES or OBSERVE_DELAY seconds, and
+# whenever the writer falls idle: at 2,000 msg/s their per-call cost was a third of a pass.
+# Nobody sees the difference: the topic list is published every 10 s, the counts every tick.
+OBSERVE_EVERY = 256
+OBSERVE_BYTES = 1024 * 1024
+OBSERVE_DELAY = 0.05
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused (dropped) messages
 
 
 def drain(items: deque[Item], limit: int) -> list[Item]:
     """Take up to ``limit`` items from the left; safe against a concurrent appender."""
-    count = min(len(items), limit)
-    popleft = items.popleft
-    return [popleft() for _ in range(count)]
+    return queue.take(items, limit, 1 << 62)
 
 
 class TopicObserver(Protocol):
@@ -46,6 +60,8 @@ class TopicObserver(Protocol):
 
 
 Ack = Callable[[int, int], None]  # (mid, qos): acknowledge a QoS >= 1 message to the broker
+# (items, start, end): acknowledge the QoS >= 1 ones of items[start:end] at once
+AckItems = Callable[[list[Item], int, int], None]
 
 
 def _no_ack(mid: int, qos: int) -> None:
@@ -75,6 +91,8 @@ class Writer(threading.Thread):
         history_max_bytes: int = 0,
         on_forwarded: Callable[[list[Item]], None] | None = None,
         on_control: Callable[[list[Item]], None] | None = None,
+        ack_items: AckItems | None = None,
+        linger: float = 0.0,
     ):
         super().__init__(name="redis-writer", daemon=True)
         self.items = items
@@ -89,6 +107,9 @@ class Writer(threading.Thread):
         self.flush_timeout = flush_timeout
         self.payload_max_bytes = payload_max_bytes
         self.ack = ack
+        self.ack_items = ack_items or self._ack_each
+        self.linger = linger  # WRITER_LINGER_MS: a pause after a pass that left no full batch
+        self.budget = queue.budget_of(items)
         self.history = HistoryBudget(sink.history_maxlen, history_max_bytes)
         self.on_forwarded = on_forwarded  # per-filter statistics (bridge/subscription_control.py)
         # Taken from the queue but not yet counted: part of queue_depth, so that received =
@@ -97,8 +118,11 @@ class Writer(threading.Thread):
         self._token = 0
         self._refused_since_log = 0
         self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
-        self._topic_cache: dict[str, str] = {}
         self._outage_started: float | None = None
+        self._trim_pending = False
+        self._unobserved: list[Item] = []  # forwarded, not yet told to the topic index
+        self._unobserved_bytes = 0
+        self._unobserved_since = 0.0
         self._dropped_at_outage = 0
 
     def run(self) -> None:
@@ -107,40 +131,104 @@ class Writer(threading.Thread):
             if self.stop_event.is_set() and deadline is None:
                 deadline = time.monotonic() + self.flush_timeout
             self.in_flight = min(len(self.items), BATCH_MAX)
-            batch = drain(self.items, BATCH_MAX)
+            batch = queue.take(self.items, BATCH_MAX, BATCH_MAX_BYTES)
+            self.in_flight = len(batch)
             if not batch:
+                self._observe_pending()
                 if deadline is not None:
                     return
-                time.sleep(IDLE_WAIT)
+                if self._trim_pending:  # a burst is over: give its memory back (bridge/ingest/heap.py)
+                    self._trim_pending = False
+                    heap.trim()
+                self._sleep()
                 continue
+            if self.budget is not None and self.budget.queued_bytes >= heap.TRIM_AFTER_BYTES:
+                self._trim_pending = True
             try:
-                self.process(batch, deadline)
+                self.process(batch, deadline, defer_observe=True)
             except Exception:  # a bug here must not stop forwarding for good
                 logger.exception("dropped %d messages after an unexpected error", self.in_flight)
             finally:
                 self.counters.dropped_redis += self.in_flight
                 self.in_flight = 0
+            if self.linger and deadline is None and len(self.items) < BATCH_MAX:
+                self.stop_event.wait(self.linger)  # let the next batch build (WRITER_LINGER_MS)
             if deadline is not None and time.monotonic() > deadline:
                 left = len(self.items)
                 if left:
                     # Not acknowledged: the broker delivers QoS >= 1 ones again on the next start.
                     self.counters.dropped_queue += left
                     logger.warning("shutdown: %d queued messages could not be written in time", left)
+                self._observe_pending()
                 return
-            if deadline is None and len(self.items) < BATCH_MAX:
-                time.sleep(IDLE_WAIT)  # a trickle: let the next batch build (see IDLE_WAIT)
 
-    def process(self, batch: list[Item], deadline: float | None = None) -> None:
-        """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable."""
+    def _sleep(self) -> None:
+        """Until something is queued (or the stop flag is set, looked at ten times a second)."""
+        budget = self.budget
+        if budget is None:
+            time.sleep(IDLE_WAIT)
+            return
+        if not self.stop_event.is_set():
+            budget.sleep(self.items, WAKE_TIMEOUT)
+
+    def process(self, batch: list[Item], deadline: float | None = None, defer_observe: bool = False) -> None:
+        """Encode a batch, route $SYS, forward the rest; retries while Redis is unreachable.
+        ``defer_observe``: a small batch may be told to the topic index later (OBSERVE_EVERY)."""
         self.in_flight = len(batch)
-        messages: list[str] = []
+        messages, special = wire.encode(batch, self.payload_max_bytes)
+        forwarded = batch
+        if special:  # $SYS or $CONTROL topics in this batch (rare): route them one by one
+            messages, forwarded, system, control = self._route(batch)
+            if control:
+                self._control(control)
+            if system:
+                self.on_sys(system)
+                consumed = len(batch) - len(messages) - len(control)  # $SYS read for the stats only
+                self.counters.system += consumed
+                self.in_flight -= consumed
+        if forwarded:
+            self._observe(forwarded, defer_observe)
+        if messages:
+            self._write(messages, forwarded, deadline)
+
+    def _observe(self, forwarded: list[Item], defer: bool) -> None:
+        pending = self._unobserved
+        if defer and len(forwarded) < OBSERVE_EVERY:
+            if not pending:
+                self._unobserved_since = time.monotonic()
+            pending.extend(forwarded)
+            self._unobserved_bytes += wire.weigh(forwarded)
+            if (
+                len(pending) < OBSERVE_EVERY
+                and self._unobserved_bytes < OBSERVE_BYTES
+                and time.monotonic() - self._unobserved_since < OBSERVE_DELAY
+            ):
+                return
+            forwarded = pending
+        elif pending:
+            forwarded = pending + forwarded
+        self._unobserved, self._unobserved_bytes = [], 0
+        self.topic_index.observe(forwarded)
+        if self.on_forwarded is not None:
+            self.on_forwarded(forwarded)
+
+    def _observe_pending(self) -> None:
+        if self._unobserved:
+            try:
+                self._observe([], False)
+            except Exception:  # as in run(): a bug there must not stop forwarding
+                logger.exception("counting %d forwarded messages failed", len(self._unobserved))
+                self._unobserved, self._unobserved_bytes = [], 0
+
+    def _route(self, batch: list[Item]) -> tuple[list[str | bytes], list[Item], list[Item], list[Item]]:
+        messages: list[str | bytes] = []
         forwarded: list[Item] = []
         system: list[Item] = []
         control: list[Item] = []
-        encode, cache, max_payload = protocol.message_json, self._topic_cache, self.payload_max_bytes
+        max_payload = self.payload_max_bytes
         for item in batch:
             topic = item[0]
-            if topic.startswith("$"):  # one test for a data topic, as before $CONTROL was routed
+            if topic.startswith("$"):
                 if topic.startswith("$SYS/"):
                     system.append(item)
                     if not self.forwards_sys(topic):
@@ -151,23 +239,8 @@ class Writer(threading.Thread):
                     control.append(item)
                     continue
             forwarded.append(item)
-            properties = item[7] if len(item) == 8 else None  # MQTT 5 properties: rare
-            messages.append(
-                encode(topic, item[1], item[2], item[3], item[4], cache, max_payload, item[6], properties)
-            )
-        if control:
-            self._control(control)
-        if system:
-            self.on_sys(system)
-            consumed = len(batch) - len(messages) - len(control)  # $SYS read for the stats, not forwarded
-            self.counters.system += consumed
-            self.in_flight -= consumed
-        if forwarded:
-            self.topic_index.observe(forwarded)
-            if self.on_forwarded is not None:
-                self.on_forwarded(forwarded)
-        if messages:
-            self._write(messages, forwarded, deadline)
+            messages.append(wire.encode_item(item, max_payload))
+        return messages, forwarded, system, control
 
     def _control(self, items: list[Item]) -> None:
         """$CONTROL messages: to their handler, never to Redis; counted with the $SYS ones (read by
@@ -183,13 +256,13 @@ class Writer(threading.Thread):
         self.counters.system += len(items)
         self.in_flight -= len(items)
 
-    def _write(self, messages: list[str], items: list[Item], deadline: float | None) -> None:
+    def _write(self, messages: list[str | bytes], items: list[Item], deadline: float | None) -> None:
         for start, end in chunks(messages):
             if not self._write_chunk(messages, items, start, end, deadline):
                 return
 
     def _write_chunk(
-        self, messages: list[str], items: list[Item], start: int, end: int, deadline: float | None
+        self, messages: list[str | bytes], items: list[Item], start: int, end: int, deadline: float | None
     ) -> bool:
         """Write messages[start:end]; False when the writer gave up (the rest of the batch too)."""
         token = self._next_token()
@@ -234,30 +307,29 @@ class Writer(threading.Thread):
             start = stop
         return True
 
-    def _next_token(self) -> str:
-        self._token += 1
-        return str(self._token)
-
-    def _delivered(self, messages: list[str], items: list[Item], start: int, end: int) -> None:
-        if end <= start:
-            return
-        self.history.observe(messages, start, end)
+    def _ack_each(self, items: list[Item], start: int, end: int) -> None:
         ack = self.ack
         for index in range(start, end):
             item = items[index]
             if item[2]:
                 ack(item[5], item[2])
+
+    def _next_token(self) -> str:
+        self._token += 1
+        return str(self._token)
+
+    def _delivered(self, messages: list[str | bytes], items: list[Item], start: int, end: int) -> None:
+        if end <= start:
+            return
+        self.history.observe(messages, start, end)
+        self.ack_items(items, start, end)
         self.counters.forwarded += end - start
         self.in_flight -= end - start
 
     def _refused(self, items: list[Item], start: int, end: int, error: str) -> None:
         """Redis answered but refused: retrying will not help, so drop, count and acknowledge
         (holding them unacknowledged would stall the broker's delivery to the bridge for good)."""
-        ack = self.ack
-        for index in range(start, end):
-            item = items[index]
-            if item[2]:
-                ack(item[5], item[2])
+        self.ack_items(items, start, end)
         self._drop(end - start)
         self._refused_since_log += end - start
         now = time.monotonic()
@@ -309,35 +381,3 @@ class Writer(threading.Thread):
         logger.info("Redis is back after %.1f s; %d messages were dropped meanwhile", lasted, lost)
         self._outage_started = None
         self.backoff.reset()
-
-
-class HistoryBudget:
-    """The history stream's length cap: HISTORY_MAXLEN entries, fewer when HISTORY_MAX_BYTES
-    divided by the recent average entry size is smaller, and fewer still after Redis ran out of
-    memory. The average is a moving one over written chunks, so the cap follows the traffic."""
-
-    def __init__(self, maxlen: int, max_bytes: int):
-        self.configured = maxlen
-        self.max_bytes = max_bytes
-        self.average = 0.0
-        self.oom_cap: int | None = None
-
-    def observe(self, messages: list[str], start: int, end: int) -> None:
-        if not self.max_bytes:
-            return
-        size = sum(map(len, messages[start:end])) / (end - start)
-        # Rise at once (large messages are what fill memory), fall slowly.
-        self.average = size if size > self.average else 0.9 * self.average + 0.1 * size
-
-    def cap(self, entries: int) -> None:
-        self.oom_cap = max(1, entries) if self.oom_cap is None else max(1, min(self.oom_cap, entries))
-
-    def maxlen(self) -> int:
-        if self.configured == 0:
-            return 0  # history off
-        limit = self.configured
-        if self.max_bytes and self.average:
-            limit = min(limit, max(1, int(self.max_bytes / self.average)))
-        if self.oom_cap is not None:
-            limit = min(limit, self.oom_cap)
-        return limit

@@ -262,9 +262,11 @@ def test_history_budget_follows_the_byte_cap_and_an_oom_cap() -> None:
     budget = HistoryBudget(maxlen=10_000, max_bytes=1_000_000)
     assert budget.maxlen() == 10_000  # nothing seen yet
     budget.observe(["x" * 10_000] * 5, 0, 5)
-    assert budget.maxlen() == 100  # 1 MB / 10 kB
+    assert budget.maxlen() == 10_000  # 50 kB written: the byte cap is far away
+    budget.observe(["x" * 10_000] * 200, 0, 200)
+    assert budget.maxlen() == 100  # 2 MB written: 1 MB holds the newest 100
     budget.observe(["x" * 100] * 5, 0, 5)
-    assert 100 < budget.maxlen() < 10_000  # falls back slowly as messages get small
+    assert 100 < budget.maxlen() < 110  # small ones push out only their own bytes' worth
     budget.cap(40)
     assert budget.maxlen() == 40
     assert HistoryBudget(maxlen=0, max_bytes=1000).maxlen() == 0  # history off stays off
