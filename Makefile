@@ -54,7 +54,7 @@ $(STAMP): pyproject.toml setup.py bridge/ingest/_wire.c $(LOCK) | python-venv-su
 	@touch $(STAMP) $(RUN_STAMP)
 
 # What running needs, and no more: `make run` on a fresh clone skips the test and lint tools.
-$(RUN_STAMP): pyproject.toml $(LOCK) | python-venv-support
+$(RUN_STAMP): pyproject.toml setup.py bridge/ingest/_wire.c $(LOCK) | python-venv-support
 	@echo "make run: installing the Python packages into $(VENV) (first run only)"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) pip setuptools
