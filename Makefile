@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 LOCK := requirements.lock
 APT_PACKAGES := mosquitto mosquitto-clients redis-server
 
-.PHONY: test-mosquitto21 test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
+.PHONY: test-rings test-mosquitto21 test-compose lock python-venv-support help run test test-unit test-integration test-e2e lint typecheck bench frontend system-deps venv clean
 
 help:
 	@echo "make run     - the whole stack locally: mosquitto, redis, bridge, dashboard, demo sensors"
@@ -104,8 +104,13 @@ TEST_WORKERS ?= 3
 test: WITH_BROWSER = 1
 test: system-deps venv frontend lint
 	cd frontend && npm run --silent typecheck && npm test --silent
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
-	@$(MAKE) --no-print-directory test-mosquitto21
+	@# The three rings and the mosquitto 2.1.2 run at the same time (their tests mostly wait on
+	@# servers); each one's output is printed whole when it ends.
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-rings test-mosquitto21 \
+	  MOSQUITTO21_WORKERS=2 MOSQUITTO21_PORT_SLOTS=$(TEST_WORKERS)
+
+test-rings: system-deps venv frontend
+	TEST_PORT_SLOT_OFFSET=0 $(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e
 
 # --- the second broker line: mosquitto 2.1.2 --------------------------------------------------
 # Everything above runs against the system's mosquitto (Debian's 2.0.11 here; MOSQUITTO_BIN picks
@@ -121,6 +126,9 @@ test: system-deps venv frontend lint
 SHARED ?= ../shared
 MOSQUITTO21_TARBALL := $(SHARED)/vendor/mosquitto-2.1.2.tar.gz
 MOSQUITTO21_PREFIX ?= $(HOME)/.cache/mosquitto-2.1.2
+MOSQUITTO21_WORKERS ?= $(TEST_WORKERS)
+# Port ranges to skip (tests/helpers.py): make test runs this beside the rings, whose workers take the first ones.
+MOSQUITTO21_PORT_SLOTS ?= 0
 BROKER_FACING_TESTS := \
 	tests/integration/test_mosquitto_lines.py \
 	tests/integration/test_mosquitto_config.py \
@@ -147,7 +155,8 @@ test-mosquitto21: system-deps venv
 	prefix=$$(bash $(SHARED)/tools/build-mosquitto.sh "$(MOSQUITTO21_PREFIX)" 2>test-artifacts/mosquitto-2.1.2-build.log) \
 	  || { tail -n 20 test-artifacts/mosquitto-2.1.2-build.log; echo "building mosquitto 2.1.2 failed"; exit 1; }; \
 	echo "broker-facing tests against mosquitto 2.1.2 ($$prefix/sbin/mosquitto)"; \
-	MOSQUITTO_BIN="$$prefix/sbin/mosquitto" $(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(BROKER_FACING_TESTS)
+	MOSQUITTO_BIN="$$prefix/sbin/mosquitto" TEST_PORT_SLOT_OFFSET=$(MOSQUITTO21_PORT_SLOTS) \
+	  $(PYTEST) -n $(MOSQUITTO21_WORKERS) --dist loadfile $(BROKER_FACING_TESTS)
 
 # --- the rings, one at a time ------------------------------------------------------------
 test-unit: venv

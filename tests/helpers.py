@@ -42,11 +42,15 @@ _handed_out: set[int] = set()
 
 
 def worker_port_range() -> range | None:
-    """This xdist worker's own ports, or None when the tests run in one process."""
+    """This xdist worker's own ports, or None when the tests run in one process.
+
+    ``TEST_PORT_SLOT_OFFSET`` shifts a whole pytest session's workers to other ranges, so that two
+    sessions can run at once (make test runs the mosquitto 2.1 session beside the main one)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", … when run in parallel
     if not worker.startswith("gw"):
         return None
-    low = 12000 + int(worker[2:]) % 5 * _WORKER_PORTS
+    slot = int(worker[2:]) + int(os.environ.get("TEST_PORT_SLOT_OFFSET") or 0)
+    low = 12000 + slot % 5 * _WORKER_PORTS
     return range(low, low + _WORKER_PORTS)
 
 
